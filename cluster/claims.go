@@ -1,0 +1,56 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/interlockraft/interlock/fsm"
+)
+
+// Claim asks the cluster to grant this node the given (job, tick) pairs, in
+// one Raft entry. It returns once the entry is committed and applied on the
+// leader, with one Outcome per claim; a granted Outcome's Token is the run's
+// fencing token. It retries across leader changes until ctx ends.
+func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	resp, err := n.propose(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
+	if err != nil {
+		return nil, err
+	}
+	res, err := fsm.DecodeClaimResult(resp)
+	if err != nil {
+		return nil, fmt.Errorf("decode claim result: %w", err)
+	}
+	if len(res.Outcomes) != len(claims) {
+		return nil, fmt.Errorf("claim result has %d outcomes for %d claims", len(res.Outcomes), len(claims))
+	}
+	return res, nil
+}
+
+// Register records in the cluster that this node runs the add jobs and no
+// longer runs the remove jobs, so ticks are spread over the nodes that can
+// run them.
+func (n *Node) Register(ctx context.Context, add, remove []string) error {
+	_, err := n.propose(ctx, fsm.EncodeRegistration(fsm.Registration{Node: n.cfg.NodeName, Add: add, Remove: remove}))
+	return err
+}
+
+// Candidates returns the sorted names of the live nodes that registered the
+// job: the nodes a tick of it may be spread over. It reads local state and
+// never blocks on the network.
+func (n *Node) Candidates(job string) []string {
+	registered := n.fsm.Registered(job)
+	alive := *n.alive.Load()
+	out := make([]string, 0, len(registered))
+	for _, name := range registered {
+		if _, ok := alive[name]; ok {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// LastGrant returns the latest grant of a job as this node's state machine
+// knows it, which may lag the leader's by a few milliseconds.
+func (n *Node) LastGrant(job string) (fsm.JobState, bool) {
+	return n.fsm.Job(job)
+}

@@ -1,0 +1,209 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Default values applied by Start to zero Config fields.
+const (
+	DefaultClusterName = "interlock"
+	DefaultBindPort    = 7946
+	DefaultRaftPort    = 7947
+
+	// The Raft timings default to a fast LAN: failover measured here takes
+	// about 1 s (hashicorp/raft's own defaults take about 2 s).
+	DefaultHeartbeatTimeout   = 500 * time.Millisecond
+	DefaultElectionTimeout    = 500 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 250 * time.Millisecond
+
+	DefaultMaxVoters         = 5
+	DefaultReconcileInterval = 2 * time.Second
+	DefaultProposeTimeout    = 5 * time.Second
+	DefaultLeaveTimeout      = 5 * time.Second
+	DefaultSnapshotThreshold = 8192
+	DefaultTrailingLogs      = 10240
+)
+
+// Config configures a Node. The zero value of every field except the ones
+// marked required has a sensible default; Start applies the defaults to its
+// own copy and never modifies the caller's.
+type Config struct {
+	// NodeName is the node's unique name in the cluster, also its Raft
+	// server ID. Default: the hostname.
+	NodeName string
+
+	// ClusterName isolates clusters that share a network: gossip from a
+	// different ClusterName is dropped, so two clusters never merge even if
+	// their Join lists cross. Default "interlock".
+	ClusterName string
+
+	// BindAddr is the host:port memberlist gossips on (TCP and UDP).
+	// Default "0.0.0.0:7946".
+	BindAddr string
+
+	// AdvertiseAddr is the host:port other members reach gossip at, when it
+	// differs from BindAddr (NAT, containers). Default: derived from BindAddr.
+	AdvertiseAddr string
+
+	// RaftAddr is the host:port that Raft and Interlock's RPC listen on and
+	// advertise. A host of "" or 0.0.0.0 listens on all interfaces and
+	// advertises the gossip address's IP. Default ":7947".
+	RaftAddr string
+
+	// DataDir holds the Raft log, stable store and snapshots. "" keeps
+	// everything in memory, so a restarted node rejoins as a new member.
+	DataDir string
+
+	// Join lists host:port addresses of existing members, or DNS names whose
+	// A records are all tried (a port-less entry uses BindAddr's port). Empty
+	// for the first node of a cluster.
+	Join []string
+
+	// JoinTimeout bounds how long Start keeps retrying Join before it fails
+	// with ErrJoin. Zero retries until Start's ctx ends.
+	JoinTimeout time.Duration
+
+	// BootstrapExpect is how many nodes must be seen through gossip before
+	// the first election. 1 is a single-node cluster; 3 is typical. 0 never
+	// bootstraps: the node only joins a cluster that already exists.
+	BootstrapExpect int
+
+	// Logger receives all logs, with stable keys (node, job, tick, token).
+	// Nil means an hclog logger at Info on stderr.
+	Logger hclog.Logger
+
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft.
+	// They must satisfy LeaderLeaseTimeout ≤ HeartbeatTimeout ≤
+	// ElectionTimeout. Failover takes between one and two HeartbeatTimeouts.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+
+	// MaxVoters caps the Raft voters; later members join as non-voters.
+	// Default 5.
+	MaxVoters int
+
+	// ReconcileInterval is how often the leader re-reads gossip membership
+	// to repair the Raft configuration, in case an event was dropped.
+	// Default 2s.
+	ReconcileInterval time.Duration
+
+	// ProposeTimeout bounds one Raft proposal on the leader. Default 5s.
+	ProposeTimeout time.Duration
+
+	// LeaveTimeout bounds the graceful part of Shutdown. Default 5s.
+	LeaveTimeout time.Duration
+
+	// SnapshotThreshold and TrailingLogs tune Raft log compaction.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+
+	// SecretKey, if set, encrypts gossip (16, 24 or 32 bytes, AES).
+	SecretKey []byte
+}
+
+// withDefaults returns a copy of c with defaults applied, or an error that
+// names the first unusable field.
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return c, fmt.Errorf("%w: NodeName is empty and the hostname is unavailable (%v); set Config.NodeName", ErrInvalidConfig, err)
+		}
+		c.NodeName = h
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = DefaultClusterName
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0:" + strconv.Itoa(DefaultBindPort)
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = ":" + strconv.Itoa(DefaultRaftPort)
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info})
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = DefaultLeaderLeaseTimeout
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = DefaultMaxVoters
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	if c.ProposeTimeout == 0 {
+		c.ProposeTimeout = DefaultProposeTimeout
+	}
+	if c.LeaveTimeout == 0 {
+		c.LeaveTimeout = DefaultLeaveTimeout
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = DefaultTrailingLogs
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
+	if _, _, err := splitHostPort(c.BindAddr); err != nil {
+		return bad("BindAddr %q: %v; use host:port such as 0.0.0.0:7946", c.BindAddr, err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
+			return bad("AdvertiseAddr %q: %v; use host:port", c.AdvertiseAddr, err)
+		}
+	}
+	if _, _, err := splitHostPort(c.RaftAddr); err != nil {
+		return bad("RaftAddr %q: %v; use host:port such as 0.0.0.0:7947", c.RaftAddr, err)
+	}
+	if c.BootstrapExpect < 0 {
+		return bad("BootstrapExpect is %d; use 1 for a single node, or the number of initial nodes", c.BootstrapExpect)
+	}
+	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
+		return bad("BootstrapExpect is 0 and Join is empty, so this node could never be part of a cluster; set BootstrapExpect to 1 for a single node, or list members in Join")
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout || c.HeartbeatTimeout > c.ElectionTimeout {
+		return bad("Raft timings must satisfy LeaderLeaseTimeout (%s) ≤ HeartbeatTimeout (%s) ≤ ElectionTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout, c.ElectionTimeout)
+	}
+	if c.MaxVoters < 1 {
+		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
+	}
+	switch len(c.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return bad("SecretKey is %d bytes; it must be 16, 24 or 32 bytes", len(c.SecretKey))
+	}
+	return nil
+}
+
+// splitHostPort parses host:port and checks the port is a usable number.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number between 0 and 65535", p)
+	}
+	return host, port, nil
+}

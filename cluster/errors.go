@@ -1,0 +1,37 @@
+package cluster
+
+import "errors"
+
+var (
+	// ErrNotLeader means the node that received a proposal is not the Raft
+	// leader. Proposals through Node are retried on the current leader, so
+	// callers see it only if leadership never settles before their ctx ends.
+	ErrNotLeader = errors.New("interlock: node is not the leader")
+
+	// ErrNoLeader means no leader was known before ctx ended: quorum is lost
+	// or an election is still running. Cluster jobs pause until one is back.
+	ErrNoLeader = errors.New("interlock: no cluster leader")
+
+	// ErrShutdown means the node was shut down.
+	ErrShutdown = errors.New("interlock: node is shut down")
+
+	// ErrInvalidConfig means a Config field is unusable; the message names
+	// the field and how to fix it.
+	ErrInvalidConfig = errors.New("interlock: invalid config")
+
+	// ErrDataDir means DataDir could not be created, locked or written.
+	ErrDataDir = errors.New("interlock: data directory unusable")
+
+	// ErrJoin means none of the Join addresses answered before the join
+	// timeout.
+	ErrJoin = errors.New("interlock: could not join any member")
+
+	// ErrBootstrapMismatch means a peer with the same ClusterName expects a
+	// different BootstrapExpect, so no safe first configuration exists.
+	// Give every node of a new cluster the same BootstrapExpect.
+	ErrBootstrapMismatch = errors.New("interlock: BootstrapExpect differs between peers")
+
+	// ErrNameConflict means another live member already uses this NodeName
+	// at a different address. Give every replica a unique NodeName.
+	ErrNameConflict = errors.New("interlock: NodeName already used by a live member")
+)

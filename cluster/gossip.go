@@ -1,0 +1,317 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// meta is what each node gossips about itself. memberlist caps it at 512
+// bytes, so keys are short and only facts other nodes must know before
+// Raft can tell them go here.
+type meta struct {
+	Version int    `json:"v"`
+	Cluster string `json:"c"`
+	// RaftAddr is where Raft and RPC reach this node.
+	RaftAddr string `json:"r"`
+	// Expect is the node's BootstrapExpect.
+	Expect int `json:"e"`
+	// InCluster is set once the node has Raft state, so nobody bootstraps a
+	// second cluster around it.
+	InCluster bool `json:"s,omitempty"`
+	// Leaving is set just before a graceful leave, so the leader does not
+	// add the node back between its removal and its gossip leave.
+	Leaving bool `json:"l,omitempty"`
+}
+
+const metaVersion = 1
+
+func decodeMeta(b []byte) (meta, error) {
+	var m meta
+	if len(b) == 0 {
+		return m, fmt.Errorf("empty metadata")
+	}
+	err := json.Unmarshal(b, &m)
+	return m, err
+}
+
+// MemberStatus is a member's gossip state.
+type MemberStatus int
+
+const (
+	// StatusAlive means the member answers probes.
+	StatusAlive MemberStatus = iota
+	// StatusSuspect means the member missed a probe and may be failing.
+	StatusSuspect
+	// StatusFailed means the member stopped answering without leaving.
+	StatusFailed
+	// StatusLeft means the member left gracefully.
+	StatusLeft
+)
+
+// String returns the status's name.
+func (s MemberStatus) String() string {
+	switch s {
+	case StatusAlive:
+		return "alive"
+	case StatusSuspect:
+		return "suspect"
+	case StatusFailed:
+		return "failed"
+	case StatusLeft:
+		return "left"
+	default:
+		return "status(" + strconv.Itoa(int(s)) + ")"
+	}
+}
+
+func statusOf(s memberlist.NodeStateType) MemberStatus {
+	switch s {
+	case memberlist.StateAlive:
+		return StatusAlive
+	case memberlist.StateSuspect:
+		return StatusSuspect
+	case memberlist.StateLeft:
+		return StatusLeft
+	default:
+		return StatusFailed
+	}
+}
+
+// Member is one node as gossip sees it.
+type Member struct {
+	Name       string
+	GossipAddr string
+	RaftAddr   string
+	Status     MemberStatus
+	InCluster  bool
+	Leaving    bool
+	expect     int
+	cluster    string
+}
+
+// gossipDelegate serves this node's metadata and keeps this node's own copy
+// of the member list. memberlist calls it from its own goroutines, with its
+// node lock held, so the callbacks copy what they need and never block: the
+// *memberlist.Node values are mutated by memberlist later, and reading them
+// outside the callbacks would race.
+type gossipDelegate struct {
+	meta     atomic.Pointer[[]byte]
+	events   chan struct{}
+	conflict atomic.Pointer[string]
+	logger   hclog.Logger
+
+	mu      sync.Mutex
+	members map[string]Member
+}
+
+func (d *gossipDelegate) setMeta(m meta) {
+	b, _ := json.Marshal(m)
+	d.meta.Store(&b)
+}
+
+func (d *gossipDelegate) NodeMeta(limit int) []byte {
+	b := *d.meta.Load()
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+func (d *gossipDelegate) NotifyMsg([]byte)                           {}
+func (d *gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (d *gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d *gossipDelegate) wake() {
+	select {
+	case d.events <- struct{}{}:
+	default: // a wake-up is already pending; the loop reads full state
+	}
+}
+
+// record copies a member's state. Members of other clusters (which the
+// Label normally keeps out) and members without readable meta are ignored.
+func (d *gossipDelegate) record(n *memberlist.Node) {
+	md, err := decodeMeta(n.Meta)
+	m := Member{
+		Name:       n.Name,
+		GossipAddr: n.Address(),
+		Status:     statusOf(n.State),
+	}
+	if err == nil {
+		m.cluster = md.Cluster
+		m.RaftAddr = md.RaftAddr
+		m.InCluster = md.InCluster
+		m.Leaving = md.Leaving
+		m.expect = md.Expect
+	}
+	d.mu.Lock()
+	if d.members == nil {
+		d.members = make(map[string]Member)
+	}
+	d.members[n.Name] = m
+	d.mu.Unlock()
+	d.wake()
+}
+
+func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n) }
+func (d *gossipDelegate) NotifyLeave(n *memberlist.Node)  { d.record(n) }
+func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n) }
+
+// NotifyConflict records that another live node claims our name.
+func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
+	msg := fmt.Sprintf("%s is at %s and %s", existing.Name, existing.Address(), other.Address())
+	d.conflict.Store(&msg)
+	d.logger.Error("node name conflict: two live members use one NodeName", "node", existing.Name, "addrs", []string{existing.Address(), other.Address()})
+	d.wake()
+}
+
+func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger) (*memberlist.Memberlist, error) {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.NodeName
+	host, port, _ := splitHostPort(cfg.BindAddr)
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	mc.BindAddr = host
+	mc.BindPort = port
+	if cfg.AdvertiseAddr != "" {
+		ah, ap, _ := splitHostPort(cfg.AdvertiseAddr)
+		mc.AdvertiseAddr = ah
+		mc.AdvertisePort = ap
+	} else if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		mc.AdvertiseAddr = host
+		mc.AdvertisePort = port
+	}
+	mc.Label = cfg.ClusterName
+	mc.SecretKey = cfg.SecretKey
+	mc.Delegate = d
+	mc.Events = d
+	mc.Conflict = d
+	// A replica that comes back under the same name at a new address (a
+	// rescheduled container) may reclaim its name once the old one is dead.
+	mc.DeadNodeReclaimTime = time.Second
+	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true, ForceLevel: hclog.NoLevel})
+	mc.LogOutput = nil
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	return ml, nil
+}
+
+// members returns every member of this cluster that gossip knows of,
+// including this node, sorted by name.
+func (n *Node) members() []Member {
+	d := n.gossip
+	d.mu.Lock()
+	out := make([]Member, 0, len(d.members))
+	for _, m := range d.members {
+		if m.cluster == n.cfg.ClusterName {
+			out = append(out, m)
+		}
+	}
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Members returns the cluster's members as this node's gossip sees them.
+func (n *Node) Members() []Member { return n.members() }
+
+// refreshAlive recomputes the set of live member names that the scheduler
+// hashes over. Only the maintenance loop calls it.
+func (n *Node) refreshAlive() {
+	set := make(map[string]struct{})
+	for _, m := range n.members() {
+		if m.Status == StatusAlive && !m.Leaving {
+			set[m.Name] = struct{}{}
+		}
+	}
+	n.alive.Store(&set)
+}
+
+// resolveJoin expands Join entries into host:port addresses. A DNS name
+// yields one address per A or AAAA record, which is how a Swarm service
+// (tasks.<service>) or a Kubernetes headless service finds its peers.
+func resolveJoin(ctx context.Context, entries []string, defaultPort int) ([]string, error) {
+	var out []string
+	var lastErr error
+	for _, e := range entries {
+		host, port, err := net.SplitHostPort(e)
+		if err != nil {
+			host, port = e, strconv.Itoa(defaultPort)
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			out = append(out, net.JoinHostPort(host, port))
+			continue
+		}
+		addrs, err := net.DefaultResolver.LookupHost(ctx, host)
+		if err != nil {
+			lastErr = fmt.Errorf("resolve join address %q: %w", e, err)
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, net.JoinHostPort(a, port))
+		}
+	}
+	if len(out) == 0 && lastErr != nil {
+		return nil, lastErr
+	}
+	return out, nil
+}
+
+// join contacts the Join addresses until one answers, the join timeout
+// passes, or ctx ends. It returns nil once any member answered.
+func (n *Node) join(ctx context.Context) error {
+	if len(n.cfg.Join) == 0 {
+		return nil
+	}
+	if n.cfg.JoinTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.JoinTimeout)
+		defer cancel()
+	}
+	_, defPort, _ := splitHostPort(n.cfg.BindAddr)
+	backoff := 100 * time.Millisecond
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		addrs, err := resolveJoin(ctx, n.cfg.Join, defPort)
+		if err == nil {
+			var joined int
+			joined, err = n.ml.Join(addrs)
+			if joined > 0 {
+				n.logger.Debug("joined gossip", "contacted", joined, "attempt", attempt)
+				return nil
+			}
+			if err == nil {
+				err = fmt.Errorf("no member answered")
+			}
+		}
+		lastErr = err
+		if attempt == 1 || attempt%10 == 0 {
+			n.logger.Warn("join failed, retrying", "join", n.cfg.Join, "attempt", attempt, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w %v: %v (last error: %v); check that the addresses are right and that the members run with the same ClusterName and SecretKey", ErrJoin, n.cfg.Join, ctx.Err(), lastErr)
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(backoff):
+		}
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}

@@ -1,0 +1,448 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/transport"
+)
+
+// Node is one member of an Interlock cluster: a gossip member, a Raft
+// server and an RPC endpoint. All methods are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	logger hclog.Logger
+
+	fsm        *fsm.FSM
+	raft       *raft.Raft
+	trans      *raft.NetworkTransport
+	stores     io.Closer // the bolt store; nil in memory
+	mux        *transport.Mux
+	rpcServer  *transport.Server
+	rpc        *transport.Client
+	ml         *memberlist.Memberlist
+	gossip     *gossipDelegate
+	raftAddr   string
+	gossipAddr string
+
+	// alive is the set of live member names, refreshed on every gossip
+	// event, read by the scheduler on every tick.
+	alive atomic.Pointer[map[string]struct{}]
+
+	// leaving holds nodes that asked this leader to remove them, so that
+	// reconcile does not add them back before their gossip leave arrives.
+	leavingMu sync.Mutex
+	leaving   map[string]time.Time
+
+	// startErr holds a configuration problem found while waiting to form
+	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
+	startErr atomic.Pointer[error]
+
+	shutdownCh   chan struct{}
+	shutdownOnce sync.Once
+	shutdownErr  error
+	wg           sync.WaitGroup
+}
+
+// Start creates a node, joins or forms a cluster and returns once the node
+// is a member of a cluster with a known leader. If ctx ends first, Start
+// releases everything it started and returns an error that says what it
+// was waiting for.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:        cfg,
+		logger:     cfg.Logger.With("node", cfg.NodeName),
+		leaving:    make(map[string]time.Time),
+		shutdownCh: make(chan struct{}),
+	}
+	empty := map[string]struct{}{}
+	n.alive.Store(&empty)
+	if err := n.open(); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.waitReady(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	// A restarted node may have registered jobs it no longer runs; clear
+	// them so no tick waits on the fallback delay for it.
+	if _, err := n.propose(ctx, fsm.EncodeRegistration(fsm.Registration{Node: cfg.NodeName, Reset: true})); err != nil {
+		n.logger.Warn("could not reset job registrations", "error", err)
+	}
+	n.logger.Info("node ready", "leader", n.Leader(), "raft_addr", n.raftAddr)
+	return n, nil
+}
+
+// open builds every component. On error the caller runs close.
+func (n *Node) open() error {
+	cfg := n.cfg
+	logs, stable, snaps, err := n.openStores()
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("listen on RaftAddr %s: %w; pick a free port", cfg.RaftAddr, err)
+	}
+	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
+
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), logger: n.logger}
+	hasState, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
+	}
+	// The gossip address must be known before the Raft address can be
+	// advertised when RaftAddr's host is unspecified, so gossip starts with
+	// a provisional meta and gets the final one right after.
+	n.gossip.setMeta(meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState})
+	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"))
+	if err != nil {
+		return err
+	}
+	local := n.ml.LocalNode()
+	n.gossipAddr = local.Address()
+	n.raftAddr, err = advertiseRaftAddr(cfg.RaftAddr, ln.Addr(), local.Addr)
+	if err != nil {
+		return err
+	}
+	n.setMeta(func(m *meta) { m.RaftAddr = n.raftAddr })
+
+	advertise, err := net.ResolveTCPAddr("tcp", n.raftAddr)
+	if err != nil {
+		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
+	}
+	layer, err := transport.NewRaftLayer(n.mux, advertise, nil)
+	if err != nil {
+		return err
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  n.logger.Named("raft-net"),
+	})
+
+	n.fsm = fsm.New(n.logger.Named("fsm"))
+	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+
+	n.rpc = transport.NewClient(nil)
+	n.rpcServer, err = transport.NewServer(n.mux, n.handleRPC, errorCode, n.logger.Named("rpc"))
+	if err != nil {
+		return err
+	}
+	n.goFunc(func() {
+		if err := n.mux.Serve(); err != nil {
+			n.logger.Error("listener stopped", "error", err)
+		}
+	})
+	n.goFunc(n.rpcServer.Serve)
+	n.refreshAlive()
+	n.goFunc(n.maintain)
+	return nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeName)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	// A removed server must stay up: it may be re-added under a new
+	// address, and graceful leave shuts it down in order anyway.
+	rc.ShutdownOnRemove = false
+	rc.BatchApplyCh = true
+	rc.Logger = n.logger.Named("raft")
+	return rc
+}
+
+// openStores opens the Raft log, stable store and snapshot store: bolt and
+// files under DataDir, or memory when DataDir is empty.
+func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore, error) {
+	dir := n.cfg.DataDir
+	if dir == "" {
+		store := raft.NewInmemStore()
+		return store, store, raft.NewInmemSnapshotStore(), nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: create DataDir %s: %v; point DataDir at a writable directory", ErrDataDir, dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: DataDir %s is not writable: %v; fix its permissions or point DataDir elsewhere", ErrDataDir, dir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+
+	bolt, err := openBolt(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	n.stores = bolt
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, n.logger.Named("snapshot"))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: snapshot store in %s: %v", ErrDataDir, dir, err)
+	}
+	return bolt, bolt, snaps, nil
+}
+
+// openBolt opens the bolt store with a timeout, because a second process on
+// the same DataDir would otherwise block forever on bolt's file lock.
+func openBolt(path string) (*raftboltdb.BoltStore, error) {
+	type result struct {
+		s   *raftboltdb.BoltStore
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, fmt.Errorf("%w: open %s: %v", ErrDataDir, path, r.err)
+		}
+		return r.s, nil
+	case <-time.After(5 * time.Second):
+		// The opener goroutine is left to finish on its own; when the
+		// other process exits it gets the lock, and we close the store.
+		go func() {
+			if r := <-ch; r.s != nil {
+				r.s.Close()
+			}
+		}()
+		return nil, fmt.Errorf("%w: %s is locked by another process; each node needs its own DataDir", ErrDataDir, path)
+	}
+}
+
+// advertiseRaftAddr turns the configured RaftAddr into one peers can dial:
+// the actual port when 0 was asked for, and the gossip IP when the host is
+// unspecified.
+func advertiseRaftAddr(configured string, bound net.Addr, gossipIP net.IP) (string, error) {
+	host, port, _ := splitHostPort(configured)
+	if tcp, ok := bound.(*net.TCPAddr); ok && port == 0 {
+		port = tcp.Port
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if gossipIP == nil || gossipIP.IsUnspecified() {
+			return "", fmt.Errorf("%w: RaftAddr %q has no host and gossip found no address to advertise; set RaftAddr to this node's reachable IP", ErrInvalidConfig, configured)
+		}
+		host = gossipIP.String()
+	}
+	return net.JoinHostPort(host, fmt.Sprint(port)), nil
+}
+
+func (n *Node) setMeta(f func(*meta)) {
+	cur, _ := decodeMeta(*n.gossip.meta.Load())
+	f(&cur)
+	n.gossip.setMeta(cur)
+	if n.ml != nil {
+		if err := n.ml.UpdateNode(time.Second); err != nil {
+			n.logger.Debug("gossip meta update not yet propagated", "error", err)
+		}
+	}
+}
+
+func (n *Node) goFunc(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// waitReady joins gossip and waits until Raft has a leader and this node is
+// in its configuration.
+func (n *Node) waitReady(ctx context.Context) error {
+	joinErr := make(chan error, 1)
+	n.goFunc(func() { joinErr <- n.join(ctx) })
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p := n.startErr.Load(); p != nil {
+			return *p
+		}
+		if msg := n.gossip.conflict.Load(); msg != nil {
+			return fmt.Errorf("%w: %s; give each replica a unique NodeName", ErrNameConflict, *msg)
+		}
+		if n.Leader() != "" && n.inConfiguration() {
+			return nil
+		}
+		select {
+		case err := <-joinErr:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("node %s did not become part of a cluster: %w (%s)", n.cfg.NodeName, ctx.Err(), n.waitingFor())
+		case <-tick.C:
+		}
+	}
+}
+
+// waitingFor describes what Start is still waiting on, for its error.
+func (n *Node) waitingFor() string {
+	alive := 0
+	for _, m := range n.members() {
+		if m.Status == StatusAlive {
+			alive++
+		}
+	}
+	switch {
+	case n.Leader() == "" && n.cfg.BootstrapExpect > alive:
+		return fmt.Sprintf("waiting for BootstrapExpect=%d members, gossip sees %d", n.cfg.BootstrapExpect, alive)
+	case n.Leader() == "":
+		return "no leader elected yet; is a quorum of voters running?"
+	default:
+		return fmt.Sprintf("leader %s has not added this node yet", n.Leader())
+	}
+}
+
+func (n *Node) inConfiguration() bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.NodeName) {
+			return true
+		}
+	}
+	return false
+}
+
+// Name returns the node's NodeName.
+func (n *Node) Name() string { return n.cfg.NodeName }
+
+// RaftAddr returns the advertised address of Raft and RPC.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// GossipAddr returns the advertised gossip address.
+func (n *Node) GossipAddr() string { return n.gossipAddr }
+
+// Logger returns the node's logger, already carrying the node key.
+func (n *Node) Logger() hclog.Logger { return n.logger }
+
+// IsLeader reports whether this node is the Raft leader right now. It is a
+// hint for observability only: Interlock never decides who runs a job by it.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's NodeName, or "" when none is known.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// Server is one entry of the Raft configuration.
+type Server struct {
+	Name    string
+	Address string
+	Voter   bool
+}
+
+// Servers returns the current Raft configuration.
+func (n *Node) Servers() ([]Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read raft configuration: %w", err)
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{Name: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
+}
+
+// AppliedIndex returns the index of the last Raft entry this node applied.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
+
+// State returns this node's state machine, for read-only inspection.
+func (n *Node) State() *fsm.FSM { return n.fsm }
+
+// Shutdown leaves the cluster gracefully and releases everything: it hands
+// leadership over if it has it, asks the leader to remove it from the Raft
+// configuration, leaves gossip, then stops Raft and closes its listeners and
+// stores. It is safe to call more than once and from several goroutines;
+// every call returns the first call's result.
+func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() {
+		n.setMeta(func(m *meta) { m.Leaving = true })
+		close(n.shutdownCh)
+		var errs []error
+		if err := n.leaveRaft(); err != nil {
+			n.logger.Warn("graceful raft leave incomplete", "error", err)
+		}
+		if err := n.ml.Leave(n.cfg.LeaveTimeout); err != nil {
+			n.logger.Warn("gossip leave incomplete", "error", err)
+		}
+		errs = append(errs, n.close())
+		n.shutdownErr = errors.Join(errs...)
+		n.logger.Info("node shut down")
+	})
+	return n.shutdownErr
+}
+
+// close stops every component that open started, in reverse order. It
+// tolerates components that were never created.
+func (n *Node) close() error {
+	select {
+	case <-n.shutdownCh:
+	default:
+		close(n.shutdownCh)
+	}
+	var errs []error
+	if n.ml != nil {
+		if err := n.ml.Shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("stop gossip: %w", err))
+		}
+	}
+	if n.raft != nil {
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("stop raft: %w", err))
+		}
+	}
+	if n.rpcServer != nil {
+		n.rpcServer.Close()
+	}
+	if n.rpc != nil {
+		n.rpc.Close()
+	}
+	if n.trans != nil {
+		n.trans.Close()
+	}
+	if n.mux != nil {
+		n.mux.Close()
+	}
+	n.wg.Wait()
+	if n.stores != nil {
+		if err := n.stores.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,154 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// leavingMemory is how long a leader remembers a node that asked to leave,
+// which covers the gap before gossip reports it as left.
+const leavingMemory = 30 * time.Second
+
+// maintain is the node's one background loop. It wakes on gossip events,
+// Raft leadership changes and a timer, because memberlist events can be
+// dropped, and each time it converges: refresh the live set, bootstrap if
+// due, and, on the leader, repair the Raft configuration from gossip.
+func (n *Node) maintain() {
+	obsCh := make(chan raft.Observation, 8)
+	obs := raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.LeaderObservation, raft.RaftState:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+
+	ticker := time.NewTicker(n.cfg.ReconcileInterval)
+	defer ticker.Stop()
+	// Until the node is in a cluster, look often: bootstrap waits on it.
+	fast := time.NewTicker(50 * time.Millisecond)
+	defer fast.Stop()
+
+	inCluster := false
+	wasLeader := false
+	for {
+		select {
+		case <-n.shutdownCh:
+			return
+		case <-n.gossip.events:
+		case <-obsCh:
+		case <-ticker.C:
+		case <-fast.C:
+			if inCluster {
+				fast.Stop()
+				continue
+			}
+		}
+		n.refreshAlive()
+		if !inCluster && n.tryBootstrap() && n.hasConfiguration() {
+			inCluster = true
+			n.setMeta(func(m *meta) { m.InCluster = true })
+		}
+		leader := n.raft.State() == raft.Leader
+		if leader && !wasLeader {
+			// Act only on a state machine that has applied everything the
+			// previous leader committed.
+			if err := n.raft.Barrier(n.cfg.ProposeTimeout).Error(); err != nil {
+				n.logger.Warn("barrier after gaining leadership failed", "error", err)
+				continue
+			}
+			n.logger.Info("gained leadership")
+		}
+		wasLeader = leader
+		if leader {
+			n.reconcile()
+		}
+	}
+}
+
+// reconcile makes the Raft configuration follow gossip, as Nomad's
+// reconcileMember does: add alive members (voters up to MaxVoters, then
+// non-voters), replace a member whose address changed, and remove members
+// that left. Failed members stay; a failure may be a passing partition.
+func (n *Node) reconcile() {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		n.logger.Warn("reconcile: read configuration", "error", err)
+		return
+	}
+	servers := make(map[raft.ServerID]raft.Server)
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		servers[s.ID] = s
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	self := raft.ServerID(n.cfg.NodeName)
+	timeout := n.cfg.ProposeTimeout
+	for _, m := range n.members() {
+		id := raft.ServerID(m.Name)
+		if id == self {
+			continue
+		}
+		s, in := servers[id]
+		switch {
+		case m.Status == StatusLeft || m.Leaving || n.isLeaving(m.Name):
+			if in {
+				if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
+					n.logger.Warn("remove left server", "server", m.Name, "error", err)
+					continue
+				}
+				n.logger.Info("removed left server", "server", m.Name)
+				if s.Suffrage == raft.Voter {
+					voters--
+				}
+			}
+		case m.Status == StatusAlive && m.RaftAddr != "":
+			addr := raft.ServerAddress(m.RaftAddr)
+			if in && s.Address == addr {
+				continue
+			}
+			if in {
+				// Same name, new address: a rescheduled container. Drop the
+				// stale entry first so the cluster never waits on it.
+				if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
+					n.logger.Warn("remove stale server", "server", m.Name, "error", err)
+					continue
+				}
+				n.logger.Info("replaced stale server address", "server", m.Name, "old", s.Address, "new", addr)
+				if s.Suffrage == raft.Voter {
+					voters--
+				}
+			}
+			var err error
+			if voters < n.cfg.MaxVoters {
+				err = n.raft.AddVoter(id, addr, 0, timeout).Error()
+				if err == nil {
+					voters++
+				}
+			} else {
+				err = n.raft.AddNonvoter(id, addr, 0, timeout).Error()
+			}
+			if err != nil {
+				n.logger.Warn("add server", "server", m.Name, "error", err)
+				continue
+			}
+			n.logger.Info("added server", "server", m.Name, "addr", addr)
+		}
+	}
+}
+
+func (n *Node) isLeaving(name string) bool {
+	n.leavingMu.Lock()
+	defer n.leavingMu.Unlock()
+	t, ok := n.leaving[name]
+	if ok && time.Since(t) > leavingMemory {
+		delete(n.leaving, name)
+		return false
+	}
+	return ok
+}

@@ -1,0 +1,181 @@
+package fsm
+
+import (
+	"fmt"
+	"time"
+)
+
+// CommandType says what a log entry asks the state machine to do.
+type CommandType uint8
+
+const (
+	// CommandClaim asks for grants of (job, tick) pairs to one node.
+	CommandClaim CommandType = 1
+	// CommandRegister adds or removes a node's registered jobs.
+	CommandRegister CommandType = 2
+)
+
+// String returns the command type's name, for logs.
+func (t CommandType) String() string {
+	switch t {
+	case CommandClaim:
+		return "claim"
+	case CommandRegister:
+		return "register"
+	default:
+		return fmt.Sprintf("command(%d)", uint8(t))
+	}
+}
+
+// encodingVersion is the first byte of every entry and snapshot. Bump it
+// only together with a decoder for the old version.
+const encodingVersion = 1
+
+// headerLen is version (1) + type (1) + leader time (8, fixed width so the
+// leader can stamp it in place without re-encoding the body).
+const headerLen = 10
+
+// Header is the part of every entry that precedes the command body.
+type Header struct {
+	Type CommandType
+	// Now is the leader's wall clock, in Unix nanoseconds, when it proposed
+	// the entry. It is the only notion of time the state machine has.
+	Now int64
+}
+
+// Stamp writes the leader's clock reading into an encoded command in place.
+// Only the leader calls it, right before raft.Apply, so every replica sees the
+// same time for the same entry.
+func Stamp(cmd []byte, now time.Time) error {
+	if len(cmd) < headerLen {
+		return fmt.Errorf("%w: entry shorter than its header", ErrMalformed)
+	}
+	if cmd[0] != encodingVersion {
+		return fmt.Errorf("%w: %d", ErrUnsupportedVersion, cmd[0])
+	}
+	e := encoder{buf: cmd[:2]}
+	e.fixed64(now.UnixNano())
+	return nil
+}
+
+// PeekHeader decodes the header of an encoded command.
+func PeekHeader(cmd []byte) (Header, error) {
+	d := decoder{buf: cmd}
+	return readHeader(&d)
+}
+
+func readHeader(d *decoder) (Header, error) {
+	v := d.byte()
+	t := CommandType(d.byte())
+	now := d.fixed64()
+	if d.err != nil {
+		return Header{}, d.err
+	}
+	if v != encodingVersion {
+		return Header{}, fmt.Errorf("%w: %d", ErrUnsupportedVersion, v)
+	}
+	return Header{Type: t, Now: now}, nil
+}
+
+func newEncoder(t CommandType, sizeHint int) *encoder {
+	e := &encoder{buf: make([]byte, 0, headerLen+sizeHint)}
+	e.byte(encodingVersion)
+	e.byte(byte(t))
+	e.fixed64(0) // stamped by the leader
+	return e
+}
+
+// Claim asks for one (job, tick). Tick k of a job is the instant
+// k × interval after the Unix epoch, so every replica names it the same way.
+type Claim struct {
+	Job  string
+	Tick int64
+	// At is the tick's scheduled instant in Unix nanoseconds.
+	At int64
+	// Deadline is the latest leader time, in Unix nanoseconds, at which the
+	// claim may still be granted. A claim that arrives later, say from a node
+	// that was paused, is refused instead of starting a run too late.
+	Deadline int64
+}
+
+// ClaimBatch is every claim one node makes for one instant. Packing them
+// into one entry turns thousands of fsyncs into one.
+type ClaimBatch struct {
+	Node   string
+	Claims []Claim
+}
+
+// EncodeClaims encodes a claim batch as a log entry.
+func EncodeClaims(b ClaimBatch) []byte {
+	size := len(b.Node) + 4
+	for _, c := range b.Claims {
+		size += len(c.Job) + 24
+	}
+	e := newEncoder(CommandClaim, size)
+	e.string(b.Node)
+	e.uvarint(uint64(len(b.Claims)))
+	for _, c := range b.Claims {
+		e.string(c.Job)
+		e.varint(c.Tick)
+		e.varint(c.At)
+		e.varint(c.Deadline)
+	}
+	return e.buf
+}
+
+func decodeClaims(d *decoder) (ClaimBatch, error) {
+	var b ClaimBatch
+	b.Node = d.string()
+	n := d.count(4)
+	b.Claims = make([]Claim, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var c Claim
+		c.Job = d.string()
+		c.Tick = d.varint()
+		c.At = d.varint()
+		c.Deadline = d.varint()
+		b.Claims = append(b.Claims, c)
+	}
+	return b, d.err
+}
+
+// Registration changes which jobs a node offers to run. Reset drops every
+// job the node registered before, which a restarted node does so that jobs
+// it no longer has stop being routed to it.
+type Registration struct {
+	Node   string
+	Reset  bool
+	Add    []string
+	Remove []string
+}
+
+// EncodeRegistration encodes a registration as a log entry.
+func EncodeRegistration(r Registration) []byte {
+	e := newEncoder(CommandRegister, 16+len(r.Node))
+	e.string(r.Node)
+	e.bool(r.Reset)
+	e.uvarint(uint64(len(r.Add)))
+	for _, j := range r.Add {
+		e.string(j)
+	}
+	e.uvarint(uint64(len(r.Remove)))
+	for _, j := range r.Remove {
+		e.string(j)
+	}
+	return e.buf
+}
+
+func decodeRegistration(d *decoder) (Registration, error) {
+	var r Registration
+	r.Node = d.string()
+	r.Reset = d.bool()
+	n := d.count(1)
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Add = append(r.Add, d.string())
+	}
+	n = d.count(1)
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Remove = append(r.Remove, d.string())
+	}
+	return r, d.err
+}

@@ -1,0 +1,182 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// FSM is Interlock's raft.FSM. Raft calls Apply, Snapshot and Restore from
+// its own goroutines, one at a time; every read method is safe to call
+// concurrently with them.
+type FSM struct {
+	logger hclog.Logger
+
+	mu sync.RWMutex
+	// jobs holds each job's latest grant.
+	jobs map[string]JobState
+	// nodesByJob holds, for each job, the sorted names of the nodes that
+	// registered it.
+	nodesByJob map[string][]string
+	// jobsByNode is the inverse of nodesByJob, so a Reset is cheap.
+	jobsByNode map[string]map[string]struct{}
+	applied    uint64
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// New returns an empty state machine. A nil logger discards logs.
+func New(logger hclog.Logger) *FSM {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &FSM{
+		logger:     logger,
+		jobs:       make(map[string]JobState),
+		nodesByJob: make(map[string][]string),
+		jobsByNode: make(map[string]map[string]struct{}),
+	}
+}
+
+// Apply applies one committed log entry. It returns *ClaimResult for a
+// claim batch, nil for a registration, and an error for an entry it cannot
+// decode; the error reaches whoever proposed the entry, and the state is left
+// unchanged.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	defer f.markApplied(l.Index)
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	d := &decoder{buf: l.Data}
+	h, err := readHeader(d)
+	if err != nil {
+		f.logger.Error("rejected entry", "index", l.Index, "error", err)
+		return err
+	}
+	switch h.Type {
+	case CommandClaim:
+		b, err := decodeClaims(d)
+		if err != nil {
+			return fmt.Errorf("claim entry %d: %w", l.Index, err)
+		}
+		return f.applyClaims(l.Index, h.Now, b)
+	case CommandRegister:
+		r, err := decodeRegistration(d)
+		if err != nil {
+			return fmt.Errorf("register entry %d: %w", l.Index, err)
+		}
+		f.applyRegistration(r)
+		return nil
+	default:
+		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, h.Type, l.Index)
+	}
+}
+
+func (f *FSM) markApplied(index uint64) {
+	f.mu.Lock()
+	if index > f.applied {
+		f.applied = index
+	}
+	f.mu.Unlock()
+}
+
+// AppliedIndex returns the index of the last entry applied.
+func (f *FSM) AppliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// Job returns the latest grant of a job, and false if it was never granted.
+func (f *FSM) Job(name string) (JobState, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st, ok := f.jobs[name]
+	return st, ok
+}
+
+// Jobs returns a copy of every job's latest grant.
+func (f *FSM) Jobs() map[string]JobState {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make(map[string]JobState, len(f.jobs))
+	for k, v := range f.jobs {
+		out[k] = v
+	}
+	return out
+}
+
+// Registered returns the sorted names of the nodes that registered a job.
+// The slice is shared and must not be modified.
+func (f *FSM) Registered(job string) []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.nodesByJob[job]
+}
+
+func (f *FSM) applyRegistration(r Registration) {
+	if r.Node == "" {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Reset {
+		for job := range f.jobsByNode[r.Node] {
+			f.unregisterLocked(r.Node, job)
+		}
+	}
+	for _, job := range r.Remove {
+		f.unregisterLocked(r.Node, job)
+	}
+	for _, job := range r.Add {
+		if job == "" {
+			continue
+		}
+		f.registerLocked(r.Node, job)
+	}
+}
+
+func (f *FSM) registerLocked(node, job string) {
+	set := f.jobsByNode[node]
+	if set == nil {
+		set = make(map[string]struct{})
+		f.jobsByNode[node] = set
+	}
+	if _, ok := set[job]; ok {
+		return
+	}
+	set[job] = struct{}{}
+	// Copy on write: readers hold the old slice without the lock.
+	old := f.nodesByJob[job]
+	nodes := make([]string, 0, len(old)+1)
+	nodes = append(nodes, old...)
+	nodes = append(nodes, node)
+	slices.Sort(nodes)
+	f.nodesByJob[job] = nodes
+}
+
+func (f *FSM) unregisterLocked(node, job string) {
+	set := f.jobsByNode[node]
+	if _, ok := set[job]; !ok {
+		return
+	}
+	delete(set, job)
+	if len(set) == 0 {
+		delete(f.jobsByNode, node)
+	}
+	old := f.nodesByJob[job]
+	nodes := make([]string, 0, len(old))
+	for _, n := range old {
+		if n != node {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		delete(f.nodesByJob, job)
+		return
+	}
+	f.nodesByJob[job] = nodes
+}

@@ -1,0 +1,158 @@
+package fsm
+
+import "fmt"
+
+// Reason says why a claim was or was not granted.
+type Reason uint8
+
+const (
+	// ReasonGranted means this entry granted the claim.
+	ReasonGranted Reason = iota
+	// ReasonRepeat means the same node already holds this exact (job, tick),
+	// granted by an earlier entry whose token is returned again. A node that
+	// lost the reply to its first claim retries safely this way.
+	ReasonRepeat
+	// ReasonTaken means the tick, or a later one, was already granted.
+	ReasonTaken
+	// ReasonExpired means the leader's clock had passed the claim's deadline.
+	ReasonExpired
+	// ReasonEarly means the claim is for a tick too far in the leader's
+	// future, which happens when the claimer's clock runs ahead. Refusing it
+	// keeps a fast clock from blocking the ticks before it.
+	ReasonEarly
+	// ReasonDuplicate means the batch claimed the same job twice; only the
+	// first claim counts, so one entry never yields two tokens for one job.
+	ReasonDuplicate
+	// ReasonInvalid means the claim itself is malformed (empty job name or
+	// node, or a deadline before the tick).
+	ReasonInvalid
+)
+
+// String returns the reason's name, for logs and errors.
+func (r Reason) String() string {
+	switch r {
+	case ReasonGranted:
+		return "granted"
+	case ReasonRepeat:
+		return "repeat"
+	case ReasonTaken:
+		return "taken"
+	case ReasonExpired:
+		return "expired"
+	case ReasonEarly:
+		return "early"
+	case ReasonDuplicate:
+		return "duplicate"
+	case ReasonInvalid:
+		return "invalid"
+	default:
+		return fmt.Sprintf("reason(%d)", uint8(r))
+	}
+}
+
+// Outcome is the state machine's answer to one claim.
+type Outcome struct {
+	Reason Reason
+	// Token is the fencing token of the grant: the Raft index of the entry
+	// that granted it. Zero unless Granted.
+	Token uint64
+	// Holder and Tick describe the job's latest grant after this entry, so a
+	// refused claimer learns who holds what.
+	Holder string
+	Tick   int64
+}
+
+// Granted reports whether the claimer may run the tick.
+func (o Outcome) Granted() bool { return o.Reason == ReasonGranted || o.Reason == ReasonRepeat }
+
+// ClaimResult is what applying a ClaimBatch returns: one Outcome per claim,
+// in the batch's order.
+type ClaimResult struct {
+	Index    uint64
+	Outcomes []Outcome
+}
+
+// JobState is the state machine's record of a job's latest grant.
+type JobState struct {
+	LastTick int64
+	Holder   string
+	Token    uint64
+	// GrantedAt is the leader's clock, in Unix nanoseconds, in the granting
+	// entry.
+	GrantedAt int64
+}
+
+// grant applies the grant rules to one claim. It must stay a pure function
+// of the state, the entry's index and time, and the claim.
+func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[string]struct{}) Outcome {
+	if c.Job == "" || node == "" || c.Deadline < c.At {
+		return Outcome{Reason: ReasonInvalid}
+	}
+	st, ok := f.jobs[c.Job]
+	if ok && c.Tick == st.LastTick && st.Holder == node {
+		return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, Tick: st.LastTick}
+	}
+	if ok && c.Tick <= st.LastTick {
+		return Outcome{Reason: ReasonTaken, Holder: st.Holder, Tick: st.LastTick}
+	}
+	if now > c.Deadline {
+		return Outcome{Reason: ReasonExpired, Holder: st.Holder, Tick: st.LastTick}
+	}
+	// The tolerated lead equals the claim's own window, so a claimer whose
+	// clock is ahead by less than one deadline window still gets its grant.
+	if now < c.At-(c.Deadline-c.At) {
+		return Outcome{Reason: ReasonEarly, Holder: st.Holder, Tick: st.LastTick}
+	}
+	if _, dup := seen[c.Job]; dup {
+		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, Tick: st.LastTick}
+	}
+	seen[c.Job] = struct{}{}
+	f.jobs[c.Job] = JobState{LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
+	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, Tick: c.Tick}
+}
+
+func (f *FSM) applyClaims(index uint64, now int64, b ClaimBatch) *ClaimResult {
+	res := &ClaimResult{Index: index, Outcomes: make([]Outcome, len(b.Claims))}
+	seen := make(map[string]struct{}, len(b.Claims))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, c := range b.Claims {
+		res.Outcomes[i] = f.grant(index, now, b.Node, c, seen)
+	}
+	return res
+}
+
+// EncodeClaimResult encodes a result for the trip from the leader back to
+// the follower that forwarded the claims.
+func EncodeClaimResult(r *ClaimResult) []byte {
+	e := &encoder{buf: make([]byte, 0, 16+len(r.Outcomes)*16)}
+	e.uvarint(r.Index)
+	e.uvarint(uint64(len(r.Outcomes)))
+	for _, o := range r.Outcomes {
+		e.byte(byte(o.Reason))
+		e.uvarint(o.Token)
+		e.string(o.Holder)
+		e.varint(o.Tick)
+	}
+	return e.buf
+}
+
+// DecodeClaimResult reverses EncodeClaimResult.
+func DecodeClaimResult(b []byte) (*ClaimResult, error) {
+	d := &decoder{buf: b}
+	r := &ClaimResult{Index: d.uvarint()}
+	n := d.count(4)
+	r.Outcomes = make([]Outcome, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		var o Outcome
+		o.Reason = Reason(d.byte())
+		o.Token = d.uvarint()
+		o.Holder = d.string()
+		o.Tick = d.varint()
+		r.Outcomes = append(r.Outcomes, o)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}

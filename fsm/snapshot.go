@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/hashicorp/raft"
+)
+
+// snapshot is a point-in-time copy of the state, already encoded, so that
+// Persist can run concurrently with new Applies without holding the lock.
+type snapshot struct {
+	data []byte
+}
+
+// Snapshot captures the state. Raft calls it on its FSM goroutine, so the
+// copy is consistent with exactly the entries applied so far.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	e := &encoder{buf: make([]byte, 0, 64+len(f.jobs)*48)}
+	e.byte(encodingVersion)
+	e.uvarint(f.applied)
+
+	// Sorted so that equal states encode to equal bytes.
+	names := make([]string, 0, len(f.jobs))
+	for name := range f.jobs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	e.uvarint(uint64(len(names)))
+	for _, name := range names {
+		st := f.jobs[name]
+		e.string(name)
+		e.varint(st.LastTick)
+		e.string(st.Holder)
+		e.uvarint(st.Token)
+		e.varint(st.GrantedAt)
+	}
+
+	nodes := make([]string, 0, len(f.jobsByNode))
+	for n := range f.jobsByNode {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	e.uvarint(uint64(len(nodes)))
+	for _, n := range nodes {
+		jobs := make([]string, 0, len(f.jobsByNode[n]))
+		for j := range f.jobsByNode[n] {
+			jobs = append(jobs, j)
+		}
+		slices.Sort(jobs)
+		e.string(n)
+		e.uvarint(uint64(len(jobs)))
+		for _, j := range jobs {
+			e.string(j)
+		}
+	}
+	return &snapshot{data: e.buf}, nil
+}
+
+// Persist writes the snapshot to the sink and closes it.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.data); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release is a no-op: the snapshot owns only its byte slice.
+func (s *snapshot) Release() {}
+
+// Restore replaces the whole state with a snapshot's. Raft guarantees no
+// Apply runs concurrently with it. On error the old state is kept.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	d := &decoder{buf: data}
+	if v := d.byte(); d.err == nil && v != encodingVersion {
+		return fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, v)
+	}
+	applied := d.uvarint()
+	jobs := make(map[string]JobState)
+	n := d.count(4)
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.string()
+		var st JobState
+		st.LastTick = d.varint()
+		st.Holder = d.string()
+		st.Token = d.uvarint()
+		st.GrantedAt = d.varint()
+		jobs[name] = st
+	}
+	type reg struct {
+		node string
+		jobs []string
+	}
+	var regs []reg
+	n = d.count(2)
+	for i := 0; i < n && d.err == nil; i++ {
+		r := reg{node: d.string()}
+		m := d.count(1)
+		for j := 0; j < m && d.err == nil; j++ {
+			r.jobs = append(r.jobs, d.string())
+		}
+		regs = append(regs, r)
+	}
+	if d.err != nil {
+		return fmt.Errorf("restore snapshot: %w", d.err)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs = jobs
+	f.nodesByJob = make(map[string][]string)
+	f.jobsByNode = make(map[string]map[string]struct{})
+	for _, r := range regs {
+		for _, j := range r.jobs {
+			f.registerLocked(r.node, j)
+		}
+	}
+	f.applied = applied
+	return nil
+}

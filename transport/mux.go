@@ -1,0 +1,178 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Kind is the first byte of every connection and names its protocol.
+type Kind byte
+
+const (
+	// KindRaft marks a connection carrying Raft's own protocol.
+	KindRaft Kind = 1
+	// KindRPC marks a connection carrying Interlock's request/response RPC.
+	KindRPC Kind = 2
+)
+
+// String returns the kind's name, for logs.
+func (k Kind) String() string {
+	switch k {
+	case KindRaft:
+		return "raft"
+	case KindRPC:
+		return "rpc"
+	default:
+		return fmt.Sprintf("kind(%d)", byte(k))
+	}
+}
+
+var (
+	// ErrClosed is returned by Accept after the Mux or sub-listener closed.
+	ErrClosed = errors.New("transport: listener closed")
+
+	// ErrKindTaken means Listen was called twice for the same Kind.
+	ErrKindTaken = errors.New("transport: kind already has a listener")
+)
+
+// handshakeTimeout bounds how long an accepted connection may take to send
+// its kind byte, so a stray client cannot pin a goroutine forever.
+const handshakeTimeout = 5 * time.Second
+
+// Mux demultiplexes one listener by each connection's first byte. Listen
+// must be called for every Kind before Serve; all methods are safe for
+// concurrent use after that.
+type Mux struct {
+	ln     net.Listener
+	logger hclog.Logger
+
+	mu     sync.Mutex
+	subs   map[Kind]*subListener
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewMux wraps ln. To encrypt, pass tls.NewListener(ln, cfg).
+func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Mux{ln: ln, logger: logger, subs: make(map[Kind]*subListener)}
+}
+
+// Addr returns the address the Mux listens on.
+func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+
+// Listen returns the listener that receives connections of one kind, with
+// the kind byte already consumed.
+func (m *Mux) Listen(k Kind) (net.Listener, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.subs[k]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrKindTaken, k)
+	}
+	s := &subListener{kind: k, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	m.subs[k] = s
+	return s, nil
+}
+
+// Serve accepts connections until Close. It returns nil after Close and the
+// accept error otherwise.
+func (m *Mux) Serve() error {
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if closed {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("mux accept: %w", err)
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(conn)
+		}()
+	}
+}
+
+func (m *Mux) route(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	var b [1]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		m.logger.Debug("connection closed before its kind byte", "remote", conn.RemoteAddr(), "error", err)
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	m.mu.Lock()
+	s := m.subs[Kind(b[0])]
+	m.mu.Unlock()
+	if s == nil {
+		m.logger.Warn("dropping connection of unknown kind", "remote", conn.RemoteAddr(), "kind", Kind(b[0]))
+		conn.Close()
+		return
+	}
+	select {
+	case s.conns <- conn:
+	case <-s.done:
+		conn.Close()
+	}
+}
+
+// Close stops accepting, closes every sub-listener and waits for routing
+// goroutines to finish. Connections already handed out are the receiver's
+// to close.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	subs := m.subs
+	m.mu.Unlock()
+	err := m.ln.Close()
+	for _, s := range subs {
+		s.Close()
+	}
+	m.wg.Wait()
+	return err
+}
+
+// subListener is the net.Listener for one Kind.
+type subListener struct {
+	kind  Kind
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (s *subListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, fmt.Errorf("%w: %s", ErrClosed, s.kind)
+	}
+}
+
+func (s *subListener) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return nil
+}
+
+func (s *subListener) Addr() net.Addr { return s.addr }

@@ -1,0 +1,306 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Method names an RPC. The cluster package defines the values.
+type Method byte
+
+// maxFrame bounds one request or response, so a corrupt length prefix
+// cannot make a peer allocate without limit. A claim batch for 50,000 jobs
+// is a few MiB.
+const maxFrame = 64 << 20
+
+// Handler serves one RPC. It is called concurrently, once per request, and
+// the ctx ends when the server closes.
+type Handler func(ctx context.Context, m Method, req []byte) ([]byte, error)
+
+// RemoteError is an error returned by the far side of an RPC. Code lets the
+// caller map it back to a sentinel error of its own package.
+type RemoteError struct {
+	Code    uint16
+	Message string
+}
+
+func (e *RemoteError) Error() string { return e.Message }
+
+// ErrorCoder turns a handler's error into a wire code. Zero means "no
+// specific code".
+type ErrorCoder func(error) uint16
+
+// Server answers KindRPC connections from a Mux. Each connection carries
+// requests one at a time; clients open more connections for concurrency.
+type Server struct {
+	ln      net.Listener
+	handler Handler
+	coder   ErrorCoder
+	logger  hclog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+}
+
+// NewServer registers the RPC listener on m. Call Serve to start it.
+func NewServer(m *Mux, h Handler, coder ErrorCoder, logger hclog.Logger) (*Server, error) {
+	ln, err := m.Listen(KindRPC)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if coder == nil {
+		coder = func(error) uint16 { return 0 }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{ln: ln, handler: h, coder: coder, logger: logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}, nil
+}
+
+// Serve accepts until Close.
+func (s *Server) Serve() {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			conn.Close()
+			return
+		}
+		s.conns[conn] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(conn)
+	}
+}
+
+// Close stops the server, closes open connections and waits for handlers.
+func (s *Server) Close() error {
+	s.cancel()
+	err := s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) serveConn(conn net.Conn) {
+	defer func() {
+		conn.Close()
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	r := bufio.NewReader(conn)
+	w := bufio.NewWriter(conn)
+	for {
+		m, req, err := readRequest(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+				s.logger.Debug("rpc connection ended", "remote", conn.RemoteAddr(), "error", err)
+			}
+			return
+		}
+		resp, herr := s.handler(s.ctx, m, req)
+		if herr != nil {
+			err = writeError(w, s.coder(herr), herr.Error())
+		} else {
+			err = writeFrame(w, 0, resp)
+		}
+		if err == nil {
+			err = w.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Client makes RPCs to other nodes, keeping idle connections per address.
+// It is safe for concurrent use.
+type Client struct {
+	dialer  Dialer
+	maxIdle int
+
+	mu     sync.Mutex
+	idle   map[string][]*clientConn
+	closed bool
+}
+
+type clientConn struct {
+	net.Conn
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+// NewClient returns a client that dials through d (a *net.Dialer if nil).
+func NewClient(d Dialer) *Client {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	return &Client{dialer: d, maxIdle: 8, idle: make(map[string][]*clientConn)}
+}
+
+// Call sends one request and waits for its response or ctx's end. A
+// *RemoteError means the far side answered with an error.
+func (c *Client) Call(ctx context.Context, addr string, m Method, req []byte) ([]byte, error) {
+	cc, err := c.get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Time{}
+	}
+	_ = cc.SetDeadline(dl)
+	// A ctx cancelled without a deadline must still interrupt the read.
+	stop := context.AfterFunc(ctx, func() { _ = cc.SetDeadline(time.Unix(1, 0)) })
+	resp, err := roundTrip(cc, m, req)
+	stopped := stop()
+	var remote *RemoteError
+	if err != nil && !errors.As(err, &remote) {
+		cc.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("rpc %d to %s: %w", m, addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("rpc %d to %s: %w", m, addr, err)
+	}
+	if stopped {
+		c.put(addr, cc)
+	} else {
+		cc.Close()
+	}
+	return resp, err
+}
+
+func roundTrip(cc *clientConn, m Method, req []byte) ([]byte, error) {
+	if err := writeFrame(cc.w, byte(m), req); err != nil {
+		return nil, err
+	}
+	if err := cc.w.Flush(); err != nil {
+		return nil, err
+	}
+	status, body, err := readFrame(cc.r)
+	if err != nil {
+		return nil, err
+	}
+	if status != 0 {
+		return nil, decodeError(body)
+	}
+	return body, nil
+}
+
+func (c *Client) get(ctx context.Context, addr string) (*clientConn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if list := c.idle[addr]; len(list) > 0 {
+		cc := list[len(list)-1]
+		c.idle[addr] = list[:len(list)-1]
+		c.mu.Unlock()
+		return cc, nil
+	}
+	c.mu.Unlock()
+	conn, err := dialKind(ctx, c.dialer, addr, KindRPC)
+	if err != nil {
+		return nil, err
+	}
+	return &clientConn{Conn: conn, r: bufio.NewReader(conn), w: bufio.NewWriter(conn)}, nil
+}
+
+func (c *Client) put(addr string, cc *clientConn) {
+	_ = cc.SetDeadline(time.Time{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(c.idle[addr]) >= c.maxIdle {
+		cc.Close()
+		return
+	}
+	c.idle[addr] = append(c.idle[addr], cc)
+}
+
+// Close closes every idle connection; later Calls fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	for _, list := range c.idle {
+		for _, cc := range list {
+			cc.Close()
+		}
+	}
+	c.idle = nil
+	return nil
+}
+
+// A frame is a tag byte (method for requests, status for responses), a
+// uvarint length and the body.
+func writeFrame(w *bufio.Writer, tag byte, body []byte) error {
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = tag
+	n := binary.PutUvarint(hdr[1:], uint64(len(body)))
+	if _, err := w.Write(hdr[:1+n]); err != nil {
+		return err
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+func readFrame(r *bufio.Reader) (byte, []byte, error) {
+	tag, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read frame length: %w", err)
+	}
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("frame of %d bytes exceeds the %d byte limit", n, maxFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return tag, body, nil
+}
+
+func readRequest(r *bufio.Reader) (Method, []byte, error) {
+	tag, body, err := readFrame(r)
+	return Method(tag), body, err
+}
+
+func writeError(w *bufio.Writer, code uint16, msg string) error {
+	body := binary.BigEndian.AppendUint16(nil, code)
+	body = append(body, msg...)
+	return writeFrame(w, 1, body)
+}
+
+func decodeError(body []byte) error {
+	if len(body) < 2 {
+		return &RemoteError{Message: "malformed remote error"}
+	}
+	return &RemoteError{Code: binary.BigEndian.Uint16(body), Message: string(body[2:])}
+}
