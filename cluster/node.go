@@ -407,6 +407,18 @@ func (n *Node) Shutdown() error {
 	return n.shutdownErr
 }
 
+// Kill stops the node at once without leaving Raft or gossip, as a crash
+// would: peers see it fail, not leave, and its Raft entry stays until it
+// comes back or is cleaned up. Use Shutdown in production; Kill exists for
+// failure drills and tests. It shares Shutdown's once-only guard.
+func (n *Node) Kill() error {
+	n.shutdownOnce.Do(func() {
+		n.shutdownErr = n.close()
+		n.logger.Info("node killed")
+	})
+	return n.shutdownErr
+}
+
 // close stops every component that open started, in reverse order. It
 // tolerates components that were never created.
 func (n *Node) close() error {

@@ -1,0 +1,160 @@
+package scheduler_test
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/interlockraft/interlock/cluster/clustertest"
+	"github.com/interlockraft/interlock/scheduler"
+)
+
+// recorder collects every run of every node, as the test's ground truth.
+type recorder struct {
+	mu   sync.Mutex
+	runs []scheduler.Run
+}
+
+func (r *recorder) add(run scheduler.Run) {
+	r.mu.Lock()
+	r.runs = append(r.runs, run)
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []scheduler.Run {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]scheduler.Run(nil), r.runs...)
+}
+
+// check asserts zero duplicates and strictly increasing tokens in tick
+// order, and returns the runs by tick.
+func (r *recorder) check(t *testing.T) map[int64]scheduler.Run {
+	t.Helper()
+	byTick := make(map[int64]scheduler.Run)
+	for _, run := range r.snapshot() {
+		if prev, dup := byTick[run.Tick]; dup {
+			t.Errorf("duplicate run of tick %d: on %s (token %d) and %s (token %d)", run.Tick, prev.Node, prev.Token, run.Node, run.Token)
+		}
+		byTick[run.Tick] = run
+	}
+	ticks := make([]int64, 0, len(byTick))
+	for k := range byTick {
+		ticks = append(ticks, k)
+	}
+	sort.Slice(ticks, func(i, j int) bool { return ticks[i] < ticks[j] })
+	for i := 1; i < len(ticks); i++ {
+		if a, b := byTick[ticks[i-1]], byTick[ticks[i]]; b.Token <= a.Token {
+			t.Errorf("fencing token not increasing: tick %d token %d, tick %d token %d", a.Tick, a.Token, b.Tick, b.Token)
+		}
+	}
+	return byTick
+}
+
+// missing returns the ticks in [from, to] that never ran.
+func missing(byTick map[int64]scheduler.Run, from, to int64) []int64 {
+	var out []int64
+	for k := from; k <= to; k++ {
+		if _, ok := byTick[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func startSchedulers(t *testing.T, c *clustertest.Cluster, rec *recorder, interval time.Duration) (stop func(i int), stopAll func()) {
+	t.Helper()
+	cancels := make([]context.CancelFunc, len(c.Nodes))
+	dones := make([]chan struct{}, len(c.Nodes))
+	for i, n := range c.Nodes {
+		s := scheduler.New(scheduler.Options{Cluster: n})
+		err := s.Add(scheduler.Job{Name: "report", Interval: interval, Func: func(_ context.Context, r scheduler.Run) error {
+			rec.add(r)
+			return nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels[i], dones[i] = cancel, make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			if err := s.Run(ctx); err != nil {
+				t.Errorf("scheduler run: %v", err)
+			}
+		}(dones[i])
+	}
+	stop = func(i int) {
+		if cancels[i] != nil {
+			cancels[i]()
+			<-dones[i]
+			cancels[i] = nil
+		}
+	}
+	stopAll = func() {
+		for i := range cancels {
+			stop(i)
+		}
+	}
+	t.Cleanup(stopAll)
+	return stop, stopAll
+}
+
+func TestClusterRunsEachTickExactlyOnce(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
+	c.Leader(10 * time.Second)
+	rec := &recorder{}
+	const interval = 100 * time.Millisecond
+	_, stopAll := startSchedulers(t, c, rec, interval)
+
+	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 30 }, "fewer than 30 runs")
+	stopAll()
+
+	byTick := rec.check(t)
+	var first, last int64 = 1 << 62, 0
+	nodes := map[string]int{}
+	for k, r := range byTick {
+		first, last = min(first, k), max(last, k)
+		nodes[r.Node]++
+	}
+	if miss := missing(byTick, first+1, last); len(miss) > 0 {
+		t.Errorf("missed %d ticks after the first: %v", len(miss), miss)
+	}
+	if len(nodes) < 2 {
+		t.Errorf("all runs on %v; want them spread over the replicas", nodes)
+	}
+	t.Logf("%d ticks, runs per node %v", last-first+1, nodes)
+}
+
+func TestClusterSurvivesLeaderCrash(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
+	leader := c.Leader(10 * time.Second)
+	rec := &recorder{}
+	const interval = 100 * time.Millisecond
+	stop, stopAll := startSchedulers(t, c, rec, interval)
+
+	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 10 }, "fewer than 10 runs before the crash")
+	killed := c.Nodes[leader].Name()
+	stop(leader)
+	crashAt := time.Now()
+	if err := c.Nodes[leader].Kill(); err != nil {
+		t.Fatalf("kill leader: %v", err)
+	}
+	c.Nodes[leader] = nil
+	newLeader := c.Leader(10 * time.Second)
+	t.Logf("new leader %s after %s", c.Nodes[newLeader].Name(), time.Since(crashAt))
+
+	// Jobs must go on after re-election: 10 more runs after the crash.
+	before := len(rec.snapshot())
+	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= before+10 }, "jobs did not resume after re-election")
+	stopAll()
+
+	rec.check(t)
+	for _, r := range rec.snapshot() {
+		if r.Node == killed && r.At.After(crashAt) {
+			t.Errorf("killed node %s ran tick %d after the crash", killed, r.Tick)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Run is what a job function learns about its run.
+type Run struct {
+	// Job is the job's name.
+	Job string
+	// Tick is the tick's index: the run is for the instant Tick×Interval
+	// after the Unix epoch.
+	Tick int64
+	// At is the tick's scheduled instant.
+	At time.Time
+	// Node is the name of the node running it; "" without a cluster.
+	Node string
+	// Token is the fencing token: the Raft index of the entry that granted
+	// this run. It strictly increases across the runs of a job, so a
+	// resource that remembers the highest token it saw can reject writes
+	// from a stale run. Zero without a cluster.
+	Token uint64
+}
+
+// Func is a job's body. ctx ends when the scheduler stops. A returned error
+// is logged; a panic is recovered and logged. Neither stops the schedule.
+type Func func(ctx context.Context, run Run) error
+
+// Overlap says what happens when a tick comes while the job's previous run
+// on this node is still going.
+type Overlap int
+
+const (
+	// SkipIfRunning skips the tick. It is the default.
+	SkipIfRunning Overlap = iota
+	// AllowOverlap starts the new run alongside the old one.
+	AllowOverlap
+)
+
+// String returns the policy's name.
+func (o Overlap) String() string {
+	switch o {
+	case SkipIfRunning:
+		return "skip-if-running"
+	case AllowOverlap:
+		return "allow-overlap"
+	default:
+		return "overlap(" + strconv.Itoa(int(o)) + ")"
+	}
+}
+
+// Job is a named function run every Interval.
+type Job struct {
+	// Name identifies the job across replicas: replicas that add a job
+	// with the same Name share its ticks. Required with a cluster.
+	Name string
+	// Interval is the time between ticks. Required, > 0.
+	Interval time.Duration
+	// Func is the body. Required.
+	Func Func
+	// Overlap is the policy for a tick that comes while a run is going.
+	Overlap Overlap
+	// StartDeadline is how late after its instant a tick may still start.
+	// A tick that cannot be granted by then is missed rather than run late.
+	// Default: Interval.
+	StartDeadline time.Duration
+	// FallbackDelay is how long each replica after the preferred one waits
+	// before claiming a tick that is still unclaimed. Default: Interval/4,
+	// at most 500ms.
+	FallbackDelay time.Duration
+}
+
+var (
+	// ErrInvalidJob means a Job or GoInterval field is unusable; the message
+	// names the field and the fix.
+	ErrInvalidJob = errors.New("scheduler: invalid job")
+
+	// ErrDuplicateJob means a job with the same Name was already added to
+	// this Scheduler.
+	ErrDuplicateJob = errors.New("scheduler: duplicate job name")
+)
+
+// normalize checks a job and fills its defaults.
+func (j Job) normalize(clustered bool) (Job, error) {
+	switch {
+	case j.Interval <= 0:
+		return j, fmt.Errorf("%w %q: Interval is %s; it must be greater than zero, such as 10*time.Second", ErrInvalidJob, j.Name, j.Interval)
+	case j.Func == nil:
+		return j, fmt.Errorf("%w %q: Func is nil; give the job a function to run", ErrInvalidJob, j.Name)
+	case clustered && j.Name == "":
+		return j, fmt.Errorf("%w: Name is empty; a clustered job needs a Name that is the same on every replica", ErrInvalidJob)
+	case j.Overlap != SkipIfRunning && j.Overlap != AllowOverlap:
+		return j, fmt.Errorf("%w %q: Overlap is %s; use SkipIfRunning or AllowOverlap", ErrInvalidJob, j.Name, j.Overlap)
+	case j.StartDeadline < 0 || j.FallbackDelay < 0:
+		return j, fmt.Errorf("%w %q: StartDeadline and FallbackDelay must not be negative", ErrInvalidJob, j.Name)
+	}
+	if j.StartDeadline == 0 {
+		j.StartDeadline = j.Interval
+	}
+	if j.FallbackDelay == 0 {
+		j.FallbackDelay = min(j.Interval/4, 500*time.Millisecond)
+		if j.FallbackDelay <= 0 {
+			j.FallbackDelay = time.Millisecond
+		}
+	}
+	return j, nil
+}
