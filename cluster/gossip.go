@@ -75,19 +75,6 @@ func (s MemberStatus) String() string {
 	}
 }
 
-func statusOf(s memberlist.NodeStateType) MemberStatus {
-	switch s {
-	case memberlist.StateAlive:
-		return StatusAlive
-	case memberlist.StateSuspect:
-		return StatusSuspect
-	case memberlist.StateLeft:
-		return StatusLeft
-	default:
-		return StatusFailed
-	}
-}
-
 // Member is one node as gossip sees it.
 type Member struct {
 	Name       string
@@ -142,12 +129,21 @@ func (d *gossipDelegate) wake() {
 
 // record copies a member's state. Members of other clusters (which the
 // Label normally keeps out) and members without readable meta are ignored.
-func (d *gossipDelegate) record(n *memberlist.Node) {
+func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 	md, err := decodeMeta(n.Meta)
 	m := Member{
 		Name:       n.Name,
 		GossipAddr: n.Address(),
-		Status:     statusOf(n.State),
+		Status:     StatusAlive,
+	}
+	if gone {
+		// memberlist does not update the Node's own State field before
+		// NotifyLeave, so whether the member left or died comes from its
+		// last meta: a graceful Shutdown announces Leaving first.
+		m.Status = StatusFailed
+		if err == nil && md.Leaving {
+			m.Status = StatusLeft
+		}
 	}
 	if err == nil {
 		m.cluster = md.Cluster
@@ -165,9 +161,9 @@ func (d *gossipDelegate) record(n *memberlist.Node) {
 	d.wake()
 }
 
-func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n) }
-func (d *gossipDelegate) NotifyLeave(n *memberlist.Node)  { d.record(n) }
-func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n) }
+func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n, false) }
+func (d *gossipDelegate) NotifyLeave(n *memberlist.Node)  { d.record(n, true) }
+func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n, false) }
 
 // NotifyConflict records that another live node claims our name.
 func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {

@@ -290,7 +290,7 @@ func (n *Node) waitReady(ctx context.Context) error {
 		if msg := n.gossip.conflict.Load(); msg != nil {
 			return fmt.Errorf("%w: %s; give each replica a unique NodeName", ErrNameConflict, *msg)
 		}
-		if n.Leader() != "" && n.inConfiguration() {
+		if n.Leader() != "" && n.inConfiguration() && n.caughtUp() {
 			return nil
 		}
 		select {
@@ -318,9 +318,19 @@ func (n *Node) waitingFor() string {
 		return fmt.Sprintf("waiting for BootstrapExpect=%d members, gossip sees %d", n.cfg.BootstrapExpect, alive)
 	case n.Leader() == "":
 		return "no leader elected yet; is a quorum of voters running?"
+	case n.inConfiguration():
+		return "catching up with the leader's log"
 	default:
 		return fmt.Sprintf("leader %s has not added this node yet", n.Leader())
 	}
+}
+
+// caughtUp reports whether the state machine has applied everything this
+// node knows to be committed, so a restarted node answers reads with the
+// state it had, not an empty one.
+func (n *Node) caughtUp() bool {
+	commit := n.raft.CommitIndex()
+	return commit > 0 && n.raft.AppliedIndex() >= commit
 }
 
 func (n *Node) inConfiguration() bool {

@@ -89,6 +89,12 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 		return Outcome{Reason: ReasonInvalid}
 	}
 	st, ok := f.jobs[c.Job]
+	// Checked before the state: once this batch granted the job, the state
+	// already holds that grant, and a second claim for the same tick would
+	// otherwise be answered as a repeat, reporting one tick as granted twice.
+	if _, dup := seen[c.Job]; dup {
+		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, Tick: st.LastTick}
+	}
 	if ok && c.Tick == st.LastTick && st.Holder == node {
 		return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, Tick: st.LastTick}
 	}
@@ -102,9 +108,6 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 	// clock is ahead by less than one deadline window still gets its grant.
 	if now < c.At-(c.Deadline-c.At) {
 		return Outcome{Reason: ReasonEarly, Holder: st.Holder, Tick: st.LastTick}
-	}
-	if _, dup := seen[c.Job]; dup {
-		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, Tick: st.LastTick}
 	}
 	seen[c.Job] = struct{}{}
 	f.jobs[c.Job] = JobState{LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}

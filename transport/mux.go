@@ -100,7 +100,16 @@ func (m *Mux) Serve() error {
 			}
 			return fmt.Errorf("mux accept: %w", err)
 		}
+		// Add under the lock that Close takes to set closed, so every Add
+		// happens before Close's Wait, or sees closed and stops.
+		m.mu.Lock()
+		if m.closed {
+			m.mu.Unlock()
+			conn.Close()
+			return nil
+		}
 		m.wg.Add(1)
+		m.mu.Unlock()
 		go func() {
 			defer m.wg.Done()
 			m.route(conn)

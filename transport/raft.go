@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -11,10 +12,18 @@ import (
 // RaftLayer is the raft.StreamLayer over a Mux: it accepts KindRaft
 // connections and dials peers with the kind byte already sent. It is safe
 // for concurrent use.
+//
+// It tracks every connection it hands out and closes them all on Close.
+// raft.NetworkTransport closes only its listener on shutdown, so a handler
+// blocked reading from a live peer would otherwise outlive the node.
 type RaftLayer struct {
-	net.Listener
+	ln        net.Listener
 	advertise net.Addr
 	dialer    Dialer
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
 }
 
 var _ raft.StreamLayer = (*RaftLayer)(nil)
@@ -29,16 +38,73 @@ func NewRaftLayer(m *Mux, advertise net.Addr, d Dialer) (*RaftLayer, error) {
 	if d == nil {
 		d = &net.Dialer{}
 	}
-	return &RaftLayer{Listener: ln, advertise: advertise, dialer: d}, nil
+	return &RaftLayer{ln: ln, advertise: advertise, dialer: d, conns: make(map[*trackedConn]struct{})}, nil
 }
 
 // Addr returns the advertised address, which Raft stores in its
 // configuration.
 func (l *RaftLayer) Addr() net.Addr { return l.advertise }
 
+// Accept waits for the next Raft stream from a peer.
+func (l *RaftLayer) Accept() (net.Conn, error) {
+	c, err := l.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c)
+}
+
 // Dial opens a Raft stream to a peer.
 func (l *RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialKind(ctx, l.dialer, string(address), KindRaft)
+	c, err := dialKind(ctx, l.dialer, string(address), KindRaft)
+	if err != nil {
+		return nil, err
+	}
+	return l.track(c)
+}
+
+// Close stops accepting and closes every open Raft stream.
+func (l *RaftLayer) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	conns := l.conns
+	l.conns = make(map[*trackedConn]struct{})
+	l.mu.Unlock()
+	err := l.ln.Close()
+	for c := range conns {
+		c.Conn.Close()
+	}
+	return err
+}
+
+func (l *RaftLayer) track(c net.Conn) (net.Conn, error) {
+	tc := &trackedConn{Conn: c, layer: l}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, ErrClosed
+	}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (l *RaftLayer) forget(tc *trackedConn) {
+	l.mu.Lock()
+	delete(l.conns, tc)
+	l.mu.Unlock()
+}
+
+// trackedConn removes itself from its layer when closed.
+type trackedConn struct {
+	net.Conn
+	layer *RaftLayer
+	once  sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.layer.forget(c) })
+	return c.Conn.Close()
 }

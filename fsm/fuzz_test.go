@@ -1,0 +1,89 @@
+package fsm_test
+
+import (
+	"bytes"
+	"errors"
+	"maps"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/interlockraft/interlock/fsm"
+)
+
+// FuzzApply feeds arbitrary bytes to Apply on a populated FSM. Whatever the
+// input, Apply must not panic, must return one of its documented results,
+// must leave the state alone when it returns an error, must be deterministic,
+// and must leave a state that survives a snapshot round trip.
+func FuzzApply(f *testing.F) {
+	stamped := func(cmd []byte) []byte {
+		if err := fsm.Stamp(cmd, timeAt(at(12))); err != nil {
+			f.Fatalf("Stamp: %v", err)
+		}
+		return cmd
+	}
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n1", Claims: []fsm.Claim{claim("alpha", 12), claim("new", 12), claim("new", 13)}})))
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n2", Claims: []fsm.Claim{claim("alpha", 11)}})))
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "", Claims: []fsm.Claim{claim("", 1)}})))
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n1"})))
+	f.Add(stamped(fsm.EncodeRegistration(fsm.Registration{Node: "n1", Reset: true, Add: []string{"x", "alpha"}, Remove: []string{"gamma"}})))
+	f.Add(stamped(fsm.EncodeRegistration(fsm.Registration{})))
+	for _, c := range malformedEntries() {
+		f.Add(c.data)
+	}
+	f.Add([]byte("\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		const index = 100
+		fm := populated(t)
+		wantJobs := fm.Jobs()
+		out := fm.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+
+		switch res := out.(type) {
+		case nil:
+			h, err := fsm.PeekHeader(data)
+			if err != nil || h.Type != fsm.CommandRegister {
+				t.Fatalf("Apply returned nil for a non-registration entry (header %+v, %v)", h, err)
+			}
+		case *fsm.ClaimResult:
+			if res.Index != index {
+				t.Fatalf("ClaimResult.Index = %d, want %d", res.Index, index)
+			}
+			for i, o := range res.Outcomes {
+				switch {
+				case o.Reason == fsm.ReasonGranted && o.Token != index:
+					t.Fatalf("outcome %d granted with token %d, want %d", i, o.Token, index)
+				case o.Reason == fsm.ReasonRepeat && (o.Token == 0 || o.Token >= index):
+					t.Fatalf("outcome %d repeat with token %d, want an earlier entry's", i, o.Token)
+				case !o.Granted() && o.Token != 0:
+					t.Fatalf("outcome %d refused (%s) with token %d", i, o.Reason, o.Token)
+				case o.Reason > fsm.ReasonInvalid:
+					t.Fatalf("outcome %d has undefined reason %s", i, o.Reason)
+				}
+			}
+		case error:
+			if !errors.Is(res, fsm.ErrMalformed) && !errors.Is(res, fsm.ErrUnsupportedVersion) && !errors.Is(res, fsm.ErrUnknownCommand) {
+				t.Fatalf("Apply error %v wraps none of the fsm sentinels", res)
+			}
+			if got := fm.Jobs(); !maps.Equal(got, wantJobs) {
+				t.Fatalf("rejected entry changed Jobs to %+v", got)
+			}
+		default:
+			t.Fatalf("Apply returned %T", out)
+		}
+
+		other := populated(t)
+		other.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data})
+		snap := snapshotBytes(t, fm)
+		if !bytes.Equal(snap, snapshotBytes(t, other)) {
+			t.Fatalf("two FSMs applying the same entry diverged")
+		}
+		restored := fsm.New(nil)
+		if err := restore(t, restored, snap); err != nil {
+			t.Fatalf("Restore of a snapshot taken after the entry: %v", err)
+		}
+		if !bytes.Equal(snapshotBytes(t, restored), snap) {
+			t.Fatalf("snapshot round trip changed the state")
+		}
+	})
+}

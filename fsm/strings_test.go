@@ -1,0 +1,47 @@
+package fsm_test
+
+import (
+	"testing"
+
+	"github.com/interlockraft/interlock/fsm"
+)
+
+func TestReasonString(t *testing.T) {
+	tests := []struct {
+		r    fsm.Reason
+		want string
+	}{
+		{fsm.ReasonGranted, "granted"},
+		{fsm.ReasonRepeat, "repeat"},
+		{fsm.ReasonTaken, "taken"},
+		{fsm.ReasonExpired, "expired"},
+		{fsm.ReasonEarly, "early"},
+		{fsm.ReasonDuplicate, "duplicate"},
+		{fsm.ReasonInvalid, "invalid"},
+		{fsm.ReasonInvalid + 1, "reason(7)"},
+		{255, "reason(255)"},
+	}
+	for _, tt := range tests {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("Reason(%d).String() = %q, want %q", uint8(tt.r), got, tt.want)
+		}
+	}
+}
+
+func TestCommandTypeString(t *testing.T) {
+	tests := []struct {
+		c    fsm.CommandType
+		want string
+	}{
+		{fsm.CommandClaim, "claim"},
+		{fsm.CommandRegister, "register"},
+		{0, "command(0)"},
+		{3, "command(3)"},
+		{255, "command(255)"},
+	}
+	for _, tt := range tests {
+		if got := tt.c.String(); got != tt.want {
+			t.Errorf("CommandType(%d).String() = %q, want %q", uint8(tt.c), got, tt.want)
+		}
+	}
+}
