@@ -63,9 +63,11 @@ func listenLocal(t testing.TB) net.Listener {
 // muxFixture is a Mux on a loopback listener. Register sub-listeners, then
 // call serve. Cleanup closes the Mux and checks that Serve returned nil.
 type muxFixture struct {
-	mux      *transport.Mux
-	ln       *countingListener
-	serveErr chan error
+	mux *transport.Mux
+	ln  *countingListener
+	// serveDone is closed when Serve returns, with its result in serveErr.
+	serveDone chan struct{}
+	serveErr  error
 }
 
 func newMux(t testing.TB) *muxFixture {
@@ -79,14 +81,9 @@ func newMuxOn(t testing.TB, raw net.Listener) *muxFixture {
 	f := &muxFixture{mux: transport.NewMux(ln, nil), ln: ln}
 	t.Cleanup(func() {
 		f.mux.Close()
-		if f.serveErr != nil {
-			select {
-			case err := <-f.serveErr:
-				if err != nil {
-					t.Errorf("Serve returned %v after Close, want nil", err)
-				}
-			case <-time.After(waitTimeout):
-				t.Errorf("Serve did not return after Close")
+		if f.serveDone != nil {
+			if err := f.waitServe(t); err != nil {
+				t.Errorf("Serve returned %v after Close, want nil", err)
 			}
 		}
 	})
@@ -94,8 +91,24 @@ func newMuxOn(t testing.TB, raw net.Listener) *muxFixture {
 }
 
 func (f *muxFixture) serve() {
-	f.serveErr = make(chan error, 1)
-	go func() { f.serveErr <- f.mux.Serve() }()
+	done := make(chan struct{})
+	f.serveDone = done
+	go func() {
+		f.serveErr = f.mux.Serve()
+		close(done)
+	}()
+}
+
+// waitServe waits for Serve to return and returns its result.
+func (f *muxFixture) waitServe(t testing.TB) error {
+	t.Helper()
+	select {
+	case <-f.serveDone:
+		return f.serveErr
+	case <-time.After(waitTimeout):
+		t.Fatalf("Serve did not return")
+		return nil
+	}
 }
 
 func (f *muxFixture) addr() string { return f.mux.Addr().String() }

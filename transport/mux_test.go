@@ -171,10 +171,9 @@ func TestMuxClose(t *testing.T) {
 	if err := f.mux.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := recv(t, f.serveErr, "Serve to return"); err != nil {
+	if err := f.waitServe(t); err != nil {
 		t.Errorf("Serve returned %v after Close, want nil", err)
 	}
-	f.serveErr = nil // already checked
 	for i, ch := range pending {
 		if r := recv(t, ch, "blocked Accept to return"); !errors.Is(r.err, transport.ErrClosed) || r.conn != nil {
 			t.Errorf("blocked Accept %d returned %v, %v; want ErrClosed", i, r.conn, r.err)
