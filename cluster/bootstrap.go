@@ -52,11 +52,15 @@ func (n *Node) tryBootstrap() bool {
 	}
 	var conf raft.Configuration
 	names := make([]string, 0, len(chosen))
-	for _, m := range chosen {
+	for i, m := range chosen {
+		suffrage := raft.Voter
+		if i >= n.cfg.MaxVoters {
+			suffrage = raft.Nonvoter
+		}
 		conf.Servers = append(conf.Servers, raft.Server{
 			ID:       raft.ServerID(m.Name),
 			Address:  raft.ServerAddress(m.RaftAddr),
-			Suffrage: raft.Voter,
+			Suffrage: suffrage,
 		})
 		names = append(names, m.Name)
 	}

@@ -24,6 +24,7 @@ const (
 
 	DefaultMaxVoters         = 5
 	DefaultReconcileInterval = 2 * time.Second
+	DefaultDeadServerTimeout = 30 * time.Second
 	DefaultProposeTimeout    = 5 * time.Second
 	DefaultLeaveTimeout      = 5 * time.Second
 	DefaultSnapshotThreshold = 8192
@@ -94,6 +95,14 @@ type Config struct {
 	// Default 2s.
 	ReconcileInterval time.Duration
 
+	// DeadServerTimeout is how long a server must have been failed in
+	// gossip (or absent from it) before the leader removes it from the Raft
+	// configuration, letting a non-voter take its vote. A member that only
+	// missed a probe is suspect, not failed, and is never removed. At most
+	// (voters-1)/2 voters are removed at once. Default 30s; negative
+	// disables the cleanup.
+	DeadServerTimeout time.Duration
+
 	// ProposeTimeout bounds one Raft proposal on the leader. Default 5s.
 	ProposeTimeout time.Duration
 
@@ -144,6 +153,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	if c.DeadServerTimeout == 0 {
+		c.DeadServerTimeout = DefaultDeadServerTimeout
 	}
 	if c.ProposeTimeout == 0 {
 		c.ProposeTimeout = DefaultProposeTimeout

@@ -83,8 +83,11 @@ type Member struct {
 	Status     MemberStatus
 	InCluster  bool
 	Leaving    bool
-	expect     int
-	cluster    string
+	// Since is when this node's gossip first saw the member in its
+	// current Status.
+	Since   time.Time
+	expect  int
+	cluster string
 }
 
 // gossipDelegate serves this node's metadata and keeps this node's own copy
@@ -155,6 +158,10 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 	d.mu.Lock()
 	if d.members == nil {
 		d.members = make(map[string]Member)
+	}
+	m.Since = time.Now()
+	if old, ok := d.members[n.Name]; ok && old.Status == m.Status {
+		m.Since = old.Since
 	}
 	d.members[n.Name] = m
 	d.mu.Unlock()

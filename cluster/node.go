@@ -48,6 +48,10 @@ type Node struct {
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
 
+	// missingSince records when the leader first found a configured server
+	// unknown to gossip; only the maintenance loop touches it.
+	missingSince map[raft.ServerID]time.Time
+
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
@@ -68,10 +72,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:        cfg,
-		logger:     cfg.Logger.With("node", cfg.NodeName),
-		leaving:    make(map[string]time.Time),
-		shutdownCh: make(chan struct{}),
+		cfg:          cfg,
+		logger:       cfg.Logger.With("node", cfg.NodeName),
+		leaving:      make(map[string]time.Time),
+		missingSince: make(map[raft.ServerID]time.Time),
+		shutdownCh:   make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
 	n.alive.Store(&empty)

@@ -140,6 +140,110 @@ func (n *Node) reconcile() {
 			n.logger.Info("added server", "server", m.Name, "addr", addr)
 		}
 	}
+	n.removeDeadServers()
+	n.promoteNonVoters()
+}
+
+// removeDeadServers drops servers that have been failed, or unknown to
+// gossip, for DeadServerTimeout, as raft-autopilot's CleanupDeadServers
+// does: never more than (voters-1)/2 voters in one pass, so a partitioned
+// leader cannot shrink the configuration below a quorum of it.
+func (n *Node) removeDeadServers() {
+	if n.cfg.DeadServerTimeout < 0 {
+		return
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	byName := make(map[string]Member)
+	for _, m := range n.members() {
+		byName[m.Name] = m
+	}
+	now := time.Now()
+	self := raft.ServerID(n.cfg.NodeName)
+	voters := 0
+	var deadVoters, deadOthers []raft.Server
+	seen := make(map[raft.ServerID]struct{})
+	for _, s := range f.Configuration().Servers {
+		seen[s.ID] = struct{}{}
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if s.ID == self {
+			continue
+		}
+		var failedSince time.Time
+		if m, ok := byName[string(s.ID)]; ok {
+			if m.Status != StatusFailed {
+				delete(n.missingSince, s.ID)
+				continue
+			}
+			failedSince = m.Since
+		} else {
+			t, ok := n.missingSince[s.ID]
+			if !ok {
+				t = now
+				n.missingSince[s.ID] = t
+			}
+			failedSince = t
+		}
+		if now.Sub(failedSince) < n.cfg.DeadServerTimeout {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			deadVoters = append(deadVoters, s)
+		} else {
+			deadOthers = append(deadOthers, s)
+		}
+	}
+	for id := range n.missingSince {
+		if _, ok := seen[id]; !ok {
+			delete(n.missingSince, id)
+		}
+	}
+	if limit := (voters - 1) / 2; len(deadVoters) > limit {
+		n.logger.Warn("more dead voters than can be removed safely; removing some", "dead", len(deadVoters), "limit", limit)
+		deadVoters = deadVoters[:limit]
+	}
+	for _, s := range append(deadVoters, deadOthers...) {
+		if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ProposeTimeout).Error(); err != nil {
+			n.logger.Warn("remove dead server", "server", s.ID, "error", err)
+			return
+		}
+		delete(n.missingSince, s.ID)
+		n.logger.Info("removed dead server", "server", s.ID, "after", n.cfg.DeadServerTimeout)
+	}
+}
+
+// promoteNonVoters gives live non-voters a vote while there are fewer than
+// MaxVoters voters, so losing voters to cleanup restores fault tolerance.
+func (n *Node) promoteNonVoters() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	alive := *n.alive.Load()
+	voters := 0
+	var candidates []raft.Server
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		} else if _, ok := alive[string(s.ID)]; ok {
+			candidates = append(candidates, s)
+		}
+	}
+	for _, s := range candidates {
+		if voters >= n.cfg.MaxVoters {
+			return
+		}
+		if err := n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ProposeTimeout).Error(); err != nil {
+			n.logger.Warn("promote non-voter", "server", s.ID, "error", err)
+			return
+		}
+		voters++
+		n.logger.Info("promoted non-voter", "server", s.ID)
+	}
 }
 
 func (n *Node) isLeaving(name string) bool {
