@@ -4,15 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 func TestMain(m *testing.M) {
-	// memberlist's Shutdown does not wait for an in-flight probe, which
-	// ends by itself within one probe interval; retry long enough for it.
-	goleak.VerifyTestMain(m, goleak.MaxRetryAttempts(60))
+	clustertest.VerifyTestMain(m)
 }
 
 func TestThreeNodesFormOneCluster(t *testing.T) {

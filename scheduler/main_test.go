@@ -3,9 +3,9 @@ package scheduler_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	clustertest.VerifyTestMain(m)
 }

@@ -1,0 +1,37 @@
+package clustertest
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// leakGrace is how long VerifyTestMain lets goroutines wind down. memberlist's
+// Shutdown does not wait for an in-flight probe, which ends by itself within
+// one probe interval (1 s), longer than goleak's own retries.
+const leakGrace = 5 * time.Second
+
+// VerifyTestMain runs the package's tests and then fails the run if any
+// goroutine outlives them by more than a few seconds. Use it as TestMain's
+// body in packages that start nodes.
+func VerifyTestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		var err error
+		deadline := time.Now().Add(leakGrace)
+		for {
+			if err = goleak.Find(); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines leaked after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
