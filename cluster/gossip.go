@@ -98,7 +98,10 @@ type Member struct {
 type gossipDelegate struct {
 	meta     atomic.Pointer[[]byte]
 	events   chan struct{}
-	conflict atomic.Pointer[string]
+	conflict atomic.Pointer[nameConflict]
+	// self and selfAddr identify this node, to tell its own conflicts apart.
+	self     string
+	selfAddr atomic.Pointer[string]
 	logger   hclog.Logger
 
 	mu      sync.Mutex
@@ -172,11 +175,24 @@ func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n, false) }
 func (d *gossipDelegate) NotifyLeave(n *memberlist.Node)  { d.record(n, true) }
 func (d *gossipDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n, false) }
 
-// NotifyConflict records that another live node claims our name.
+// nameConflict is another gossip address seen using this node's name.
+type nameConflict struct {
+	addr string // the other claimant's gossip address
+}
+
+// NotifyConflict records that another address claims this node's name.
+// Conflicts between two other members are theirs to resolve; they are only
+// logged.
 func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
-	msg := fmt.Sprintf("%s is at %s and %s", existing.Name, existing.Address(), other.Address())
-	d.conflict.Store(&msg)
-	d.logger.Error("node name conflict: two live members use one NodeName", "node", existing.Name, "addrs", []string{existing.Address(), other.Address()})
+	if existing.Name != d.self {
+		d.logger.Warn("two members claim one name", "member", existing.Name, "addrs", []string{existing.Address(), other.Address()})
+		return
+	}
+	theirs := other.Address()
+	if mine := d.selfAddr.Load(); mine != nil && theirs == *mine {
+		theirs = existing.Address()
+	}
+	d.conflict.Store(&nameConflict{addr: theirs})
 	d.wake()
 }
 

@@ -111,7 +111,7 @@ func (n *Node) open() error {
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
 
-	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), logger: n.logger}
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
@@ -126,6 +126,7 @@ func (n *Node) open() error {
 	}
 	local := n.ml.LocalNode()
 	n.gossipAddr = local.Address()
+	n.gossip.selfAddr.Store(&n.gossipAddr)
 	n.raftAddr, err = advertiseRaftAddr(cfg.RaftAddr, ln.Addr(), local.Addr)
 	if err != nil {
 		return err
@@ -292,8 +293,10 @@ func (n *Node) waitReady(ctx context.Context) error {
 		if p := n.startErr.Load(); p != nil {
 			return *p
 		}
-		if msg := n.gossip.conflict.Load(); msg != nil {
-			return fmt.Errorf("%w: %s; give each replica a unique NodeName", ErrNameConflict, *msg)
+		if c := n.gossip.conflict.Swap(nil); c != nil {
+			if err := n.resolveConflict(ctx, c); err != nil {
+				return err
+			}
 		}
 		if n.Leader() != "" && n.inConfiguration() && n.caughtUp() {
 			return nil
@@ -308,6 +311,54 @@ func (n *Node) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// resolveConflict decides whether another gossip address using our name is
+// a live replica (a configuration error) or the stale record of this node's
+// previous life at another address, such as a rescheduled container. A live
+// one answers a TCP dial on its gossip port; a stale one is left for gossip
+// to declare dead, after which memberlist lets this node reclaim the name,
+// and a later join pushes our new address.
+func (n *Node) resolveConflict(ctx context.Context, c *nameConflict) error {
+	d := net.Dialer{Timeout: 500 * time.Millisecond}
+	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("%w: %s is also in use at %s, which is alive; give each replica a unique NodeName", ErrNameConflict, n.cfg.NodeName, c.addr)
+	}
+	n.logger.Info("name held by a stale member, waiting for gossip to declare it dead", "stale_addr", c.addr)
+	n.goFunc(func() {
+		// Peers refused our alive message while the old record looked
+		// alive; push our state again until one accepts it, which shows as
+		// the leader adding our new address to Raft.
+		for i := 0; i < 30 && !n.inConfigurationAt(n.raftAddr); i++ {
+			select {
+			case <-time.After(2 * time.Second):
+			case <-n.shutdownCh:
+				return
+			}
+			if err := n.join(ctx); err != nil {
+				n.logger.Debug("rejoin after stale name conflict", "error", err)
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// inConfigurationAt reports whether the Raft configuration lists this node
+// at addr.
+func (n *Node) inConfigurationAt(addr string) bool {
+	servers, err := n.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.Name == n.cfg.NodeName {
+			return s.Address == addr
+		}
+	}
+	return false
 }
 
 // waitingFor describes what Start is still waiting on, for its error.
