@@ -13,6 +13,8 @@ const (
 	CommandClaim CommandType = 1
 	// CommandRegister adds or removes a node's registered jobs.
 	CommandRegister CommandType = 2
+	// CommandRuns renews or ends run leases of one node's running jobs.
+	CommandRuns CommandType = 8
 )
 
 // String returns the command type's name, for logs.
@@ -22,6 +24,18 @@ func (t CommandType) String() string {
 		return "claim"
 	case CommandRegister:
 		return "register"
+	case CommandRuns:
+		return "runs"
+	case CommandLockAcquire:
+		return "lock-acquire"
+	case CommandLockRenew:
+		return "lock-renew"
+	case CommandLockRelease:
+		return "lock-release"
+	case CommandLockExpire:
+		return "lock-expire"
+	case CommandNodeRelease:
+		return "node-release"
 	default:
 		return fmt.Sprintf("command(%d)", uint8(t))
 	}
@@ -96,6 +110,12 @@ type Claim struct {
 	// claim may still be granted. A claim that arrives later, say from a node
 	// that was paused, is refused instead of starting a run too late.
 	Deadline int64
+	// Exclusive asks that the tick be refused while the job's previous run
+	// still holds its run lease, on any node.
+	Exclusive bool
+	// LeaseTTL is the run lease granted with the tick, in nanoseconds. The
+	// holder renews it while the run goes on and releases it when done.
+	LeaseTTL int64
 }
 
 // ClaimBatch is every claim one node makes for one instant. Packing them
@@ -119,6 +139,8 @@ func EncodeClaims(b ClaimBatch) []byte {
 		e.varint(c.Tick)
 		e.varint(c.At)
 		e.varint(c.Deadline)
+		e.bool(c.Exclusive)
+		e.varint(c.LeaseTTL)
 	}
 	return e.buf
 }
@@ -134,6 +156,8 @@ func decodeClaims(d *decoder) (ClaimBatch, error) {
 		c.Tick = d.varint()
 		c.At = d.varint()
 		c.Deadline = d.varint()
+		c.Exclusive = d.bool()
+		c.LeaseTTL = d.varint()
 		b.Claims = append(b.Claims, c)
 	}
 	return b, d.err
@@ -176,6 +200,73 @@ func decodeRegistration(d *decoder) (Registration, error) {
 	n = d.count(1)
 	for i := 0; i < n && d.err == nil; i++ {
 		r.Remove = append(r.Remove, d.string())
+	}
+	return r, d.err
+}
+
+// RunRef names one run: a job's granted tick.
+type RunRef struct {
+	Job  string
+	Tick int64
+}
+
+// RunUpdate renews the run leases of Renew and ends those of Done, all
+// held by Node. A node batches these for all its running jobs.
+type RunUpdate struct {
+	Node  string
+	Renew []RunRef
+	Done  []RunRef
+}
+
+// EncodeRunUpdate encodes a run lease update.
+func EncodeRunUpdate(u RunUpdate) []byte {
+	e := newEncoder(CommandRuns, 16+len(u.Node)+24*(len(u.Renew)+len(u.Done)))
+	e.string(u.Node)
+	for _, list := range [][]RunRef{u.Renew, u.Done} {
+		e.uvarint(uint64(len(list)))
+		for _, r := range list {
+			e.string(r.Job)
+			e.varint(r.Tick)
+		}
+	}
+	return e.buf
+}
+
+func decodeRunUpdate(d *decoder) (RunUpdate, error) {
+	var u RunUpdate
+	u.Node = d.string()
+	for _, list := range []*[]RunRef{&u.Renew, &u.Done} {
+		n := d.count(2)
+		for i := 0; i < n && d.err == nil; i++ {
+			*list = append(*list, RunRef{Job: d.string(), Tick: d.varint()})
+		}
+	}
+	return u, d.err
+}
+
+// RunUpdateResult lists, in Renew's order, whether each renewal held: false
+// means the run lease was already lost.
+type RunUpdateResult struct {
+	Renewed []bool
+}
+
+// EncodeRunUpdateResult encodes a run update result.
+func EncodeRunUpdateResult(r *RunUpdateResult) []byte {
+	e := &encoder{}
+	e.uvarint(uint64(len(r.Renewed)))
+	for _, ok := range r.Renewed {
+		e.bool(ok)
+	}
+	return e.buf
+}
+
+// DecodeRunUpdateResult reverses EncodeRunUpdateResult.
+func DecodeRunUpdateResult(b []byte) (*RunUpdateResult, error) {
+	d := &decoder{buf: b}
+	n := d.count(1)
+	r := &RunUpdateResult{Renewed: make([]bool, 0, n)}
+	for i := 0; i < n && d.err == nil; i++ {
+		r.Renewed = append(r.Renewed, d.bool())
 	}
 	return r, d.err
 }

@@ -24,6 +24,17 @@ type FSM struct {
 	// jobsByNode is the inverse of nodesByJob, so a Reset is cheap.
 	jobsByNode map[string]map[string]struct{}
 	applied    uint64
+
+	// locks holds every held or awaited lock.
+	locks map[string]*LockState
+	// finished remembers owners whose lease ended, with finishedOrder
+	// giving the pruning order.
+	finished      map[string]int64
+	finishedOrder []finishedOwner
+	// term is the Raft term of the last command applied; a higher one
+	// means a new leader, whose first entry extends every lease.
+	term   uint64
+	notify func(LockChange)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -38,6 +49,8 @@ func New(logger hclog.Logger) *FSM {
 		jobs:       make(map[string]JobState),
 		nodesByJob: make(map[string][]string),
 		jobsByNode: make(map[string]map[string]struct{}),
+		locks:      make(map[string]*LockState),
+		finished:   make(map[string]int64),
 	}
 }
 
@@ -56,6 +69,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		f.logger.Error("rejected entry", "index", l.Index, "error", err)
 		return err
 	}
+	f.observeTerm(l.Term, h.Now)
 	switch h.Type {
 	case CommandClaim:
 		b, err := decodeClaims(d)
@@ -70,9 +84,67 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		}
 		f.applyRegistration(r)
 		return nil
+	case CommandRuns:
+		u, err := decodeRunUpdate(d)
+		if err != nil {
+			return fmt.Errorf("runs entry %d: %w", l.Index, err)
+		}
+		return f.applyRunUpdate(h.Now, u)
+	case CommandLockAcquire, CommandLockRenew, CommandLockRelease:
+		op, err := decodeLockOp(d)
+		if err != nil {
+			return fmt.Errorf("%s entry %d: %w", h.Type, l.Index, err)
+		}
+		return f.applyLockOp(h.Type, l.Index, h.Now, op)
+	case CommandLockExpire:
+		f.applyLockExpire(l.Index, h.Now)
+		return nil
+	case CommandNodeRelease:
+		node := d.string()
+		if d.err != nil {
+			return fmt.Errorf("node-release entry %d: %w", l.Index, d.err)
+		}
+		f.applyNodeRelease(l.Index, h.Now, node)
+		return nil
 	default:
 		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, h.Type, l.Index)
 	}
+}
+
+// observeTerm extends every lease when the entry comes from a new term.
+func (f *FSM) observeTerm(term uint64, now int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if term > f.term {
+		if f.term != 0 {
+			f.extendLeasesLocked(now)
+		}
+		f.term = term
+	}
+}
+
+// applyRunUpdate renews and ends run leases. Only the grant's holder may
+// touch its lease, and only for the tick it was granted.
+func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res := &RunUpdateResult{Renewed: make([]bool, len(u.Renew))}
+	for i, r := range u.Renew {
+		st, ok := f.jobs[r.Job]
+		if ok && st.Holder == u.Node && st.LastTick == r.Tick && st.Running(now) {
+			st.RunExpires = now + st.RunTTL
+			f.jobs[r.Job] = st
+			res.Renewed[i] = true
+		}
+	}
+	for _, r := range u.Done {
+		st, ok := f.jobs[r.Job]
+		if ok && st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
+			st.RunExpires = 0
+			f.jobs[r.Job] = st
+		}
+	}
+	return res
 }
 
 func (f *FSM) markApplied(index uint64) {

@@ -26,6 +26,10 @@ const (
 	// ReasonInvalid means the claim itself is malformed (empty job name or
 	// node, or a deadline before the tick).
 	ReasonInvalid
+	// ReasonBusy means an exclusive claim found the job's previous run
+	// still holding its run lease, so the tick is skipped rather than run
+	// alongside it on another node.
+	ReasonBusy
 )
 
 // String returns the reason's name, for logs and errors.
@@ -45,6 +49,8 @@ func (r Reason) String() string {
 		return "duplicate"
 	case ReasonInvalid:
 		return "invalid"
+	case ReasonBusy:
+		return "busy"
 	default:
 		return fmt.Sprintf("reason(%d)", uint8(r))
 	}
@@ -80,12 +86,21 @@ type JobState struct {
 	// GrantedAt is the leader's clock, in Unix nanoseconds, in the granting
 	// entry.
 	GrantedAt int64
+	// RunExpires is when the run lease of the latest grant ends, in leader
+	// time; zero when the run finished or the claim was not exclusive.
+	RunExpires int64
+	// RunTTL is the run lease's length, reapplied on renewal.
+	RunTTL int64
 }
+
+// Running reports whether the latest grant's run lease is live at leader
+// time now.
+func (s JobState) Running(now int64) bool { return s.RunExpires != 0 && now < s.RunExpires }
 
 // grant applies the grant rules to one claim. It must stay a pure function
 // of the state, the entry's index and time, and the claim.
 func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[string]struct{}) Outcome {
-	if c.Job == "" || node == "" || c.Deadline < c.At {
+	if c.Job == "" || node == "" || c.Deadline < c.At || c.LeaseTTL < 0 {
 		return Outcome{Reason: ReasonInvalid}
 	}
 	st, ok := f.jobs[c.Job]

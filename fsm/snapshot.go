@@ -37,6 +37,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		e.string(st.Holder)
 		e.uvarint(st.Token)
 		e.varint(st.GrantedAt)
+		e.varint(st.RunExpires)
+		e.varint(st.RunTTL)
 	}
 
 	nodes := make([]string, 0, len(f.jobsByNode))
@@ -56,6 +58,33 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		for _, j := range jobs {
 			e.string(j)
 		}
+	}
+	e.uvarint(f.term)
+	lockNames := make([]string, 0, len(f.locks))
+	for name := range f.locks {
+		lockNames = append(lockNames, name)
+	}
+	slices.Sort(lockNames)
+	e.uvarint(uint64(len(lockNames)))
+	for _, name := range lockNames {
+		st := f.locks[name]
+		e.string(name)
+		e.string(st.Owner)
+		e.string(st.Node)
+		e.uvarint(st.Token)
+		e.varint(st.Expires)
+		e.varint(st.TTL)
+		e.uvarint(uint64(len(st.Waiters)))
+		for _, w := range st.Waiters {
+			e.string(w.Owner)
+			e.string(w.Node)
+			e.varint(w.TTL)
+		}
+	}
+	e.uvarint(uint64(len(f.finishedOrder)))
+	for _, fo := range f.finishedOrder {
+		e.string(fo.owner)
+		e.varint(fo.at)
 	}
 	return &snapshot{data: e.buf}, nil
 }
@@ -94,6 +123,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		st.Holder = d.string()
 		st.Token = d.uvarint()
 		st.GrantedAt = d.varint()
+		st.RunExpires = d.varint()
+		st.RunTTL = d.varint()
 		jobs[name] = st
 	}
 	type reg struct {
@@ -110,6 +141,26 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		regs = append(regs, r)
 	}
+	term := d.uvarint()
+	locks := make(map[string]*LockState)
+	n = d.count(4)
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.string()
+		st := &LockState{Owner: d.string(), Node: d.string(), Token: d.uvarint(), Expires: d.varint(), TTL: d.varint()}
+		m := d.count(3)
+		for j := 0; j < m && d.err == nil; j++ {
+			st.Waiters = append(st.Waiters, Waiter{Owner: d.string(), Node: d.string(), TTL: d.varint()})
+		}
+		locks[name] = st
+	}
+	finished := make(map[string]int64)
+	var order []finishedOwner
+	n = d.count(2)
+	for i := 0; i < n && d.err == nil; i++ {
+		fo := finishedOwner{owner: d.string(), at: d.varint()}
+		finished[fo.owner] = fo.at
+		order = append(order, fo)
+	}
 	if d.err != nil {
 		return fmt.Errorf("restore snapshot: %w", d.err)
 	}
@@ -125,5 +176,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 	}
 	f.applied = applied
+	f.term = term
+	f.locks = locks
+	f.finished = finished
+	f.finishedOrder = order
 	return nil
 }

@@ -18,7 +18,8 @@ func TestReasonString(t *testing.T) {
 		{fsm.ReasonEarly, "early"},
 		{fsm.ReasonDuplicate, "duplicate"},
 		{fsm.ReasonInvalid, "invalid"},
-		{fsm.ReasonInvalid + 1, "reason(7)"},
+		{fsm.ReasonBusy, "busy"},
+		{fsm.ReasonBusy + 1, "reason(8)"},
 		{255, "reason(255)"},
 	}
 	for _, tt := range tests {
@@ -36,7 +37,13 @@ func TestCommandTypeString(t *testing.T) {
 		{fsm.CommandClaim, "claim"},
 		{fsm.CommandRegister, "register"},
 		{0, "command(0)"},
-		{3, "command(3)"},
+		{fsm.CommandRuns, "runs"},
+		{fsm.CommandLockAcquire, "lock-acquire"},
+		{fsm.CommandLockRenew, "lock-renew"},
+		{fsm.CommandLockRelease, "lock-release"},
+		{fsm.CommandLockExpire, "lock-expire"},
+		{fsm.CommandNodeRelease, "node-release"},
+		{9, "command(9)"},
 		{255, "command(255)"},
 	}
 	for _, tt := range tests {

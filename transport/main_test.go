@@ -44,6 +44,29 @@ type countedConn struct {
 	net.Conn
 	l    *countingListener
 	once sync.Once
+
+	mu            sync.Mutex
+	readDeadlines []time.Time // every SetReadDeadline/SetDeadline, in order
+}
+
+func (c *countedConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.readDeadlines = append(c.readDeadlines, t)
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *countedConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.readDeadlines = append(c.readDeadlines, t)
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *countedConn) deadlines() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.readDeadlines...)
 }
 
 func (c *countedConn) Close() error {

@@ -42,6 +42,27 @@ func TestMuxRoutesByKind(t *testing.T) {
 	}
 }
 
+// TestMuxClearsHandshakeDeadline checks that the read deadline guarding the
+// kind byte is set during the handshake and cleared before the connection is
+// handed out, so a long-lived stream does not time out after handshakeTimeout.
+func TestMuxClearsHandshakeDeadline(t *testing.T) {
+	f := newMux(t)
+	raft := f.listen(t, transport.KindRaft)
+	f.serve()
+	dialRaw(t, f.addr(), byte(transport.KindRaft))
+	c, ok := accept(t, raft).(*countedConn)
+	if !ok {
+		t.Fatalf("accepted connection is not the listener's own")
+	}
+	dl := c.deadlines()
+	if len(dl) < 2 || dl[0].IsZero() {
+		t.Fatalf("read deadlines set = %v, want a handshake deadline then a reset", dl)
+	}
+	if last := dl[len(dl)-1]; !last.IsZero() {
+		t.Errorf("connection handed out with read deadline %v, want none", last)
+	}
+}
+
 // TestMuxRoutesConcurrently dials many connections of both kinds at once and
 // checks each sub-listener receives exactly its own.
 func TestMuxRoutesConcurrently(t *testing.T) {

@@ -126,6 +126,58 @@ func TestRaftLayerClose(t *testing.T) {
 	}
 }
 
+// TestRaftLayerCloseClosesStreams checks that Close ends every stream the
+// layer handed out, dialed or accepted, and that Dial fails afterwards.
+func TestRaftLayerCloseClosesStreams(t *testing.T) {
+	f := newMux(t)
+	layer := newRaftLayer(t, f, f.mux.Addr(), nil)
+	f.serve()
+
+	// A stream this layer accepted from a raw peer.
+	peer := dialRaw(t, f.addr(), byte(transport.KindRaft))
+	in := recv(t, acceptAsync(layer), "Accept")
+	if in.err != nil {
+		t.Fatalf("Accept: %v", in.err)
+	}
+	// A stream this layer dialed, to a plain listener.
+	remote := listenLocal(t)
+	defer remote.Close()
+	out, err := layer.Dial(raft.ServerAddress(remote.Addr().String()), waitTimeout)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	far, err := remote.Accept()
+	if err != nil {
+		t.Fatalf("remote Accept: %v", err)
+	}
+	defer far.Close()
+	if got := readN(t, far, 1); got[0] != byte(transport.KindRaft) {
+		t.Fatalf("dialed stream began with %#x, want the Raft kind byte", got[0])
+	}
+
+	if err := layer.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for name, c := range map[string]net.Conn{"accepted": in.conn, "dialed": out} {
+		if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("write on %s stream after Close = %v, want net.ErrClosed", name, err)
+		}
+	}
+	// The peers see their connections end.
+	expectClosedByPeer(t, peer)
+	expectClosedByPeer(t, far)
+
+	if c, err := layer.Dial(raft.ServerAddress(remote.Addr().String()), waitTimeout); !errors.Is(err, transport.ErrClosed) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("Dial after Close = %v, want ErrClosed", err)
+	}
+	// Closing a stream closed by the layer is harmless.
+	in.conn.Close()
+	out.Close()
+}
+
 // TestRaftLayerCarriesRaftRPC runs Raft's own NetworkTransport over two
 // RaftLayers and exchanges an AppendEntries RPC, the way a cluster uses it.
 func TestRaftLayerCarriesRaftRPC(t *testing.T) {

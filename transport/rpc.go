@@ -180,8 +180,14 @@ func (c *Client) Call(ctx context.Context, addr string, m Method, req []byte) ([
 	var remote *RemoteError
 	if err != nil && !errors.As(err, &remote) {
 		cc.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("rpc %d to %s: %w", m, addr, ctx.Err())
+		cerr := ctx.Err()
+		if cerr == nil && ok && !time.Now().Before(dl) {
+			// The connection's deadline is the ctx's own, and the read can
+			// time out a moment before the ctx's timer marks it done.
+			cerr = context.DeadlineExceeded
+		}
+		if cerr != nil {
+			return nil, fmt.Errorf("rpc %d to %s: %w", m, addr, cerr)
 		}
 		return nil, fmt.Errorf("rpc %d to %s: %w", m, addr, err)
 	}

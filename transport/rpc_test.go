@@ -165,7 +165,7 @@ func TestCallRemoteError(t *testing.T) {
 		{"largest code", testCoder, errNoQuorum, 65535},
 		{"uncoded error", testCoder, errOther, 0},
 		{"nil coder", nil, errNotLeader, 0},
-		{"empty message", testCoder, fmt.Errorf("%.0s%w", "", errors.New("")), 0},
+		{"empty message", testCoder, errors.New(""), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,8 +200,8 @@ func TestCallRemoteError(t *testing.T) {
 }
 
 // TestConcurrentCalls makes 64 Calls that are all in the handler at the same
-// time, then more calls from each goroutine, and checks every caller gets its
-// own response.
+// time (a barrier holds them), then more calls from each goroutine, and
+// checks every caller gets its own response.
 func TestConcurrentCalls(t *testing.T) {
 	const callers = 64
 	var arrived sync.WaitGroup
@@ -242,10 +242,10 @@ func TestConcurrentCalls(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Each of the 64 simultaneous calls needed its own connection; the
-	// later calls reused them.
-	if n := f.ln.accepted.Load(); n != callers {
-		t.Errorf("server accepted %d connections, want %d", n, callers)
+	// Each of the 64 simultaneous calls needed its own connection. (Later
+	// calls may dial again: the client keeps only a few idle connections.)
+	if n := f.ln.accepted.Load(); n < callers {
+		t.Errorf("server accepted %d connections for %d simultaneous calls", n, callers)
 	}
 }
 
@@ -270,8 +270,8 @@ func TestCallContextEndsWhileHandlerBlocks(t *testing.T) {
 	tests := []struct {
 		name string
 		ctx  func() (context.Context, context.CancelFunc)
-		// cancel ends the ctx once the handler is running; nil means the
-		// ctx ends on its own.
+		// cancel says whether the test cancels the ctx once the handler is
+		// running; otherwise the ctx ends on its own deadline.
 		cancel bool
 		want   error
 	}{

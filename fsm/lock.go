@@ -1,0 +1,430 @@
+package fsm
+
+import (
+	"slices"
+)
+
+// Lock commands. Every lock decision uses the leader's stamped time of the
+// entry being applied, never a local clock.
+const (
+	// CommandLockAcquire takes a lock, or queues for it.
+	CommandLockAcquire CommandType = 3
+	// CommandLockRenew extends a held lease.
+	CommandLockRenew CommandType = 4
+	// CommandLockRelease frees a held lock, or leaves its wait queue.
+	CommandLockRelease CommandType = 5
+	// CommandLockExpire frees every lease whose time has passed, handing
+	// each lock to its first waiter. The leader proposes it when a lease
+	// with waiters is due.
+	CommandLockExpire CommandType = 6
+	// CommandNodeRelease drops everything a gracefully leaving node holds:
+	// its locks, its place in wait queues, its job registrations and its
+	// run leases.
+	CommandNodeRelease CommandType = 7
+)
+
+// LockOp is one lock request. Owner identifies one Lock call (one lease)
+// and is never reused, so a late duplicate of a finished request cannot
+// take the lock again.
+type LockOp struct {
+	Name  string
+	Owner string
+	Node  string
+	// TTL is the lease length in nanoseconds (acquire only).
+	TTL int64
+	// Wait queues the owner if the lock is held (acquire only).
+	Wait bool
+}
+
+// EncodeLockOp encodes an acquire, renew or release.
+func EncodeLockOp(t CommandType, op LockOp) []byte {
+	e := newEncoder(t, 32+len(op.Name)+len(op.Owner)+len(op.Node))
+	e.string(op.Name)
+	e.string(op.Owner)
+	e.string(op.Node)
+	e.varint(op.TTL)
+	e.bool(op.Wait)
+	return e.buf
+}
+
+func decodeLockOp(d *decoder) (LockOp, error) {
+	var op LockOp
+	op.Name = d.string()
+	op.Owner = d.string()
+	op.Node = d.string()
+	op.TTL = d.varint()
+	op.Wait = d.bool()
+	return op, d.err
+}
+
+// EncodeLockExpire encodes an expiry sweep.
+func EncodeLockExpire() []byte { return newEncoder(CommandLockExpire, 0).buf }
+
+// EncodeNodeRelease encodes the release of everything a node holds.
+func EncodeNodeRelease(node string) []byte {
+	e := newEncoder(CommandNodeRelease, len(node)+2)
+	e.string(node)
+	return e.buf
+}
+
+// LockStatus is the outcome of a lock command.
+type LockStatus uint8
+
+const (
+	// LockAcquired means the owner holds the lock; Token is its fence.
+	LockAcquired LockStatus = iota + 1
+	// LockQueued means the owner waits in line; it will be granted the lock
+	// by a later entry, in FIFO order.
+	LockQueued
+	// LockBusy means the lock is held and the owner asked not to wait.
+	LockBusy
+	// LockRenewed means the lease was extended.
+	LockRenewed
+	// LockReleased means the lock was freed or the owner left the queue.
+	LockReleased
+	// LockLost means the owner does not hold the lock (its lease expired,
+	// it was released, or it never had it).
+	LockLost
+	// LockInvalid means the request is malformed.
+	LockInvalid
+)
+
+// String returns the status's name.
+func (s LockStatus) String() string {
+	switch s {
+	case LockAcquired:
+		return "acquired"
+	case LockQueued:
+		return "queued"
+	case LockBusy:
+		return "busy"
+	case LockRenewed:
+		return "renewed"
+	case LockReleased:
+		return "released"
+	case LockLost:
+		return "lost"
+	case LockInvalid:
+		return "invalid"
+	default:
+		return "lock-status(?)"
+	}
+}
+
+// LockResult answers a lock command.
+type LockResult struct {
+	Status LockStatus
+	// Token is the lock's fencing token when Status is LockAcquired or
+	// LockRenewed: the index of the entry that granted the current lease.
+	Token uint64
+	// Expires is the lease's expiry in leader time (Unix nanoseconds).
+	Expires int64
+}
+
+// EncodeLockResult encodes a lock result for the RPC reply.
+func EncodeLockResult(r *LockResult) []byte {
+	e := &encoder{}
+	e.byte(byte(r.Status))
+	e.uvarint(r.Token)
+	e.varint(r.Expires)
+	return e.buf
+}
+
+// DecodeLockResult reverses EncodeLockResult.
+func DecodeLockResult(b []byte) (*LockResult, error) {
+	d := &decoder{buf: b}
+	r := &LockResult{Status: LockStatus(d.byte()), Token: d.uvarint(), Expires: d.varint()}
+	return r, d.err
+}
+
+// LockState is a lock's replicated state.
+type LockState struct {
+	// Owner is the lease that holds the lock; "" when free.
+	Owner string
+	// Node is the holder's node.
+	Node string
+	// Token is the index of the entry that granted the current lease.
+	Token uint64
+	// Expires is when the lease ends, in leader time.
+	Expires int64
+	// TTL is the lease length, reapplied on renewal.
+	TTL int64
+	// Waiters queue in FIFO order.
+	Waiters []Waiter
+}
+
+// Waiter is one queued Lock call.
+type Waiter struct {
+	Owner string
+	Node  string
+	TTL   int64
+}
+
+// LockChange is reported to the notifier after each entry that changed a
+// lock, so nodes can wake waiters and tell holders they lost a lease.
+type LockChange struct {
+	Name  string
+	State LockState
+}
+
+// finishedMemory is how long, in leader time, a finished owner is
+// remembered, so a delayed duplicate of its acquire (a retry still in
+// flight when the caller gave up) cannot take the lock after it was
+// cancelled or released. It is far longer than any proposal's retry window.
+const finishedMemory = int64(60 * 1e9)
+
+func (f *FSM) lockLocked(name string) *LockState {
+	st := f.locks[name]
+	if st == nil {
+		st = &LockState{}
+		f.locks[name] = st
+	}
+	return st
+}
+
+// handOffLocked gives a free lock to its first waiter.
+func (f *FSM) handOffLocked(name string, st *LockState, index uint64, now int64) {
+	st.Owner, st.Node, st.Token, st.Expires, st.TTL = "", "", 0, 0, 0
+	if len(st.Waiters) > 0 {
+		w := st.Waiters[0]
+		st.Waiters = slices.Delete(st.Waiters, 0, 1)
+		st.Owner, st.Node, st.Token, st.TTL, st.Expires = w.Owner, w.Node, index, w.TTL, now+w.TTL
+	}
+	if st.Owner == "" && len(st.Waiters) == 0 {
+		delete(f.locks, name)
+	}
+}
+
+func (f *FSM) finishLocked(owner string, now int64) {
+	if _, ok := f.finished[owner]; ok {
+		return
+	}
+	f.finished[owner] = now
+	f.finishedOrder = append(f.finishedOrder, finishedOwner{owner, now})
+	// Leader time only moves forward within a term and is extended, not
+	// rewound, across terms in practice; pruning from the front is enough.
+	i := 0
+	for i < len(f.finishedOrder) && now-f.finishedOrder[i].at > finishedMemory {
+		delete(f.finished, f.finishedOrder[i].owner)
+		i++
+	}
+	if i > 0 {
+		f.finishedOrder = slices.Delete(f.finishedOrder, 0, i)
+	}
+}
+
+type finishedOwner struct {
+	owner string
+	at    int64
+}
+
+// expireLocked frees a lease whose time has passed and hands the lock on.
+func (f *FSM) expireLocked(name string, st *LockState, index uint64, now int64) bool {
+	if st.Owner != "" && now >= st.Expires {
+		f.finishLocked(st.Owner, now)
+		f.handOffLocked(name, st, index, now)
+		return true
+	}
+	return false
+}
+
+func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *LockResult {
+	if op.Name == "" || op.Owner == "" || (t == CommandLockAcquire && op.TTL <= 0) {
+		return &LockResult{Status: LockInvalid}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.lockLocked(op.Name)
+	changed := f.expireLocked(op.Name, st, index, now)
+	if f.locks[op.Name] == nil {
+		st = f.lockLocked(op.Name)
+	}
+	var res *LockResult
+	switch t {
+	case CommandLockAcquire:
+		switch {
+		case st.Owner == op.Owner:
+			res = &LockResult{Status: LockAcquired, Token: st.Token, Expires: st.Expires}
+		case f.isFinished(op.Owner):
+			res = &LockResult{Status: LockLost}
+		case st.Owner == "":
+			st.Owner, st.Node, st.Token, st.TTL, st.Expires = op.Owner, op.Node, index, op.TTL, now+op.TTL
+			res = &LockResult{Status: LockAcquired, Token: index, Expires: st.Expires}
+			changed = true
+		case !op.Wait:
+			res = &LockResult{Status: LockBusy}
+		default:
+			if !slices.ContainsFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner }) {
+				st.Waiters = append(st.Waiters, Waiter{Owner: op.Owner, Node: op.Node, TTL: op.TTL})
+				changed = true
+			}
+			res = &LockResult{Status: LockQueued}
+		}
+	case CommandLockRenew:
+		if st.Owner == op.Owner {
+			st.Expires = now + st.TTL
+			res = &LockResult{Status: LockRenewed, Token: st.Token, Expires: st.Expires}
+		} else {
+			res = &LockResult{Status: LockLost}
+		}
+	case CommandLockRelease:
+		f.finishLocked(op.Owner, now)
+		switch {
+		case st.Owner == op.Owner:
+			f.handOffLocked(op.Name, st, index, now)
+			res = &LockResult{Status: LockReleased}
+			changed = true
+		default:
+			i := slices.IndexFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner })
+			if i >= 0 {
+				st.Waiters = slices.Delete(st.Waiters, i, i+1)
+				res = &LockResult{Status: LockReleased}
+				changed = true
+			} else {
+				res = &LockResult{Status: LockLost}
+			}
+		}
+	}
+	if cur := f.locks[op.Name]; cur != nil && cur.Owner == "" && len(cur.Waiters) == 0 {
+		delete(f.locks, op.Name)
+	}
+	if changed {
+		f.notifyLocked(op.Name)
+	}
+	return res
+}
+
+func (f *FSM) isFinished(owner string) bool {
+	_, ok := f.finished[owner]
+	return ok
+}
+
+// applyLockExpire frees every lease that has run out.
+func (f *FSM) applyLockExpire(index uint64, now int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := make([]string, 0)
+	for name, st := range f.locks {
+		if st.Owner != "" && now >= st.Expires {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names) // map order must not leak into the result
+	for _, name := range names {
+		if f.expireLocked(name, f.locks[name], index, now) {
+			f.notifyLocked(name)
+		}
+	}
+}
+
+// applyNodeRelease frees everything a leaving node holds.
+func (f *FSM) applyNodeRelease(index uint64, now int64, node string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	names := make([]string, 0, len(f.locks))
+	for name := range f.locks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		st := f.locks[name]
+		changed := false
+		kept := st.Waiters[:0]
+		for _, w := range st.Waiters {
+			if w.Node == node {
+				f.finishLocked(w.Owner, now)
+				changed = true
+				continue
+			}
+			kept = append(kept, w)
+		}
+		st.Waiters = kept
+		if st.Node == node && st.Owner != "" {
+			f.finishLocked(st.Owner, now)
+			f.handOffLocked(name, st, index, now)
+			changed = true
+		} else if st.Owner == "" && len(st.Waiters) == 0 {
+			delete(f.locks, name)
+		}
+		if changed {
+			f.notifyLocked(name)
+		}
+	}
+	for job := range f.jobsByNode[node] {
+		f.unregisterLocked(node, job)
+	}
+	for job, js := range f.jobs {
+		if js.Holder == node && js.RunExpires != 0 {
+			js.RunExpires = 0
+			f.jobs[job] = js
+		}
+	}
+}
+
+// extendLeasesLocked gives every outstanding lease its full TTL again from
+// the first entry of a new term, so a lease never expires early because
+// the new leader's clock differs from the old one's or because renewals
+// could not commit during the election.
+func (f *FSM) extendLeasesLocked(now int64) {
+	for _, st := range f.locks {
+		if st.Owner != "" {
+			st.Expires = max(st.Expires, now+st.TTL)
+		}
+	}
+	for job, js := range f.jobs {
+		if js.RunExpires != 0 {
+			js.RunExpires = max(js.RunExpires, now+js.RunTTL)
+			f.jobs[job] = js
+		}
+	}
+}
+
+func (f *FSM) notifyLocked(name string) {
+	if f.notify == nil {
+		return
+	}
+	var st LockState
+	if cur := f.locks[name]; cur != nil {
+		st = *cur
+		st.Waiters = slices.Clone(cur.Waiters)
+	}
+	f.notify(LockChange{Name: name, State: st})
+}
+
+// Lock returns a lock's state, and false if it is free with no waiters.
+func (f *FSM) Lock(name string) (LockState, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st, ok := f.locks[name]
+	if !ok {
+		return LockState{}, false
+	}
+	out := *st
+	out.Waiters = slices.Clone(st.Waiters)
+	return out, true
+}
+
+// NextLockExpiry returns the earliest expiry, in leader time, among held
+// locks that have waiters, and false if there is none. The leader proposes
+// CommandLockExpire then, so a crashed holder's waiters do not wait forever.
+func (f *FSM) NextLockExpiry() (int64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var next int64
+	found := false
+	for _, st := range f.locks {
+		if st.Owner != "" && len(st.Waiters) > 0 && (!found || st.Expires < next) {
+			next, found = st.Expires, true
+		}
+	}
+	return next, found
+}
+
+// SetLockNotifier installs a function called, on Raft's apply goroutine,
+// after every entry that changes a lock. It must not block. Set it before
+// Raft starts.
+func (f *FSM) SetLockNotifier(fn func(LockChange)) {
+	f.mu.Lock()
+	f.notify = fn
+	f.mu.Unlock()
+}
