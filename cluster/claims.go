@@ -54,3 +54,22 @@ func (n *Node) Candidates(job string) []string {
 func (n *Node) LastGrant(job string) (fsm.JobState, bool) {
 	return n.fsm.Job(job)
 }
+
+// UpdateRuns renews the run leases of renew and ends those of done, all
+// held by this node, in one Raft entry. It returns, in renew's order,
+// whether each lease was still held; a false means another node may now run
+// the job, so the run should stop.
+func (n *Node) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
+	resp, err := n.propose(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done}))
+	if err != nil {
+		return nil, err
+	}
+	res, err := fsm.DecodeRunUpdateResult(resp)
+	if err != nil {
+		return nil, fmt.Errorf("decode run update result: %w", err)
+	}
+	if len(res.Renewed) != len(renew) {
+		return nil, fmt.Errorf("run update result has %d answers for %d renewals", len(res.Renewed), len(renew))
+	}
+	return res.Renewed, nil
+}

@@ -52,6 +52,9 @@ type Node struct {
 	// unknown to gossip; only the maintenance loop touches it.
 	missingSince map[raft.ServerID]time.Time
 
+	// locks tracks this node's lock waiters and leases.
+	locks *lockTable
+
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
@@ -76,6 +79,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		logger:       cfg.Logger.With("node", cfg.NodeName),
 		leaving:      make(map[string]time.Time),
 		missingSince: make(map[raft.ServerID]time.Time),
+		locks:        newLockTable(),
 		shutdownCh:   make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
@@ -149,6 +153,7 @@ func (n *Node) open() error {
 	})
 
 	n.fsm = fsm.New(n.logger.Named("fsm"))
+	n.fsm.SetLockNotifier(n.locks.changed)
 	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
@@ -167,6 +172,7 @@ func (n *Node) open() error {
 	n.goFunc(n.rpcServer.Serve)
 	n.refreshAlive()
 	n.goFunc(n.maintain)
+	n.goFunc(n.expireLeases)
 	return nil
 }
 
@@ -458,6 +464,13 @@ func (n *Node) State() *fsm.FSM { return n.fsm }
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
 		n.setMeta(func(m *meta) { m.Leaving = true })
+		// Free this node's locks, queue places, registrations and run
+		// leases at once, rather than after their TTLs.
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
+		if _, err := n.propose(ctx, fsm.EncodeNodeRelease(n.cfg.NodeName)); err != nil {
+			n.logger.Warn("could not release this node's leases before leaving", "error", err)
+		}
+		cancel()
 		close(n.shutdownCh)
 		var errs []error
 		if err := n.leaveRaft(); err != nil {

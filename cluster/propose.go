@@ -167,6 +167,10 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 		return nil, r
 	case *fsm.ClaimResult:
 		return fsm.EncodeClaimResult(r), nil
+	case *fsm.LockResult:
+		return fsm.EncodeLockResult(r), nil
+	case *fsm.RunUpdateResult:
+		return fsm.EncodeRunUpdateResult(r), nil
 	default:
 		return nil, fmt.Errorf("apply %s: unexpected result type %T", commandName(cmd), r)
 	}
