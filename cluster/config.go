@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/interlockraft/interlock/transport"
 )
 
 // Default values applied by Start to zero Config fields.
@@ -115,6 +117,15 @@ type Config struct {
 
 	// SecretKey, if set, encrypts gossip (16, 24 or 32 bytes, AES).
 	SecretKey []byte
+
+	// RaftListener, if set, is used instead of listening on RaftAddr, which
+	// is then only advertised. Wrap a listener with tls.NewListener here to
+	// encrypt Raft and RPC; tests wrap it to inject faults.
+	RaftListener net.Listener
+
+	// RaftDialer, if set, opens every connection to other nodes' RaftAddr
+	// (a *tls.Dialer to encrypt). Default: a *net.Dialer.
+	RaftDialer transport.Dialer
 }
 
 // withDefaults returns a copy of c with defaults applied, or an error that

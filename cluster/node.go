@@ -109,9 +109,11 @@ func (n *Node) open() error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.RaftAddr)
-	if err != nil {
-		return fmt.Errorf("listen on RaftAddr %s: %w; pick a free port", cfg.RaftAddr, err)
+	ln := cfg.RaftListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.RaftAddr); err != nil {
+			return fmt.Errorf("listen on RaftAddr %s: %w; pick a free port", cfg.RaftAddr, err)
+		}
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
 
@@ -141,7 +143,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
 	}
-	layer, err := transport.NewRaftLayer(n.mux, advertise, nil)
+	layer, err := transport.NewRaftLayer(n.mux, advertise, cfg.RaftDialer)
 	if err != nil {
 		return err
 	}
@@ -159,7 +161,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 
-	n.rpc = transport.NewClient(nil)
+	n.rpc = transport.NewClient(cfg.RaftDialer)
 	n.rpcServer, err = transport.NewServer(n.mux, n.handleRPC, errorCode, n.logger.Named("rpc"))
 	if err != nil {
 		return err
