@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,14 +188,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	cancel()
 	s.runs.Wait()
 	if s.coord != nil {
+		// Unregister what this Run registered, including jobs removed since,
+		// and any job added since. A new slice: the coordinator may have
+		// kept the one given to register.
 		s.mu.Lock()
-		names = names[:0]
+		remove := slices.Clone(names)
+		registered := make(map[string]bool, len(names))
+		for _, name := range names {
+			registered[name] = true
+		}
 		for name := range s.jobs {
-			names = append(names, name)
+			if !registered[name] {
+				remove = append(remove, name)
+			}
 		}
 		s.mu.Unlock()
 		uctx, ucancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := s.coord.Register(uctx, nil, names); err != nil {
+		if err := s.coord.Register(uctx, nil, remove); err != nil {
 			s.logger.Debug("could not unregister jobs", "error", err)
 		}
 		ucancel()
@@ -349,11 +359,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	defer cancel()
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
-		for _, p := range batch {
-			p.js.failed.Add(1)
-		}
-		if ctx.Err() == nil {
-			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "first_job", batch[0].claim.Job, "tick", batch[0].claim.Tick, "error", err)
+		missed := s.recoverGrants(ctx, batch)
+		if ctx.Err() == nil && missed > 0 {
+			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", missed, "job", batch[0].claim.Job, "tick", batch[0].claim.Tick, "error", err)
 		}
 		return
 	}
@@ -371,6 +379,48 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			Token: o.Token,
 		})
 	}
+}
+
+// recoverWindow is how long a node whose claim got no answer watches its
+// own state machine for the grant. A committed entry reaches every
+// follower within a heartbeat or two.
+const recoverWindow = time.Second
+
+// recoverGrants handles a claim batch that got no answer, typically a reply
+// lost to a leader change or a deadline hit while the entry was committing.
+// The entry may still have been committed: this node's own state machine
+// applies only committed entries, so a grant it shows for this node is as
+// authoritative as the reply would have been. It starts those runs and
+// returns how many claims stayed unresolved.
+func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim) int {
+	pending := append([]pendingClaim(nil), batch...)
+	deadline := time.Now().Add(recoverWindow)
+	for {
+		next := pending[:0]
+		for _, p := range pending {
+			st, ok := s.coord.LastGrant(p.claim.Job)
+			if !ok || st.LastTick < p.claim.Tick {
+				next = append(next, p)
+				continue
+			}
+			if st.LastTick == p.claim.Tick && st.Holder == s.node {
+				s.start(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token})
+			}
+		}
+		pending = next
+		if len(pending) == 0 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return len(pending)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for _, p := range pending {
+		p.js.failed.Add(1)
+	}
+	return len(pending)
 }
 
 // start runs a granted tick in its own goroutine, at most once per tick on
