@@ -124,8 +124,16 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 	if now < c.At-(c.Deadline-c.At) {
 		return Outcome{Reason: ReasonEarly, Holder: st.Holder, Tick: st.LastTick}
 	}
+	if c.Exclusive && st.Running(now) {
+		return Outcome{Reason: ReasonBusy, Holder: st.Holder, Tick: st.LastTick}
+	}
 	seen[c.Job] = struct{}{}
-	f.jobs[c.Job] = JobState{LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
+	next := JobState{LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
+	if c.Exclusive && c.LeaseTTL > 0 {
+		next.RunTTL = c.LeaseTTL
+		next.RunExpires = now + c.LeaseTTL
+	}
+	f.jobs[c.Job] = next
 	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, Tick: c.Tick}
 }
 

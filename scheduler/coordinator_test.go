@@ -787,9 +787,10 @@ func TestRegisterOnRunAndUnregisterAfter(t *testing.T) {
 }
 
 // TestUnregisterAfterRemoveDuringRun removes jobs while running and adds
-// another: on the way out every job this Run registered is unregistered,
-// including the removed ones, and the slice given to the first Register
-// call is left alone.
+// another: removed jobs are unregistered right away (so peers stop ranking
+// this node first for them), the added one is registered right away, on
+// the way out every job is unregistered, and the slice given to the first
+// Register call is left alone.
 func TestUnregisterAfterRemoveDuringRun(t *testing.T) {
 	coord := newFakeCoord("me", "me")
 	s := newScheduler(coord, nil)
@@ -805,22 +806,33 @@ func TestUnregisterAfterRemoveDuringRun(t *testing.T) {
 	if err := s.Add(Job{Name: "z", Interval: time.Hour, Func: noop}); err != nil {
 		t.Fatal(err)
 	}
+	// Removals and the addition reach the cluster while Run goes on.
+	eventually(t, waitTimeout, func() bool { return len(coord.registerCalls()) >= 4 }, "Remove/Add during Run not sent to the cluster")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	calls := coord.registerCalls()
-	if len(calls) != 2 {
-		t.Fatalf("%d Register calls, want 2", len(calls))
-	}
 	if !slices.Equal(calls[0].addArg, calls[0].add) {
 		t.Errorf("slice given to Register was changed afterwards: %v became %v", calls[0].add, calls[0].addArg)
 	}
-	removed := map[string]bool{}
-	for _, n := range calls[1].remove {
-		removed[n] = true
+	added, removed := map[string]bool{}, map[string]bool{}
+	for _, c := range calls[1:] {
+		for _, n := range c.add {
+			added[n] = true
+		}
+		for _, n := range c.remove {
+			removed[n] = true
+		}
 	}
-	if !removed["a"] || !removed["b"] {
-		t.Errorf("unregistered %v on the way out; jobs a and b, registered by this Run and removed during it, must be unregistered", calls[1].remove)
+	if !removed["a"] || !removed["b"] || !removed["z"] {
+		t.Errorf("unregistered %v; a and b (removed during Run) and z (added during Run) must all end unregistered", removed)
+	}
+	if !added["z"] {
+		t.Errorf("job z, added during Run, was never registered")
+	}
+	last := calls[len(calls)-1]
+	if !slices.Contains(last.remove, "z") {
+		t.Errorf("last Register call %+v does not unregister z on the way out", last)
 	}
 }
 

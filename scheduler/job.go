@@ -72,6 +72,12 @@ type Job struct {
 	// before claiming a tick that is still unclaimed. Default: Interval/4,
 	// at most 500ms.
 	FallbackDelay time.Duration
+	// RunLease is the length of the run lease a clustered SkipIfRunning
+	// run holds, renewed every third of it while the run goes on. While it
+	// is held no other node starts the job; if the holder crashes, the job
+	// is free again after at most RunLease. Default: twice the Interval,
+	// between 1s and 30s.
+	RunLease time.Duration
 }
 
 var (
@@ -95,8 +101,8 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w: Name is empty; a clustered job needs a Name that is the same on every replica", ErrInvalidJob)
 	case j.Overlap != SkipIfRunning && j.Overlap != AllowOverlap:
 		return j, fmt.Errorf("%w %q: Overlap is %s; use SkipIfRunning or AllowOverlap", ErrInvalidJob, j.Name, j.Overlap)
-	case j.StartDeadline < 0 || j.FallbackDelay < 0:
-		return j, fmt.Errorf("%w %q: StartDeadline and FallbackDelay must not be negative", ErrInvalidJob, j.Name)
+	case j.StartDeadline < 0 || j.FallbackDelay < 0 || j.RunLease < 0:
+		return j, fmt.Errorf("%w %q: StartDeadline, FallbackDelay and RunLease must not be negative", ErrInvalidJob, j.Name)
 	}
 	if j.StartDeadline == 0 {
 		j.StartDeadline = j.Interval
@@ -106,6 +112,9 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		if j.FallbackDelay <= 0 {
 			j.FallbackDelay = time.Millisecond
 		}
+	}
+	if j.RunLease == 0 {
+		j.RunLease = min(max(2*j.Interval, time.Second), 30*time.Second)
 	}
 	return j, nil
 }

@@ -61,7 +61,14 @@ type Scheduler struct {
 	jobs    map[string]*jobState
 	queue   eventQueue
 	running bool
-	wake    chan struct{}
+	// stopping is set once Run stops starting work, so Add and Remove no
+	// longer start registration goroutines that Run would not wait for.
+	stopping bool
+	runCtx   context.Context
+	wake     chan struct{}
+
+	// keeper holds run leases when the coordinator supports them.
+	keeper *leaseKeeper
 
 	runs sync.WaitGroup
 }
@@ -102,6 +109,9 @@ func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
 	}
 	if coord != nil {
 		s.node = coord.Name()
+		if rl, ok := coord.(runLeaser); ok {
+			s.keeper = newLeaseKeeper(rl, s.logger)
+		}
 	}
 	return s
 }
@@ -124,6 +134,14 @@ func (s *Scheduler) Add(j Job) error {
 	if s.running {
 		s.scheduleNextLocked(js, time.Now())
 		s.poke()
+		if s.coord != nil && !s.stopping {
+			ctx := s.runCtx
+			s.runs.Add(1)
+			go func() {
+				defer s.runs.Done()
+				s.register(ctx, []string{j.Name})
+			}()
+		}
 	}
 	return nil
 }
@@ -133,6 +151,18 @@ func (s *Scheduler) Remove(name string) {
 	s.mu.Lock()
 	js, ok := s.jobs[name]
 	delete(s.jobs, name)
+	if ok && s.running && s.coord != nil && !s.stopping {
+		// Stop peers from ranking this node first for a job it dropped.
+		s.runs.Add(1)
+		go func() {
+			defer s.runs.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := s.coord.Register(ctx, nil, []string{name}); err != nil {
+				s.logger.Debug("could not unregister removed job", "job", name, "error", err)
+			}
+		}()
+	}
 	s.mu.Unlock()
 	if ok {
 		js.removed.Store(true)
@@ -167,6 +197,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return errors.New("scheduler: Run called twice")
 	}
 	s.running = true
+	s.stopping = false
 	now := time.Now()
 	names := make([]string, 0, len(s.jobs))
 	for name, js := range s.jobs {
@@ -177,6 +208,19 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.mu.Lock()
+	s.runCtx = runCtx
+	s.mu.Unlock()
+	var keeperDone chan struct{}
+	keeperCtx, stopKeeper := context.WithCancel(context.Background())
+	defer stopKeeper()
+	if s.keeper != nil {
+		keeperDone = make(chan struct{})
+		go func() {
+			defer close(keeperDone)
+			s.keeper.run(keeperCtx)
+		}()
+	}
 	if s.coord != nil {
 		s.runs.Add(1)
 		go func() {
@@ -186,7 +230,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.loop(runCtx)
 	cancel()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	s.runs.Wait()
+	if s.keeper != nil {
+		stopKeeper()
+		<-keeperDone
+		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		s.keeper.flush(fctx)
+		fcancel()
+	}
 	if s.coord != nil {
 		// Unregister what this Run registered, including jobs removed since,
 		// and any job added since. A new slice: the coordinator may have
@@ -334,12 +388,17 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 			return pendingClaim{}, false
 		}
 	}
-	return pendingClaim{js: js, claim: fsm.Claim{
+	c := fsm.Claim{
 		Job:      j.Name,
 		Tick:     ev.tick,
 		At:       at.UnixNano(),
 		Deadline: at.Add(j.StartDeadline).UnixNano(),
-	}}, true
+	}
+	if s.keeper != nil && j.Overlap == SkipIfRunning {
+		c.Exclusive = true
+		c.LeaseTTL = int64(j.RunLease)
+	}
+	return pendingClaim{js: js, claim: c}, true
 }
 
 type pendingClaim struct {
@@ -438,10 +497,20 @@ func (s *Scheduler) start(ctx context.Context, js *jobState, r Run) {
 	js.active.Add(1)
 	js.runs.Add(1)
 	s.runs.Add(1)
+	leased := s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning
 	go func() {
 		defer s.runs.Done()
 		defer js.active.Add(-1)
-		s.execute(ctx, js, r)
+		runCtx := ctx
+		if leased {
+			var cancel context.CancelFunc
+			runCtx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			ref := fsm.RunRef{Job: r.Job, Tick: r.Tick}
+			s.keeper.begin(ref, js.job.RunLease, cancel)
+			defer s.keeper.end(ref)
+		}
+		s.execute(runCtx, js, r)
 	}()
 }
 
