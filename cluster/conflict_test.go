@@ -58,14 +58,16 @@ func TestSameNameAtNewAddressReplacesStalePeer(t *testing.T) {
 	cfg := c.Configs[victim]
 	cfg.BindAddr = "127.0.0.1:" + itoa(ports[0])
 	cfg.RaftAddr = "127.0.0.1:" + itoa(ports[1])
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("restart at a new address: %v", err)
 	}
 	c.Nodes[victim] = n
-	clustertest.Eventually(t, 30*time.Second, func() bool {
+	// Gossip must first declare the old record dead (its suspicion timeout
+	// grows on a loaded machine), so allow well over that.
+	clustertest.Eventually(t, 50*time.Second, func() bool {
 		l := c.Leader(10 * time.Second)
 		servers, err := c.Nodes[l].Servers()
 		if err != nil || len(servers) != 3 {
