@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/scheduler"
 )
@@ -209,4 +210,53 @@ func TestLongJobNeverOverlapsAcrossNodes(t *testing.T) {
 		t.Fatalf("%d runs of one job at once across the cluster, want 1", maxInFlight)
 	}
 	t.Logf("%d runs on %d nodes, never overlapping", runs, len(nodesSeen))
+}
+
+// Without quorum no claim can commit, so jobs pause, and no node runs a
+// tick on its own; when quorum returns, they resume.
+func TestQuorumLossPausesJobsUntilItReturns(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
+	c.Leader(10 * time.Second)
+	rec := &recorder{}
+	const interval = 100 * time.Millisecond
+	stop, _ := startSchedulers(t, c, rec, interval)
+	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 5 }, "no runs before quorum loss")
+
+	// Kill two of three nodes: the survivor keeps its scheduler running.
+	for _, i := range []int{1, 2} {
+		stop(i)
+		if err := c.Nodes[i].Kill(); err != nil {
+			t.Fatal(err)
+		}
+		c.Nodes[i] = nil
+	}
+	lostAt := time.Now()
+	// The survivor must notice it lost its leader or followers; from then on
+	// it may not run anything. Give in-flight grants one interval to land.
+	clustertest.Eventually(t, 10*time.Second, func() bool {
+		return c.Nodes[0].Leader() == "" || !c.Nodes[0].IsLeader()
+	}, "survivor still believes it leads a cluster without quorum")
+	quietFrom := time.Now().Add(interval + 50*time.Millisecond)
+	// Watch for a while: a run here would be a tick no quorum granted.
+	watch := time.NewTimer(2 * time.Second)
+	<-watch.C
+	for _, r := range rec.snapshot() {
+		if r.At.After(quietFrom) {
+			t.Fatalf("tick %d ran on %s at %s without quorum (lost at %s)", r.Tick, r.Node, r.At, lostAt)
+		}
+	}
+	before := len(rec.snapshot())
+
+	// Bring both back from their DataDirs; jobs resume.
+	for _, i := range []int{1, 2} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		n, err := cluster.Start(ctx, c.Configs[i])
+		cancel()
+		if err != nil {
+			t.Fatalf("restart node %d: %v", i, err)
+		}
+		c.Nodes[i] = n
+	}
+	clustertest.Eventually(t, 20*time.Second, func() bool { return len(rec.snapshot()) >= before+5 }, "jobs did not resume when quorum returned")
+	rec.check(t)
 }
