@@ -85,7 +85,9 @@ type Member struct {
 	Leaving    bool
 	// Since is when this node's gossip first saw the member in its
 	// current Status.
-	Since   time.Time
+	Since time.Time
+	// updated is when this node last heard anything about the member.
+	updated time.Time
 	expect  int
 	cluster string
 }
@@ -163,6 +165,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		d.members = make(map[string]Member)
 	}
 	m.Since = time.Now()
+	m.updated = m.Since
 	if old, ok := d.members[n.Name]; ok && old.Status == m.Status {
 		m.Since = old.Since
 	}

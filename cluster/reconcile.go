@@ -96,7 +96,7 @@ func (n *Node) reconcile() {
 		}
 		s, in := servers[id]
 		switch {
-		case m.Status == StatusLeft || m.Leaving || n.isLeaving(m.Name):
+		case m.Status == StatusLeft || m.Leaving || n.isLeaving(m):
 			if in {
 				if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
 					n.logger.Warn("remove left server", "server", m.Name, "error", err)
@@ -246,13 +246,20 @@ func (n *Node) promoteNonVoters() {
 	}
 }
 
-func (n *Node) isLeaving(name string) bool {
+// isLeaving reports whether m asked this leader to remove it and has not
+// come back since. A member heard from as alive and not leaving after its
+// request is a new process under the same name (a rolling restart), which
+// must be added again at once.
+func (n *Node) isLeaving(m Member) bool {
 	n.leavingMu.Lock()
 	defer n.leavingMu.Unlock()
-	t, ok := n.leaving[name]
-	if ok && time.Since(t) > leavingMemory {
-		delete(n.leaving, name)
+	t, ok := n.leaving[m.Name]
+	if !ok {
 		return false
 	}
-	return ok
+	if time.Since(t) > leavingMemory || (m.Status == StatusAlive && !m.Leaving && m.updated.After(t)) {
+		delete(n.leaving, m.Name)
+		return false
+	}
+	return true
 }
