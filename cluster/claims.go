@@ -12,7 +12,7 @@ import (
 // leader, with one Outcome per claim; a granted Outcome's Token is the run's
 // fencing token. It retries across leader changes until ctx ends.
 func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
-	resp, err := n.propose(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
+	resp, err := n.submit(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
 	if err != nil {
 		return nil, err
 	}
@@ -30,7 +30,7 @@ func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult,
 // longer runs the remove jobs, so ticks are spread over the nodes that can
 // run them.
 func (n *Node) Register(ctx context.Context, add, remove []string) error {
-	_, err := n.propose(ctx, fsm.EncodeRegistration(fsm.Registration{Node: n.cfg.NodeName, Add: add, Remove: remove}))
+	_, err := n.submit(ctx, fsm.EncodeRegistration(fsm.Registration{Node: n.cfg.NodeName, Add: add, Remove: remove}))
 	return err
 }
 
@@ -60,7 +60,7 @@ func (n *Node) LastGrant(job string) (fsm.JobState, bool) {
 // whether each lease was still held; a false means another node may now run
 // the job, so the run should stop.
 func (n *Node) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
-	resp, err := n.propose(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done}))
+	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done}))
 	if err != nil {
 		return nil, err
 	}

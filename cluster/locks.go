@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -85,7 +86,10 @@ func (l *Lease) Renew(ctx context.Context) error {
 // Unlock releases the lock. Only this lease's own holding is released: if
 // the lease was already lost, it returns ErrLeaseLost and touches nothing.
 func (l *Lease) Unlock(ctx context.Context) error {
-	res, err := l.node.lockOp(ctx, fsm.CommandLockRelease, fsm.LockOp{Name: l.name, Owner: l.owner, Node: l.node.cfg.NodeName})
+	// The call ID lets the state machine answer a retried attempt of this
+	// call (sent when a reply is lost) as it answered the first.
+	op := fsm.LockOp{Name: l.name, Owner: l.owner, Node: l.node.cfg.NodeName, Call: newCallID()}
+	res, err := l.node.lockOp(ctx, fsm.CommandLockRelease, op)
 	if err != nil {
 		return err
 	}
@@ -177,7 +181,9 @@ func (t *lockTable) changed(c fsm.LockChange) {
 	}
 	var lost []*Lease
 	for owner, l := range t.held[c.Name] {
-		if owner != c.State.Owner {
+		// An entry older than the grant, which a lagging node applies
+		// after the lease was handed out, says nothing about the lease.
+		if owner != c.State.Owner && c.Index >= l.token {
 			lost = append(lost, l)
 		}
 	}
@@ -223,6 +229,13 @@ func (t *lockTable) forget(name, owner string) {
 		delete(t.held, name)
 	}
 	t.mu.Unlock()
+}
+
+// newCallID returns a random, non-zero call ID.
+func newCallID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
 func newOwner(node string) string {
@@ -293,8 +306,12 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 	l.timer = time.AfterFunc(time.Until(l.validUntil), l.lost)
 	n.locks.hold(l)
 	// A handoff to another owner may have been applied between the grant
-	// and hold; check the state machine once more.
-	if st, _ := n.fsm.Lock(name); st.Owner != owner {
+	// and hold; check the state machine once more. Only if this node has
+	// applied the granting entry: a follower usually gets the leader's
+	// answer first, and every entry it applies after hold is reported to
+	// the lease by the notifier.
+	applied := n.fsm.AppliedIndex()
+	if st, _ := n.fsm.Lock(name); applied >= token && st.Owner != owner {
 		l.lost()
 	}
 	if o.keepAlive {
@@ -318,7 +335,7 @@ func (n *Node) withdraw(name, owner string) {
 }
 
 func (n *Node) lockOp(ctx context.Context, t fsm.CommandType, op fsm.LockOp) (*fsm.LockResult, error) {
-	resp, err := n.propose(ctx, fsm.EncodeLockOp(t, op))
+	resp, err := n.submit(ctx, fsm.EncodeLockOp(t, op))
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,9 @@ type Node struct {
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
 
+	// proposals feeds the group-commit workers (batch.go).
+	proposals chan *proposal
+
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
@@ -80,6 +83,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		missingSince: make(map[raft.ServerID]time.Time),
 		locks:        newLockTable(),
+		proposals:    make(chan *proposal, maxBatch),
 		shutdownCh:   make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
@@ -175,6 +179,9 @@ func (n *Node) open() error {
 	n.refreshAlive()
 	n.goFunc(n.maintain)
 	n.goFunc(n.expireLeases)
+	for i := 0; i < batchWorkers; i++ {
+		n.goFunc(n.batchWorker)
+	}
 	return nil
 }
 
@@ -469,7 +476,7 @@ func (n *Node) Shutdown() error {
 		// Free this node's locks, queue places, registrations and run
 		// leases at once, rather than after their TTLs.
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
-		if _, err := n.propose(ctx, fsm.EncodeNodeRelease(n.cfg.NodeName)); err != nil {
+		if _, err := n.submit(ctx, fsm.EncodeNodeRelease(n.cfg.NodeName)); err != nil {
 			n.logger.Warn("could not release this node's leases before leaving", "error", err)
 		}
 		cancel()

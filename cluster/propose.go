@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,6 +148,9 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, ErrNotLeader
 	}
+	// Stamp a copy: an earlier attempt's entry may still reference cmd
+	// inside Raft, and the caller may still read it.
+	cmd = bytes.Clone(cmd)
 	if err := fsm.Stamp(cmd, time.Now()); err != nil {
 		return nil, err
 	}
@@ -160,7 +164,14 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("apply %s: %w", commandName(cmd), err)
 	}
-	switch r := f.Response().(type) {
+	return encodeResult(f.Response())
+}
+
+// encodeResult turns a state machine result into the reply bytes that
+// every node decodes the same way, whether it applied the command itself or
+// forwarded it.
+func encodeResult(resp interface{}) ([]byte, error) {
+	switch r := resp.(type) {
 	case nil:
 		return nil, nil
 	case error:
@@ -171,8 +182,10 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 		return fsm.EncodeLockResult(r), nil
 	case *fsm.RunUpdateResult:
 		return fsm.EncodeRunUpdateResult(r), nil
+	case *fsm.BatchResult:
+		return encodeBatchResponse(r)
 	default:
-		return nil, fmt.Errorf("apply %s: unexpected result type %T", commandName(cmd), r)
+		return nil, fmt.Errorf("unexpected state machine result %T", r)
 	}
 }
 

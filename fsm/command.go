@@ -36,6 +36,8 @@ func (t CommandType) String() string {
 		return "lock-expire"
 	case CommandNodeRelease:
 		return "node-release"
+	case CommandBatch:
+		return "batch"
 	default:
 		return fmt.Sprintf("command(%d)", uint8(t))
 	}

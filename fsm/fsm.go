@@ -28,13 +28,19 @@ type FSM struct {
 	// locks holds every held or awaited lock.
 	locks map[string]*LockState
 	// finished remembers owners whose lease ended, with finishedOrder
-	// giving the pruning order.
-	finished      map[string]int64
+	// giving the pruning order. The value is the release call that ended
+	// it, if any, so a retry of that call is answered alike.
+	finished      map[string]uint64
 	finishedOrder []finishedOwner
 	// term is the Raft term of the last command applied; a higher one
 	// means a new leader, whose first entry extends every lease.
 	term   uint64
 	notify func(LockChange)
+
+	// entryJobs and entryLocks record what the entry being applied has
+	// granted; see beginEntry.
+	entryJobs  map[string]struct{}
+	entryLocks map[string]struct{}
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -50,7 +56,9 @@ func New(logger hclog.Logger) *FSM {
 		nodesByJob: make(map[string][]string),
 		jobsByNode: make(map[string]map[string]struct{}),
 		locks:      make(map[string]*LockState),
-		finished:   make(map[string]int64),
+		entryJobs:  make(map[string]struct{}),
+		entryLocks: make(map[string]struct{}),
+		finished:   make(map[string]uint64),
 	}
 }
 
@@ -70,44 +78,63 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		return err
 	}
 	f.observeTerm(l.Term, h.Now)
-	switch h.Type {
+	f.beginEntry()
+	if h.Type == CommandBatch {
+		return f.applyBatch(l.Index, h.Now, d)
+	}
+	return f.applyCommand(l.Index, h.Now, h.Type, d)
+}
+
+// beginEntry starts the per-entry record of what this entry granted, so
+// that no entry grants one job or one lock twice: the entry's index is the
+// fencing token, and two grants sharing it would not be ordered.
+func (f *FSM) beginEntry() {
+	f.mu.Lock()
+	clear(f.entryJobs)
+	clear(f.entryLocks)
+	f.mu.Unlock()
+}
+
+// applyCommand applies one command of an entry, alone or in a batch.
+func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) interface{} {
+	switch t {
 	case CommandClaim:
 		b, err := decodeClaims(d)
 		if err != nil {
-			return fmt.Errorf("claim entry %d: %w", l.Index, err)
+			return fmt.Errorf("claim entry %d: %w", index, err)
 		}
-		return f.applyClaims(l.Index, h.Now, b)
+		return f.applyClaims(index, now, b)
 	case CommandRegister:
 		r, err := decodeRegistration(d)
 		if err != nil {
-			return fmt.Errorf("register entry %d: %w", l.Index, err)
+			return fmt.Errorf("register entry %d: %w", index, err)
 		}
 		f.applyRegistration(r)
 		return nil
 	case CommandRuns:
 		u, err := decodeRunUpdate(d)
 		if err != nil {
-			return fmt.Errorf("runs entry %d: %w", l.Index, err)
+			return fmt.Errorf("runs entry %d: %w", index, err)
 		}
-		return f.applyRunUpdate(h.Now, u)
+		return f.applyRunUpdate(now, u)
 	case CommandLockAcquire, CommandLockRenew, CommandLockRelease:
 		op, err := decodeLockOp(d)
 		if err != nil {
-			return fmt.Errorf("%s entry %d: %w", h.Type, l.Index, err)
+			return fmt.Errorf("%s entry %d: %w", t, index, err)
 		}
-		return f.applyLockOp(h.Type, l.Index, h.Now, op)
+		return f.applyLockOp(t, index, now, op)
 	case CommandLockExpire:
-		f.applyLockExpire(l.Index, h.Now)
+		f.applyLockExpire(index, now)
 		return nil
 	case CommandNodeRelease:
 		node := d.string()
 		if d.err != nil {
-			return fmt.Errorf("node-release entry %d: %w", l.Index, d.err)
+			return fmt.Errorf("node-release entry %d: %w", index, d.err)
 		}
-		f.applyNodeRelease(l.Index, h.Now, node)
+		f.applyNodeRelease(index, now, node)
 		return nil
 	default:
-		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, h.Type, l.Index)
+		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, t, index)
 	}
 }
 

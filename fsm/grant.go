@@ -139,11 +139,10 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 
 func (f *FSM) applyClaims(index uint64, now int64, b ClaimBatch) *ClaimResult {
 	res := &ClaimResult{Index: index, Outcomes: make([]Outcome, len(b.Claims))}
-	seen := make(map[string]struct{}, len(b.Claims))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, c := range b.Claims {
-		res.Outcomes[i] = f.grant(index, now, b.Node, c, seen)
+		res.Outcomes[i] = f.grant(index, now, b.Node, c, f.entryJobs)
 	}
 	return res
 }

@@ -34,6 +34,11 @@ type LockOp struct {
 	TTL int64
 	// Wait queues the owner if the lock is held (acquire only).
 	Wait bool
+	// Call identifies one release call (release only; 0 for none). propose
+	// retries an entry whose reply was lost, so a release may be applied
+	// twice; a repeat of the call that ended the lease is answered as the
+	// first attempt was, while any other call is told the lease is lost.
+	Call uint64
 }
 
 // EncodeLockOp encodes an acquire, renew or release.
@@ -44,6 +49,7 @@ func EncodeLockOp(t CommandType, op LockOp) []byte {
 	e.string(op.Node)
 	e.varint(op.TTL)
 	e.bool(op.Wait)
+	e.uvarint(op.Call)
 	return e.buf
 }
 
@@ -54,6 +60,9 @@ func decodeLockOp(d *decoder) (LockOp, error) {
 	op.Node = d.string()
 	op.TTL = d.varint()
 	op.Wait = d.bool()
+	if d.err == nil && len(d.buf) > 0 { // entries from before Call end here
+		op.Call = d.uvarint()
+	}
 	return op, d.err
 }
 
@@ -165,6 +174,9 @@ type Waiter struct {
 type LockChange struct {
 	Name  string
 	State LockState
+	// Index is the index of the entry that made the change. A lease granted
+	// by a later entry is not affected by it.
+	Index uint64
 }
 
 // finishedMemory is how long, in leader time, a finished owner is
@@ -183,24 +195,32 @@ func (f *FSM) lockLocked(name string) *LockState {
 }
 
 // handOffLocked gives a free lock to its first waiter.
+//
+// If this entry already granted the lock once, the lock stays free with its
+// waiters: a second grant would share the first one's token. The leader's
+// expiry sweep, which sees a free lock with waiters as due at once, hands
+// it on in the next entry.
 func (f *FSM) handOffLocked(name string, st *LockState, index uint64, now int64) {
 	st.Owner, st.Node, st.Token, st.Expires, st.TTL = "", "", 0, 0, 0
-	if len(st.Waiters) > 0 {
+	if _, granted := f.entryLocks[name]; len(st.Waiters) > 0 && !granted {
 		w := st.Waiters[0]
 		st.Waiters = slices.Delete(st.Waiters, 0, 1)
 		st.Owner, st.Node, st.Token, st.TTL, st.Expires = w.Owner, w.Node, index, w.TTL, now+w.TTL
+		f.entryLocks[name] = struct{}{}
 	}
 	if st.Owner == "" && len(st.Waiters) == 0 {
 		delete(f.locks, name)
 	}
 }
 
-func (f *FSM) finishLocked(owner string, now int64) {
+// finishLocked remembers that owner's lease or queue place ended, and the
+// release call that ended it (0 if none).
+func (f *FSM) finishLocked(owner string, now int64, call uint64) {
 	if _, ok := f.finished[owner]; ok {
 		return
 	}
-	f.finished[owner] = now
-	f.finishedOrder = append(f.finishedOrder, finishedOwner{owner, now})
+	f.finished[owner] = call
+	f.finishedOrder = append(f.finishedOrder, finishedOwner{owner, now, call})
 	// Leader time only moves forward within a term and is extended, not
 	// rewound, across terms in practice; pruning from the front is enough.
 	i := 0
@@ -216,12 +236,13 @@ func (f *FSM) finishLocked(owner string, now int64) {
 type finishedOwner struct {
 	owner string
 	at    int64
+	call  uint64
 }
 
 // expireLocked frees a lease whose time has passed and hands the lock on.
 func (f *FSM) expireLocked(name string, st *LockState, index uint64, now int64) bool {
 	if st.Owner != "" && now >= st.Expires {
-		f.finishLocked(st.Owner, now)
+		f.finishLocked(st.Owner, now, 0)
 		f.handOffLocked(name, st, index, now)
 		return true
 	}
@@ -247,8 +268,9 @@ func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *Lo
 			res = &LockResult{Status: LockAcquired, Token: st.Token, Expires: st.Expires}
 		case f.isFinished(op.Owner):
 			res = &LockResult{Status: LockLost}
-		case st.Owner == "":
+		case st.Owner == "" && len(st.Waiters) == 0 && !f.grantedInEntry(op.Name):
 			st.Owner, st.Node, st.Token, st.TTL, st.Expires = op.Owner, op.Node, index, op.TTL, now+op.TTL
+			f.entryLocks[op.Name] = struct{}{}
 			res = &LockResult{Status: LockAcquired, Token: index, Expires: st.Expires}
 			changed = true
 		case !op.Wait:
@@ -268,28 +290,32 @@ func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *Lo
 			res = &LockResult{Status: LockLost}
 		}
 	case CommandLockRelease:
-		f.finishLocked(op.Owner, now)
+		i := slices.IndexFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner })
 		switch {
 		case st.Owner == op.Owner:
+			f.finishLocked(op.Owner, now, op.Call)
 			f.handOffLocked(op.Name, st, index, now)
 			res = &LockResult{Status: LockReleased}
 			changed = true
+		case i >= 0:
+			f.finishLocked(op.Owner, now, op.Call)
+			st.Waiters = slices.Delete(st.Waiters, i, i+1)
+			res = &LockResult{Status: LockReleased}
+			changed = true
+		case op.Call != 0 && f.finished[op.Owner] == op.Call:
+			// A retry of the release call that was applied (its reply was
+			// lost): answer as the first attempt was answered.
+			res = &LockResult{Status: LockReleased}
 		default:
-			i := slices.IndexFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner })
-			if i >= 0 {
-				st.Waiters = slices.Delete(st.Waiters, i, i+1)
-				res = &LockResult{Status: LockReleased}
-				changed = true
-			} else {
-				res = &LockResult{Status: LockLost}
-			}
+			f.finishLocked(op.Owner, now, 0)
+			res = &LockResult{Status: LockLost}
 		}
 	}
 	if cur := f.locks[op.Name]; cur != nil && cur.Owner == "" && len(cur.Waiters) == 0 {
 		delete(f.locks, op.Name)
 	}
 	if changed {
-		f.notifyLocked(op.Name)
+		f.notifyLocked(op.Name, index)
 	}
 	return res
 }
@@ -305,16 +331,28 @@ func (f *FSM) applyLockExpire(index uint64, now int64) {
 	defer f.mu.Unlock()
 	names := make([]string, 0)
 	for name, st := range f.locks {
-		if st.Owner != "" && now >= st.Expires {
+		if (st.Owner != "" && now >= st.Expires) || (st.Owner == "" && len(st.Waiters) > 0) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names) // map order must not leak into the result
 	for _, name := range names {
-		if f.expireLocked(name, f.locks[name], index, now) {
-			f.notifyLocked(name)
+		st := f.locks[name]
+		if st.Owner == "" {
+			// Freed by an entry that had already granted it once.
+			f.handOffLocked(name, st, index, now)
+			f.notifyLocked(name, index)
+			continue
+		}
+		if f.expireLocked(name, st, index, now) {
+			f.notifyLocked(name, index)
 		}
 	}
+}
+
+func (f *FSM) grantedInEntry(name string) bool {
+	_, ok := f.entryLocks[name]
+	return ok
 }
 
 // applyNodeRelease frees everything a leaving node holds.
@@ -332,7 +370,7 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string) {
 		kept := st.Waiters[:0]
 		for _, w := range st.Waiters {
 			if w.Node == node {
-				f.finishLocked(w.Owner, now)
+				f.finishLocked(w.Owner, now, 0)
 				changed = true
 				continue
 			}
@@ -340,14 +378,14 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string) {
 		}
 		st.Waiters = kept
 		if st.Node == node && st.Owner != "" {
-			f.finishLocked(st.Owner, now)
+			f.finishLocked(st.Owner, now, 0)
 			f.handOffLocked(name, st, index, now)
 			changed = true
 		} else if st.Owner == "" && len(st.Waiters) == 0 {
 			delete(f.locks, name)
 		}
 		if changed {
-			f.notifyLocked(name)
+			f.notifyLocked(name, index)
 		}
 	}
 	for job := range f.jobsByNode[node] {
@@ -379,7 +417,7 @@ func (f *FSM) extendLeasesLocked(now int64) {
 	}
 }
 
-func (f *FSM) notifyLocked(name string) {
+func (f *FSM) notifyLocked(name string, index uint64) {
 	if f.notify == nil {
 		return
 	}
@@ -388,7 +426,7 @@ func (f *FSM) notifyLocked(name string) {
 		st = *cur
 		st.Waiters = slices.Clone(cur.Waiters)
 	}
-	f.notify(LockChange{Name: name, State: st})
+	f.notify(LockChange{Name: name, State: st, Index: index})
 }
 
 // Lock returns a lock's state, and false if it is free with no waiters.
@@ -413,8 +451,15 @@ func (f *FSM) NextLockExpiry() (int64, bool) {
 	var next int64
 	found := false
 	for _, st := range f.locks {
-		if st.Owner != "" && len(st.Waiters) > 0 && (!found || st.Expires < next) {
-			next, found = st.Expires, true
+		if len(st.Waiters) == 0 {
+			continue
+		}
+		due := st.Expires // zero for a free lock: due at once
+		if st.Owner == "" {
+			due = 0
+		}
+		if !found || due < next {
+			next, found = due, true
 		}
 	}
 	return next, found

@@ -38,7 +38,7 @@ func malformedEntries() []malformedCase {
 		{"version 2", append([]byte{2}, validClaims[1:]...), fsm.ErrUnsupportedVersion},
 		{"version 255 registration", append([]byte{255}, validReg[1:]...), fsm.ErrUnsupportedVersion},
 		{"command type 0", append(header(1, 0), validClaims[10:]...), fsm.ErrUnknownCommand},
-		{"command type 9", header(1, 9), fsm.ErrUnknownCommand},
+		{"command type 10", header(1, 10), fsm.ErrUnknownCommand},
 		{"truncated lock acquire", header(1, byte(fsm.CommandLockAcquire)), fsm.ErrMalformed},
 		{"command type 255", append(header(1, 255), 1, 2, 3), fsm.ErrUnknownCommand},
 		{"claim header without body", header(1, 1), fsm.ErrMalformed},

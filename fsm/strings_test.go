@@ -43,7 +43,8 @@ func TestCommandTypeString(t *testing.T) {
 		{fsm.CommandLockRelease, "lock-release"},
 		{fsm.CommandLockExpire, "lock-expire"},
 		{fsm.CommandNodeRelease, "node-release"},
-		{9, "command(9)"},
+		{fsm.CommandBatch, "batch"},
+		{10, "command(10)"},
 		{255, "command(255)"},
 	}
 	for _, tt := range tests {
