@@ -85,6 +85,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	for _, fo := range f.finishedOrder {
 		e.string(fo.owner)
 		e.varint(fo.at)
+		e.uvarint(fo.call)
 	}
 	return &snapshot{data: e.buf}, nil
 }
@@ -153,12 +154,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		locks[name] = st
 	}
-	finished := make(map[string]int64)
+	finished := make(map[string]uint64)
 	var order []finishedOwner
-	n = d.count(2)
+	n = d.count(3)
 	for i := 0; i < n && d.err == nil; i++ {
-		fo := finishedOwner{owner: d.string(), at: d.varint()}
-		finished[fo.owner] = fo.at
+		fo := finishedOwner{owner: d.string(), at: d.varint(), call: d.uvarint()}
+		finished[fo.owner] = fo.call
 		order = append(order, fo)
 	}
 	if d.err != nil {
