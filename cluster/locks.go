@@ -315,9 +315,13 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 		l.lost()
 	}
 	if o.keepAlive {
-		l.stopKeep = make(chan struct{})
-		n.wg.Add(1)
-		go l.keepAlive()
+		l.mu.Lock()
+		if !l.closed {
+			l.stopKeep = make(chan struct{})
+			n.wg.Add(1)
+			go l.keepAlive()
+		}
+		l.mu.Unlock()
 	}
 	return l, nil
 }

@@ -224,11 +224,17 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 		return nil, nil, nil, err
 	}
 	n.stores = bolt
+	// Raft re-reads every entry it replicates; keep recent ones in memory
+	// rather than reading them back from bolt.
+	cached, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("log cache: %w", err)
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, n.logger.Named("snapshot"))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: snapshot store in %s: %v", ErrDataDir, dir, err)
 	}
-	return bolt, bolt, snaps, nil
+	return cached, bolt, snaps, nil
 }
 
 // openBolt opens the bolt store with a timeout, because a second process on

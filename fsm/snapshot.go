@@ -178,8 +178,24 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.applied = applied
 	f.term = term
+	old := f.locks
 	f.locks = locks
 	f.finished = finished
 	f.finishedOrder = order
+	// Tell the node about every lock the restore may have changed, including
+	// ones it dropped, so local waiters and leases follow the new state.
+	names := make([]string, 0, len(old)+len(locks))
+	for name := range old {
+		names = append(names, name)
+	}
+	for name := range locks {
+		if _, ok := old[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		f.notifyLocked(name, applied)
+	}
 	return nil
 }
