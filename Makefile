@@ -1,4 +1,4 @@
-.PHONY: demo test vet
+.PHONY: demo test vet bench bench-quick
 
 # Three nodes in one process; fails unless every tick ran exactly once.
 demo:
@@ -9,3 +9,23 @@ test:
 
 vet:
 	go vet ./...
+
+# Side-by-side benchmarks against gointerlock + Redis, a Redis lock and
+# embedded etcd (integration/bench, its own module). Writes
+# docs/benchmarks.md and docs/benchmarks-locks.png; installs redis-server
+# from Debian packages if it is missing. bench takes about half an hour,
+# bench-quick under three minutes.
+bench:
+	cd integration/bench && go run . -mode=full -out ../../docs/benchmarks.md
+
+bench-quick:
+	cd integration/bench && go run . -mode=quick -out ../../docs/benchmarks.md
+
+# Chaos soak: five nodes under random kill -9, SIGSTOP/SIGCONT and restarts
+# for DURATION (make test runs the same test for 2m). Ends with a line such
+# as "chaos: duration=10m0s events=... duplicates=0 ... seed=...";
+# INTERLOCK_CHAOS_SEED=<seed> replays a run's random choices.
+.PHONY: chaos
+DURATION ?= 10m
+chaos:
+	INTERLOCK_CHAOS_DURATION=$(DURATION) go test -race -count=1 -timeout 0 -run TestChaos -v ./integration/

@@ -81,17 +81,46 @@ func (l lazy) String() string { return l() }
 var (
 	portsMu   sync.Mutex
 	portsUsed = map[int]bool{}
+	portsNext int
 )
+
+// portRange returns the ports freePorts hands out: the 12000 ports just
+// below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by
+// default). The kernel never picks a port there for a connection's source
+// port or for a listener on port 0, so once a node has bound one, no other
+// process's outgoing connection takes it while the node is down between a
+// kill and a restart, and other tests on the host that listen on port 0
+// never collide with ours.
+func portRange() (lo, hi int) {
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				ephemeral = v
+			}
+		}
+	}
+	hi = ephemeral - 1
+	lo = max(1024, hi-12000)
+	return lo, hi
+}
 
 // freePorts returns n ports that were free on 127.0.0.1 for both TCP and
 // UDP when checked (gossip needs both on one port), never handing out a
 // port twice in one test binary, so clusters started in one test never
-// collide with each other. Another process can still take a port before a
-// node binds it; the node then exits 2 naming the address.
+// collide with each other. The ports come from portRange, starting at a
+// random point in it, so two test binaries running at once rarely probe
+// the same ports. Another process that binds a fixed port there can still
+// take one before a node binds it; the node then exits 2 naming the
+// address.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
+	lo, hi := portRange()
+	if portsNext == 0 {
+		portsNext = lo + int(time.Now().UnixNano()%int64(hi-lo))
+	}
 	var ports []int
 	var held []io.Closer
 	defer func() {
@@ -100,16 +129,19 @@ func freePorts(t testing.TB, n int) []int {
 		}
 	}()
 	for attempts := 0; len(ports) < n; attempts++ {
-		if attempts > 1000 {
-			t.Fatalf("could not find %d free ports", n)
+		if attempts > hi-lo {
+			t.Fatalf("could not find %d free ports in %d-%d", n, lo, hi)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
+		port := portsNext
+		portsNext++
+		if portsNext > hi {
+			portsNext = lo
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		if portsUsed[port] {
-			ln.Close()
+			continue
+		}
+		ln, err := net.Listen("tcp", addr(port))
+		if err != nil {
 			continue
 		}
 		pc, err := net.ListenPacket("udp", addr(port))
@@ -140,6 +172,9 @@ type clusterOpts struct {
 	Expect int
 	// MaxVoters is -max-voters; 0 keeps the library default.
 	MaxVoters int
+	// DeadServerTimeout is -dead-server-timeout; 0 keeps the library
+	// default (30s), negative disables the dead-server cleanup.
+	DeadServerTimeout time.Duration
 	// Jobs is -jobs, such as "a:200ms,b:1s:50ms".
 	Jobs string
 	// LogLevel is -log-level; default "info" (the tests grep info lines
@@ -163,6 +198,8 @@ type proc struct {
 	dataDir    string
 	runlog     string
 	logs       []string // stderr of each life, in order
+	// join, if not nil, replaces the -join list Launch computes.
+	join []string
 
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has exited
@@ -284,8 +321,41 @@ func (c *Cluster) cleanup() {
 				c.t.Logf("---- %s life %d stderr (%s), last 40 lines:\n%s", p.name, life+1, path, tail(path, 40))
 			}
 		}
+		c.keepLogs()
 	}
 	c.http.CloseIdleConnections()
+}
+
+// keepLogsEnv names a directory that a failed test's node logs and
+// runlogs are copied to, under the test's name, before the test's
+// temporary directory is removed.
+const keepLogsEnv = "INTERLOCK_KEEP_LOGS"
+
+func (c *Cluster) keepLogs() {
+	root := os.Getenv(keepLogsEnv)
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, strings.ReplaceAll(c.t.Name(), "/", "_"), filepath.Base(c.dir))
+	for _, p := range c.nodes {
+		files := slices.Clone(p.logs)
+		files = append(files, p.runlog)
+		for _, src := range files {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				continue
+			}
+			to := filepath.Join(dst, p.name, filepath.Base(src))
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err == nil {
+				err = os.WriteFile(to, b, 0o644)
+			}
+			if err != nil {
+				c.t.Logf("keep logs: %v", err)
+				return
+			}
+		}
+	}
+	c.t.Logf("node logs and runlogs copied to %s", dst)
 }
 
 func tail(path string, n int) string {
@@ -357,6 +427,9 @@ func (c *Cluster) Launch(i int) {
 			join = append(join, addr(q.gossipPort))
 		}
 	}
+	if p.join != nil {
+		join = p.join
+	}
 	args := []string{
 		"-name", p.name,
 		"-bind", addr(p.gossipPort),
@@ -374,6 +447,9 @@ func (c *Cluster) Launch(i int) {
 	}
 	if c.opts.MaxVoters != 0 {
 		args = append(args, "-max-voters", strconv.Itoa(c.opts.MaxVoters))
+	}
+	if c.opts.DeadServerTimeout != 0 {
+		args = append(args, "-dead-server-timeout", c.opts.DeadServerTimeout.String())
 	}
 	if c.opts.Jobs != "" {
 		args = append(args, "-jobs", c.opts.Jobs)
@@ -422,6 +498,27 @@ func (c *Cluster) StartAll() {
 		c.WaitReady(i)
 	}
 }
+
+// Relocate gives the stopped node i new gossip and Raft ports, keeping its
+// name, DataDir, runlog and HTTP port: the next Launch is the same replica
+// at a new address, as a rescheduled container with a new IP would be.
+// The other nodes keep the -join lists they were started with.
+func (c *Cluster) Relocate(i int) {
+	c.t.Helper()
+	p := c.nodes[i]
+	if p.running() {
+		c.t.Fatalf("relocate %s: still running (pid %d)", p.name, p.cmd.Process.Pid)
+	}
+	ports := freePorts(c.t, 2)
+	p.gossipPort, p.raftPort = ports[0], ports[1]
+}
+
+// SetJoin makes every later Launch of node i use addrs as its -join list
+// instead of the other nodes' gossip addresses; nil restores the default.
+func (c *Cluster) SetJoin(i int, addrs []string) { c.nodes[i].join = addrs }
+
+// RaftAddr returns node i's current Raft host:port.
+func (c *Cluster) RaftAddr(i int) string { return addr(c.nodes[i].raftPort) }
 
 // Restart stops node i if it runs (SIGKILL) and starts it again with the
 // same name, ports and DataDir, waiting until it is ready.
@@ -491,14 +588,23 @@ func (c *Cluster) Kill(i int) {
 // KillAll sends SIGKILL to every running node at once, then waits for all.
 func (c *Cluster) KillAll() {
 	c.t.Helper()
-	var killed []int
+	var running []int
 	for i, p := range c.nodes {
 		if p.running() {
-			c.signal(i, syscall.SIGKILL)
-			killed = append(killed, i)
+			running = append(running, i)
 		}
 	}
-	for _, i := range killed {
+	c.KillNodes(running...)
+}
+
+// KillNodes sends SIGKILL to each of the given nodes at once, then waits
+// for all of them to die.
+func (c *Cluster) KillNodes(idx ...int) {
+	c.t.Helper()
+	for _, i := range idx {
+		c.signal(i, syscall.SIGKILL)
+	}
+	for _, i := range idx {
 		c.wait(i, 10*time.Second)
 	}
 }
@@ -571,6 +677,7 @@ type serverStatus struct {
 type memberStatus struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
+	Since  int64  `json:"since"` // Unix ns: when gossip first saw Status
 }
 
 // Status is a node's answer to GET /status.
@@ -604,6 +711,51 @@ func (s Status) MemberNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Voters returns the names of the voters in the Raft configuration, sorted.
+func (s Status) Voters() []string {
+	var out []string
+	for _, sv := range s.Servers {
+		if sv.Voter {
+			out = append(out, sv.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NonVoters returns the names of the non-voters in the Raft configuration,
+// sorted.
+func (s Status) NonVoters() []string {
+	var out []string
+	for _, sv := range s.Servers {
+		if !sv.Voter {
+			out = append(out, sv.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Server returns the configuration entry of name, if any.
+func (s Status) Server(name string) (serverStatus, bool) {
+	for _, sv := range s.Servers {
+		if sv.Name == name {
+			return sv, true
+		}
+	}
+	return serverStatus{}, false
+}
+
+// Member returns gossip's record of name, if any.
+func (s Status) Member(name string) (memberStatus, bool) {
+	for _, m := range s.Members {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return memberStatus{}, false
 }
 
 // MemberStatus returns the gossip status of a member, or "".

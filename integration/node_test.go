@@ -23,6 +23,7 @@ func TestNodeBinaryExitCodes(t *testing.T) {
 		{"bad job", []string{"-name", "x", "-jobs", "a:soon"}, `-jobs entry "a:soon"`},
 		{"bad log level", []string{"-name", "x", "-log-level", "loud"}, "-log-level"},
 		{"no name", []string{"-expect", "1"}, "-name is required"},
+		{"bad dead-server-timeout", []string{"-name", "x", "-dead-server-timeout", "soon"}, "-dead-server-timeout"},
 		// cluster.Start rejects a node that could never be in a cluster.
 		{"start error", []string{"-name", "x", "-bind", addr(ports[0]), "-raft", addr(ports[1]), "-expect", "0"}, "invalid config"},
 	} {

@@ -17,8 +17,12 @@
 //
 //	{"name":"n1","leader":"n0","is_leader":false,
 //	 "servers":[{"name":"n0","address":"127.0.0.1:41001","voter":true},...],
-//	 "members":[{"name":"n0","status":"alive"},...],
+//	 "members":[{"name":"n0","status":"alive","since":1742...},...],
 //	 "applied_index":57,"ready":true,"pid":1234}
+//
+// where a member's since is when this node's gossip first saw it in its
+// current status, in Unix nanoseconds (the clock the library's
+// DeadServerTimeout counts from).
 //
 // Until cluster.Start has returned it answers 503 with "ready":false.
 //
@@ -156,6 +160,7 @@ type statusServer struct {
 type statusMember struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
+	Since  int64  `json:"since"`
 }
 
 type status struct {
@@ -194,7 +199,7 @@ func statusHandler(name string, node *atomic.Pointer[cluster.Node]) http.Handler
 				st.Servers = append(st.Servers, statusServer{Name: s.Name, Address: s.Address, Voter: s.Voter})
 			}
 			for _, m := range n.Members() {
-				st.Members = append(st.Members, statusMember{Name: m.Name, Status: m.Status.String()})
+				st.Members = append(st.Members, statusMember{Name: m.Name, Status: m.Status.String(), Since: m.Since.UnixNano()})
 			}
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -217,6 +222,7 @@ func run() int {
 	expect := fs.Int("expect", 0, "BootstrapExpect")
 	clusterName := fs.String("cluster-name", "", "ClusterName (default: the library's)")
 	maxVoters := fs.Int("max-voters", 0, "MaxVoters (0: the library's default)")
+	deadServerTimeout := fs.Duration("dead-server-timeout", 0, "DeadServerTimeout (0: the library's default; negative disables the cleanup)")
 	jobsFlag := fs.String("jobs", "", "comma-separated name:interval[:duration], such as a:200ms,b:1s:50ms")
 	runlogPath := fs.String("runlog", "", "file each run appends one JSON line to")
 	httpAddr := fs.String("http", "", "127.0.0.1:port for GET /status (empty: no endpoint)")
@@ -293,18 +299,19 @@ func run() int {
 	defer stopHTTP()
 
 	cfg := cluster.Config{
-		NodeName:        *name,
-		ClusterName:     *clusterName,
-		BindAddr:        *bind,
-		RaftAddr:        *raftAddr,
-		DataDir:         *dataDir,
-		Join:            splitList(*join),
-		BootstrapExpect: *expect,
-		MaxVoters:       *maxVoters,
-		Logger:          logger,
+		NodeName:          *name,
+		ClusterName:       *clusterName,
+		BindAddr:          *bind,
+		RaftAddr:          *raftAddr,
+		DataDir:           *dataDir,
+		Join:              splitList(*join),
+		BootstrapExpect:   *expect,
+		MaxVoters:         *maxVoters,
+		DeadServerTimeout: *deadServerTimeout,
+		Logger:            logger,
 	}
-	fmt.Fprintf(os.Stderr, "interlock-node: starting name=%s pid=%d bind=%s raft=%s data-dir=%q expect=%d\n",
-		*name, os.Getpid(), *bind, *raftAddr, *dataDir, *expect)
+	fmt.Fprintf(os.Stderr, "interlock-node: starting name=%s pid=%d bind=%s raft=%s data-dir=%q expect=%d dead-server-timeout=%s\n",
+		*name, os.Getpid(), *bind, *raftAddr, *dataDir, *expect, *deadServerTimeout)
 	startCtx, cancelStart := context.WithTimeout(sigCtx, *startTimeout)
 	n, err := cluster.Start(startCtx, cfg)
 	cancelStart()
