@@ -177,11 +177,11 @@ type chaos struct {
 	launched  []time.Time // nodeStarting: when it was launched
 	why       []string    // nodeStarting: what started it, for the log
 
-	events    int
-	counts    map[string]int
+	events      int
+	counts      map[string]int
 	failovers   []time.Duration
 	failoversBy map[string][]time.Duration
-	starts    []time.Duration // launch to ready
+	starts      []time.Duration // launch to ready
 }
 
 func newChaos(t *testing.T, c *Cluster) *chaos {

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/interlockraft/interlock/cluster"
+)
+
+// lockFn acquires the named lock, blocking until it has it or ctx ends, and
+// returns the function that releases it.
+type lockFn func(ctx context.Context, name string) (unlock func(context.Context) error, err error)
+
+// lockSystem hands out one lockFn per worker (a worker is one would-be
+// holder: its own etcd session, its own Redis token, its own node slot).
+type lockSystem interface {
+	worker(i int) (lockFn, error)
+	close()
+}
+
+type lockStats struct {
+	pairs  int
+	perSec float64
+	// handoffsPerSec counts acquisitions by a different worker than the
+	// previous holder of the same name (only meaningful on one name).
+	handoffsPerSec float64
+	p50            time.Duration
+	p99            time.Duration
+}
+
+// lockLoop runs workers goroutines for d; worker w locks names(w) then
+// unlocks it, over and over, and records each pair's latency.
+func lockLoop(sys lockSystem, workers int, d time.Duration, name func(w int) string) (lockStats, error) {
+	fns := make([]lockFn, workers)
+	for w := range fns {
+		f, err := sys.worker(w)
+		if err != nil {
+			return lockStats{}, err
+		}
+		fns[w] = f
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	lat := make([]durs, workers)
+	var firstErr atomic.Pointer[error]
+	var lastHolder atomic.Int64
+	var handoffs atomic.Int64
+	lastHolder.Store(-1)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				t := time.Now()
+				unlock, err := fns[w](ctx, name(w))
+				if err != nil {
+					if ctx.Err() == nil {
+						firstErr.CompareAndSwap(nil, &err)
+						time.Sleep(10 * time.Millisecond)
+					}
+					continue
+				}
+				if prev := lastHolder.Swap(int64(w)); prev != int64(w) {
+					handoffs.Add(1)
+				}
+				uctx, ucancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err = unlock(uctx)
+				ucancel()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all durs
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	s := all.sorted()
+	st := lockStats{pairs: len(s), perSec: float64(len(s)) / elapsed.Seconds(), p50: pctSorted(s, 50), p99: pctSorted(s, 99),
+		handoffsPerSec: float64(handoffs.Load()) / elapsed.Seconds()}
+	if p := firstErr.Load(); p != nil && len(s) == 0 {
+		return st, *p
+	}
+	return st, nil
+}
+
+// ---- etcd Mutex
+
+type etcdLocks struct {
+	ec       *etcdCluster
+	clients  []*clientv3.Client
+	first    int // the member the first worker (the uncontended loop) uses: a follower
+	mu       sync.Mutex
+	sessions []*concurrency.Session
+}
+
+func newEtcdLocks(dir string) (*etcdLocks, error) {
+	ec, err := startEtcd(dir, 3)
+	if err != nil {
+		return nil, err
+	}
+	l := &etcdLocks{ec: ec, first: ec.follower()}
+	for i := 0; i < 3; i++ {
+		cli, err := newEtcdClient(etcdEndpoints(ec.clientPorts[i : i+1]))
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+		l.clients = append(l.clients, cli)
+	}
+	return l, nil
+}
+
+func (l *etcdLocks) worker(i int) (lockFn, error) {
+	cli := l.clients[(l.first+i)%len(l.clients)]
+	sess, err := concurrency.NewSession(cli, concurrency.WithTTL(10))
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.sessions = append(l.sessions, sess)
+	l.mu.Unlock()
+	mutexes := map[string]*concurrency.Mutex{}
+	return func(ctx context.Context, name string) (func(context.Context) error, error) {
+		m := mutexes[name]
+		if m == nil {
+			m = concurrency.NewMutex(sess, "/locks/"+name)
+			mutexes[name] = m
+		}
+		if err := m.Lock(ctx); err != nil {
+			return nil, err
+		}
+		return m.Unlock, nil
+	}, nil
+}
+
+func (l *etcdLocks) closeSessions() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.sessions {
+		s.Close()
+	}
+	l.sessions = nil
+}
+
+func (l *etcdLocks) close() {
+	l.closeSessions()
+	for _, c := range l.clients {
+		c.Close()
+	}
+	if l.ec != nil {
+		l.ec.close()
+	}
+}
+
+// ---- Redis SET NX PX + Lua compare-and-delete
+
+var redisUnlockScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`)
+
+// redisRetry is how long a would-be holder waits before asking again: Redis
+// has no queue of waiters, so a contended lock is polled.
+const redisRetry = time.Millisecond
+
+type redisLocks struct {
+	cli *redis.Client
+	ttl time.Duration
+}
+
+func newRedisLocks(addr string) *redisLocks {
+	return &redisLocks{cli: redis.NewClient(&redis.Options{Addr: addr, PoolSize: 128}), ttl: 10 * time.Second}
+}
+
+func randToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (l *redisLocks) worker(int) (lockFn, error) {
+	return func(ctx context.Context, name string) (func(context.Context) error, error) {
+		key, tok := "lock:"+name, randToken()
+		for {
+			ok, err := l.cli.SetNX(ctx, key, tok, l.ttl).Result()
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return func(ctx context.Context) error {
+					n, err := redisUnlockScript.Run(ctx, l.cli, []string{key}, tok).Int()
+					if err == nil && n != 1 {
+						err = errors.New("redis unlock: lock was no longer ours")
+					}
+					return err
+				}, nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(redisRetry):
+			}
+		}
+	}, nil
+}
+
+func (l *redisLocks) close() { l.cli.Close() }
+
+// ---- Interlock
+
+// errInterlockNoLocks means this build of the library has no lock API.
+var errInterlockNoLocks = errors.New("not available in this build: cluster.Node has no Lock(ctx, name, ttl) (*Lease, error) method")
+
+// interlockLockMethod finds Node.Lock(ctx, name, ttl, opts...) (*Lease, error) by
+// reflection, so this module builds whether or not the library has the
+// lock API yet; the reflective call costs about a microsecond, against a
+// Raft commit of about a millisecond.
+func interlockLockMethod(n *cluster.Node) (reflect.Value, error) {
+	m := reflect.ValueOf(n).MethodByName("Lock")
+	if !m.IsValid() {
+		return reflect.Value{}, errInterlockNoLocks
+	}
+	t := m.Type()
+	ctxT := reflect.TypeOf((*context.Context)(nil)).Elem()
+	errT := reflect.TypeOf((*error)(nil)).Elem()
+	// Trailing options (...LockOption) are allowed and left empty.
+	fixed := t.NumIn()
+	if t.IsVariadic() {
+		fixed--
+	}
+	if fixed != 3 || t.In(0) != ctxT || t.In(1).Kind() != reflect.String || t.In(2) != reflect.TypeOf(time.Duration(0)) ||
+		t.NumOut() != 2 || t.Out(1) != errT {
+		return reflect.Value{}, fmt.Errorf("not available in this build: cluster.Node.Lock has signature %s, not func(context.Context, string, time.Duration[, ...option]) (*Lease, error)", t)
+	}
+	u, ok := t.Out(0).MethodByName("Unlock")
+	if !ok || u.Type.NumIn() != 2 || u.Type.In(1) != ctxT || u.Type.NumOut() != 1 || u.Type.Out(0) != errT {
+		return reflect.Value{}, fmt.Errorf("not available in this build: %s has no Unlock(context.Context) error", t.Out(0))
+	}
+	return m, nil
+}
+
+type interlockLocks struct {
+	nodes []*cluster.Node
+	first int // a follower, for the uncontended loop
+	ttl   time.Duration
+}
+
+func newInterlockLocks(dir string) (*interlockLocks, error) {
+	nodes, err := startInterlock(dir, 3)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := interlockLockMethod(nodes[0]); err != nil {
+		stopInterlock(nodes)
+		return nil, err
+	}
+	leader := interlockLeader(nodes)
+	return &interlockLocks{nodes: nodes, first: (leader + 1) % 3, ttl: 10 * time.Second}, nil
+}
+
+func (l *interlockLocks) worker(i int) (lockFn, error) {
+	n := l.nodes[(l.first+i)%len(l.nodes)]
+	m, err := interlockLockMethod(n)
+	if err != nil {
+		return nil, err
+	}
+	ttl := reflect.ValueOf(l.ttl)
+	return func(ctx context.Context, name string) (func(context.Context) error, error) {
+		out := m.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(name), ttl})
+		if e := out[1].Interface(); e != nil {
+			return nil, e.(error)
+		}
+		lease := out[0]
+		return func(ctx context.Context) error {
+			r := lease.MethodByName("Unlock").Call([]reflect.Value{reflect.ValueOf(ctx)})
+			if e := r[0].Interface(); e != nil {
+				return e.(error)
+			}
+			return nil
+		}, nil
+	}, nil
+}
+
+func (l *interlockLocks) close() { stopInterlock(l.nodes) }
+
+// ---- S2
+
+type lockRow struct {
+	sys                     string
+	unavailable             string
+	uncP50, uncP99, uncRate rep
+	parRate, parP50, parP99 rep
+	conRate, conP99         rep
+	conHandoffs             rep
+}
+
+func runS2(r *report) error {
+	redisSrv, err := startRedis(filepath.Join(r.tmp, "redis-s2"), false)
+	if err != nil {
+		return err
+	}
+	defer redisSrv.stop()
+	type entry struct {
+		name string
+		open func(i int) (lockSystem, error)
+	}
+	systems := []entry{
+		{sysInterlock, func(i int) (lockSystem, error) {
+			return newInterlockLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-interlock-%d", i)))
+		}},
+		{sysEtcdMutex, func(i int) (lockSystem, error) {
+			return newEtcdLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-etcd-%d", i)))
+		}},
+		{sysRedisLock, func(int) (lockSystem, error) { return newRedisLocks(redisSrv.addr), nil }},
+	}
+	var errs []string
+	for _, e := range systems {
+		row := lockRow{sys: e.name}
+		for i := 0; i < r.st.lockReps; i++ {
+			sys, err := e.open(i)
+			if errors.Is(err, errInterlockNoLocks) || (err != nil && strings.HasPrefix(err.Error(), "not available")) {
+				row.unavailable = err.Error()
+				break
+			}
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", e.name, err))
+				break
+			}
+			if err := s2Once(r.st, sys, &row, e.name+fmt.Sprint(i)); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", e.name, err))
+			}
+			sys.close()
+		}
+		r.s2 = append(r.s2, row)
+	}
+	if r.st.redisFsyncAlways {
+		// Once more for Redis with every write fsynced (appendfsync always),
+		// the durability Raft and etcd give.
+		rs, err := startRedis(filepath.Join(r.tmp, "redis-s2-fsync"), true)
+		if err != nil {
+			errs = append(errs, err.Error())
+		} else {
+			row := lockRow{sys: sysRedisLock + ", appendfsync always"}
+			l := newRedisLocks(rs.addr)
+			for i := 0; i < r.st.lockReps; i++ {
+				if err := s2Once(r.st, l, &row, fmt.Sprint("fs", i)); err != nil {
+					errs = append(errs, err.Error())
+				}
+			}
+			l.close()
+			rs.stop()
+			r.s2 = append(r.s2, row)
+		}
+	}
+	var parts []string
+	for _, row := range r.s2 {
+		if row.unavailable != "" {
+			parts = append(parts, short(row.sys)+" n/a")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s p50=%sms 64-names=%s/s", short(row.sys), num(row.uncP50.median()), num(row.parRate.median())))
+	}
+	progress("S2 locks (%s per loop × %d): %s", r.st.lockDur, r.st.lockReps, strings.Join(parts, "; "))
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func s2Once(st settings, sys lockSystem, row *lockRow, tag string) error {
+	u, err := lockLoop(sys, 1, st.lockDur, func(int) string { return "u-" + tag })
+	if err != nil {
+		return fmt.Errorf("uncontended: %w", err)
+	}
+	row.uncP50 = append(row.uncP50, ms(u.p50))
+	row.uncP99 = append(row.uncP99, ms(u.p99))
+	row.uncRate = append(row.uncRate, u.perSec)
+	p, err := lockLoop(sys, 64, st.lockDur, func(w int) string { return fmt.Sprintf("p-%s-%d", tag, w) })
+	if err != nil {
+		return fmt.Errorf("64 names: %w", err)
+	}
+	row.parRate = append(row.parRate, p.perSec)
+	row.parP50 = append(row.parP50, ms(p.p50))
+	row.parP99 = append(row.parP99, ms(p.p99))
+	c, err := lockLoop(sys, st.contenders, st.lockDur, func(int) string { return "c-" + tag })
+	if err != nil {
+		return fmt.Errorf("contended: %w", err)
+	}
+	row.conRate = append(row.conRate, c.perSec)
+	row.conHandoffs = append(row.conHandoffs, c.handoffsPerSec)
+	row.conP99 = append(row.conP99, ms(c.p99))
+	if el, ok := sys.(*etcdLocks); ok {
+		el.closeSessions()
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/scheduler"
+)
+
+// scaleRec counts runs per (job, tick) in a window of ticks and keeps every
+// run's lateness, without locks.
+type scaleRec struct {
+	jobs    int
+	k0      int64 // first tick of the window
+	nticks  int64
+	counts  []atomic.Int32 // jobs × nticks
+	late    []int32        // microseconds
+	nlate   atomic.Int64
+	outside atomic.Int64
+}
+
+func newScaleRec(jobs int, k0, nticks int64) *scaleRec {
+	return &scaleRec{jobs: jobs, k0: k0, nticks: nticks,
+		counts: make([]atomic.Int32, int64(jobs)*nticks),
+		late:   make([]int32, int64(jobs)*nticks*2)}
+}
+
+func (s *scaleRec) add(job int, tick int64, at time.Time, start time.Time) {
+	i := tick - s.k0
+	if i < 0 || i >= s.nticks {
+		s.outside.Add(1)
+		return
+	}
+	s.counts[int64(job)*s.nticks+i].Add(1)
+	if n := s.nlate.Add(1) - 1; n < int64(len(s.late)) {
+		s.late[n] = int32(start.Sub(at) / time.Microsecond)
+	}
+}
+
+type scaleStats struct {
+	expected, runs, dups, missed int
+	perSec                       float64
+	p50, p99, max                time.Duration
+	cpu                          float64 // % of one core, whole process
+	failed                       uint64
+}
+
+func (s *scaleRec) stats(window time.Duration) scaleStats {
+	st := scaleStats{expected: s.jobs * int(s.nticks)}
+	for i := range s.counts {
+		c := int(s.counts[i].Load())
+		st.runs += c
+		if c == 0 {
+			st.missed++
+		} else {
+			st.dups += c - 1
+		}
+	}
+	st.perSec = float64(st.runs) / window.Seconds()
+	n := min(s.nlate.Load(), int64(len(s.late)))
+	d := make(durs, n)
+	for i := int64(0); i < n; i++ {
+		d[i] = time.Duration(s.late[i]) * time.Microsecond
+	}
+	sd := d.sorted()
+	st.p50, st.p99 = pctSorted(sd, 50), pctSorted(sd, 99)
+	if len(sd) > 0 {
+		st.max = sd[len(sd)-1]
+	} else {
+		st.p50, st.p99, st.max = noRuns, noRuns, noRuns
+	}
+	return st
+}
+
+// noRuns marks a lateness with no sample; ms turns it into NaN ("–").
+const noRuns = time.Duration(-1 << 62)
+
+// scaleWindow picks the window of whole-second ticks: it starts warm after
+// now, and lasts dur.
+func scaleWindow(warm, dur time.Duration) (k0, nticks int64, ws, we time.Time) {
+	ws = ceilSecond(time.Now().Add(warm))
+	k0 = ws.Unix()
+	nticks = int64(dur / time.Second)
+	return k0, nticks, ws, ws.Add(dur)
+}
+
+// s5Interlock runs jobs jobs at 1 s on the three nodes for dur.
+func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration) (scaleStats, error) {
+	prefix := fmt.Sprintf("s5-%d-%d-", jobs, time.Now().UnixNano())
+	names := make([]string, jobs)
+	for j := range names {
+		names[j] = fmt.Sprintf("%s%d", prefix, j)
+	}
+	var rec atomic.Pointer[scaleRec]
+	scheds := make([]*scheduler.Scheduler, len(nodes))
+	for i, n := range nodes {
+		s := scheduler.New(scheduler.Options{Cluster: n})
+		for j := 0; j < jobs; j++ {
+			j := j
+			err := s.Add(scheduler.Job{Name: names[j], Interval: time.Second, Func: func(_ context.Context, r scheduler.Run) error {
+				now := time.Now()
+				if sr := rec.Load(); sr != nil {
+					sr.add(j, r.Tick, r.At, now)
+				}
+				return nil
+			}})
+			if err != nil {
+				return scaleStats{}, err
+			}
+		}
+		scheds[i] = s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, s := range scheds {
+		wg.Add(1)
+		go func(s *scheduler.Scheduler) { defer wg.Done(); _ = s.Run(ctx) }(s)
+	}
+	defer func() { cancel(); wg.Wait() }()
+	// Wait until every node sees all three registered for the last job.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ok := true
+		for _, n := range nodes {
+			if len(n.Candidates(names[jobs-1])) < len(nodes) {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return scaleStats{}, errors.New("jobs not registered on all nodes within 60 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	k0, nt, ws, we := scaleWindow(300*time.Millisecond, dur)
+	rec.Store(newScaleRec(jobs, k0, nt))
+	time.Sleep(time.Until(ws))
+	c0, _ := sampleProc(os.Getpid())
+	time.Sleep(time.Until(we))
+	c1, _ := sampleProc(os.Getpid())
+	time.Sleep(1200 * time.Millisecond) // late runs of the last tick
+	st := rec.Load().stats(dur)
+	st.cpu = cpuPct(c0, c1)
+	for _, s := range scheds {
+		for _, js := range s.Stats() {
+			st.failed += js.Failed
+		}
+	}
+	return st, nil
+}
+
+// s5Local runs the same jobs on epoch-aligned local tickers with no
+// coordination at all: what the elected leader of the etcd recipe does per
+// tick, so it bounds what any coordinated scheduler can do on this machine.
+func s5Local(jobs int, dur time.Duration) scaleStats {
+	ctx, cancel := context.WithCancel(context.Background())
+	var rec atomic.Pointer[scaleRec]
+	var wg sync.WaitGroup
+	for j := 0; j < jobs; j++ {
+		wg.Add(1)
+		go func(j int) {
+			defer wg.Done()
+			epochTicker(ctx, time.Second, func(tick int64, start time.Time) {
+				if sr := rec.Load(); sr != nil {
+					sr.add(j, tick, time.Unix(tick, 0), start)
+				}
+			})
+		}(j)
+	}
+	k0, nt, ws, we := scaleWindow(300*time.Millisecond, dur)
+	rec.Store(newScaleRec(jobs, k0, nt))
+	time.Sleep(time.Until(ws))
+	c0, _ := sampleProc(os.Getpid())
+	time.Sleep(time.Until(we))
+	c1, _ := sampleProc(os.Getpid())
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	st := rec.Load().stats(dur)
+	st.cpu = cpuPct(c0, c1)
+	return st
+}
+
+type scaleRow struct {
+	sys                  string
+	jobs                 int
+	perSec, p50, p99, mx rep
+	missed, dups, cpu    rep
+	expected             int
+	failed               rep
+	// From the nodes' log during the measurement (summed over repetitions).
+	maxFailedBatch, failedBatches, contactWarnings, leaderLost int
+}
+
+type logEvents struct {
+	maxFailedBatch, failedBatches, contactWarnings, leaderLost int
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+var claimsRe = regexp.MustCompile(`claims=(\d+)`)
+
+// scanNodeLog reads the nodes' log from offset: claim batches that failed
+// (and the largest), Raft "failed to contact" warnings, and lost quorum
+// or leadership.
+func scanNodeLog(path string, offset int64) logEvents {
+	var ev logEvents
+	f, err := os.Open(path)
+	if err != nil {
+		return ev
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, 0); err != nil {
+		return ev
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.Contains(line, "claim failed"):
+			ev.failedBatches++
+			if m := claimsRe.FindStringSubmatch(line); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				ev.maxFailedBatch = max(ev.maxFailedBatch, n)
+			}
+		case strings.Contains(line, "failed to contact"):
+			ev.contactWarnings++
+		case strings.Contains(line, "heartbeat timeout reached"), strings.Contains(line, "failed to contact quorum"):
+			ev.leaderLost++
+		}
+	}
+	return ev
+}
+
+func runS5(r *report) error {
+	var errs []string
+	rows := map[string]*scaleRow{}
+	var order []string
+	row := func(sys string, jobs int) *scaleRow {
+		k := fmt.Sprint(sys, jobs)
+		if rows[k] == nil {
+			rows[k] = &scaleRow{sys: sys, jobs: jobs}
+			order = append(order, k)
+		}
+		return rows[k]
+	}
+	for i := 0; i < r.st.s5Reps; i++ {
+		dir := filepath.Join(r.tmp, fmt.Sprintf("s5-%d", i))
+		nodes, err := startInterlock(dir, 3)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		for _, n := range r.st.s5Counts {
+			logBefore := fileSize(filepath.Join(dir, "nodes.log"))
+			st, err := s5Interlock(nodes, n, r.st.s5Dur)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%d jobs: %v", n, err))
+				continue
+			}
+			x := row(sysInterlock, n)
+			x.add(st)
+			ev := scanNodeLog(filepath.Join(dir, "nodes.log"), logBefore)
+			x.maxFailedBatch = max(x.maxFailedBatch, ev.maxFailedBatch)
+			x.failedBatches += ev.failedBatches
+			x.contactWarnings += ev.contactWarnings
+			x.leaderLost += ev.leaderLost
+		}
+		stopInterlock(nodes)
+	}
+	for i, n := range r.st.s5Counts {
+		if r.st.s5LocalAll || i == len(r.st.s5Counts)-1 {
+			row("local tickers, no coordination", n).add(s5Local(n, r.st.s5Dur))
+		}
+	}
+	for _, k := range order {
+		r.s5 = append(r.s5, *rows[k])
+	}
+	var parts []string
+	for _, k := range order {
+		x := rows[k]
+		if x.sys == sysInterlock {
+			parts = append(parts, fmt.Sprintf("%d jobs: %s runs/s p99 %s ms", x.jobs, num(x.perSec.median()), num(x.p99.median())))
+		}
+	}
+	progress("S5 scale, Interlock 3 nodes at 1 s (%s × %d): %s", r.st.s5Dur, r.st.s5Reps, strings.Join(parts, "; "))
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+func (x *scaleRow) add(st scaleStats) {
+	x.expected = st.expected
+	x.perSec = append(x.perSec, st.perSec)
+	x.p50 = append(x.p50, ms(st.p50))
+	x.p99 = append(x.p99, ms(st.p99))
+	x.mx = append(x.mx, ms(st.max))
+	x.missed = append(x.missed, float64(st.missed))
+	x.dups = append(x.dups, float64(st.dups))
+	x.cpu = append(x.cpu, st.cpu)
+	x.failed = append(x.failed, float64(st.failed))
+}
+
+// runs is the median number of runs counted.
+func (x scaleRow) runs() float64 { return x.perSec.median() }
