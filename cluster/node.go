@@ -196,7 +196,11 @@ func (n *Node) raftConfig() *raft.Config {
 	// A removed server must stay up: it may be re-added under a new
 	// address, and graceful leave shuts it down in order anyway.
 	rc.ShutdownOnRemove = false
-	rc.BatchApplyCh = true
+	// BatchApplyCh stays off: with it, a future still buffered in Raft's
+	// apply channel when Raft shuts down is never answered, and its
+	// caller (and so Shutdown) would wait forever. The node's own group
+	// commit (batch.go) does the batching instead.
+	rc.BatchApplyCh = false
 	rc.Logger = n.logger.Named("raft")
 	return rc
 }
