@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -206,7 +207,32 @@ func (n *Node) removeDeadServers() {
 		n.logger.Warn("more dead voters than can be removed safely; removing some", "dead", len(deadVoters), "limit", limit)
 		deadVoters = deadVoters[:limit]
 	}
-	for _, s := range append(deadVoters, deadOthers...) {
+	// Gossip can still call a voter failed after it came back, and Raft
+	// commits each removal on its own. Remove a voter only if the voters
+	// gossip sees alive stay a majority of what is left, so no step of the
+	// cleanup leaves a configuration that cannot commit.
+	aliveVoters := voters - len(deadVoters)
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter || slices.ContainsFunc(deadVoters, func(d raft.Server) bool { return d.ID == s.ID }) {
+			continue
+		}
+		if m, ok := byName[string(s.ID)]; s.ID != self && (!ok || m.Status != StatusAlive) {
+			aliveVoters--
+		}
+	}
+	remaining := voters
+	safe := deadVoters[:0]
+	for _, s := range deadVoters {
+		if aliveVoters <= (remaining-1)/2 {
+			break
+		}
+		safe = append(safe, s)
+		remaining--
+	}
+	if len(safe) < len(deadVoters) {
+		n.logger.Warn("keeping dead voters: removing them would leave too few live voters to commit", "dead", len(deadVoters), "removing", len(safe))
+	}
+	for _, s := range append(safe, deadOthers...) {
 		if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ProposeTimeout).Error(); err != nil {
 			n.logger.Warn("remove dead server", "server", s.ID, "error", err)
 			return
