@@ -462,7 +462,7 @@ func failoverWhy(sys string) string {
 	case sysEtcdMutex:
 		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (500 ms heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
 	default:
-		return "A single Redis has no election: its clients resume as soon as it is back."
+		return "The Redis figure is the 1 s the bench waited before restarting redis-server, plus a reconnect: a single Redis has no failover, and once it was back the lock A still believed it held was gone (a second holder, duplicates = 1)."
 	}
 }
 
