@@ -155,7 +155,7 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 		return nil, err
 	}
 	f := n.raft.Apply(cmd, n.cfg.ProposeTimeout)
-	if err := f.Error(); err != nil {
+	if err := n.awaitApply(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
@@ -282,3 +282,21 @@ func (n *Node) leaveRaft() error {
 		}
 	}
 }
+
+// awaitApply waits for an Apply future, or for this node's shutdown.
+// hashicorp/raft never answers a future whose entry was committed but still
+// queued for the state machine when Raft shut down, so waiting on it alone
+// could hang Shutdown forever. The waiter goroutine then stays blocked on
+// that future; it holds nothing else.
+func (n *Node) awaitApply(f raft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go waitFuture(f, done)
+	select {
+	case err := <-done:
+		return err
+	case <-n.shutdownCh:
+		return raft.ErrRaftShutdown
+	}
+}
+
+func waitFuture(f raft.ApplyFuture, done chan<- error) { done <- f.Error() }
