@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/transport"
@@ -55,7 +56,7 @@ type Node struct {
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
 
-	// proposals feeds the group-commit workers (batch.go).
+	// proposals feeds the group-commit batcher (batch.go).
 	proposals chan *proposal
 
 	// startErr holds a configuration problem found while waiting to form
@@ -83,7 +84,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		missingSince: make(map[raft.ServerID]time.Time),
 		locks:        newLockTable(),
-		proposals:    make(chan *proposal, maxBatch),
+		proposals:    make(chan *proposal, proposalQueue),
 		shutdownCh:   make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
@@ -179,9 +180,7 @@ func (n *Node) open() error {
 	n.refreshAlive()
 	n.goFunc(n.maintain)
 	n.goFunc(n.expireLeases)
-	for i := 0; i < batchWorkers; i++ {
-		n.goFunc(n.batchWorker)
-	}
+	n.goFunc(n.batcher)
 	return nil
 }
 
@@ -223,14 +222,14 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 	probe.Close()
 	os.Remove(probe.Name())
 
-	bolt, err := openBolt(filepath.Join(dir, "raft.db"))
+	store, err := openBolt(filepath.Join(dir, "raft.db"))
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	n.stores = bolt
+	n.stores = store
 	// Raft re-reads every entry it replicates; keep recent ones in memory
 	// rather than reading them back from bolt.
-	cached, err := raft.NewLogCache(512, bolt)
+	cached, err := raft.NewLogCache(512, store)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("log cache: %w", err)
 	}
@@ -238,7 +237,7 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: snapshot store in %s: %v", ErrDataDir, dir, err)
 	}
-	return cached, bolt, snaps, nil
+	return cached, store, snaps, nil
 }
 
 // openBolt opens the bolt store with a timeout, because a second process on
@@ -250,7 +249,13 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		s, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		s, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{
+			// Every commit writes the free-page list otherwise, pages that
+			// bolt can rebuild by scanning when it opens the file. Syncing
+			// stays on: each commit still reaches the disk.
+			NoFreelistSync: true,
+			FreelistType:   bolt.FreelistMapType,
+		}})
 		ch <- result{s, err}
 	}()
 	select {

@@ -200,7 +200,7 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 	}
 	switch m {
 	case methodApply:
-		return n.applyLocal(req)
+		return n.serveApply(ctx, req)
 	case methodLeave:
 		return nil, n.removeServer(string(req))
 	default:

@@ -23,6 +23,21 @@ func EncodeBatch(cmds [][]byte) []byte {
 	return e.buf
 }
 
+// SplitBatch returns the commands packed in an encoded CommandBatch entry,
+// as sub-slices of entry. The leader uses it to merge batches forwarded by
+// followers into its own entries.
+func SplitBatch(entry []byte) ([][]byte, error) {
+	d := &decoder{buf: entry}
+	h, err := readHeader(d)
+	if err != nil {
+		return nil, err
+	}
+	if h.Type != CommandBatch {
+		return nil, fmt.Errorf("%w: entry is a %s, not a batch", ErrMalformed, h.Type)
+	}
+	return decodeBatch(d)
+}
+
 func decodeBatch(d *decoder) ([][]byte, error) {
 	n := d.count(headerLen + 1)
 	cmds := make([][]byte, 0, n)
