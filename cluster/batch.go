@@ -16,9 +16,9 @@ import (
 // number of entries, not the number of commands, bounds throughput, and
 // the batcher packs as many commands into each entry as it can:
 //
-//   - Each node has one batcher. It keeps at most a few entries (on the
-//     leader) or forwarded batches (on a follower) in flight; everything
-//     proposed while they are in flight waits and goes in the next one.
+//   - Each node has one batcher. It keeps one entry (on the leader) or one
+//     forwarded batch (on a follower) in flight; everything proposed
+//     meanwhile waits and goes in the next one.
 //   - The leader merges what followers forward into its own entries, so
 //     under load one entry carries the commands of the whole cluster.
 //
@@ -29,15 +29,14 @@ const (
 	maxBatchCommands = 1024
 	maxBatchBytes    = 512 << 10
 	// leaderDepth is how many entries the leader's batcher keeps in Raft at
-	// once. One: every entry costs the same fsyncs however many commands it
-	// carries, and a second entry in flight only splits the commands that
-	// would have shared the next one (measured: a third fewer pairs/s with
-	// two).
-	leaderDepth = 1
-	// forwardDepth is how many batches a follower keeps in flight to the
-	// leader. More than the leader's depth, so that a follower's commands
-	// are waiting at the leader when its next entry starts.
-	forwardDepth = 4
+	// once, and forwardDepth how many batches a follower keeps in flight to
+	// the leader. Both are one. Every entry costs the same fsyncs however
+	// many commands it carries, and a second entry or RPC in flight only
+	// splits the commands that would have shared the next one: with 64
+	// callers on three nodes, two in flight on the leader cost a third of
+	// the throughput, and four on each follower half of it (docs/benchmarks.md).
+	leaderDepth  = 1
+	forwardDepth = 1
 	// lingerDemand and maxLinger bound the wait for a wave of commands to
 	// come back (see batcher).
 	lingerDemand = 8

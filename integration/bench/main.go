@@ -117,7 +117,7 @@ func orchestrate() error {
 		name string
 		f    func(*report) error
 	}{
-		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5},
+		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"gobench", runGoBench}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5},
 	}
 	for _, s := range steps {
 		if only != nil && !only[s.name] {

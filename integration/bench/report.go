@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/interlockraft/interlock/cluster"
 )
 
 type physResult struct {
@@ -26,6 +28,7 @@ type report struct {
 	// missed or duplicated a tick.
 	s1Evidence []string
 	s2         []lockRow
+	gobench    *goBench
 	s3         []failRow
 	s4         []footRow
 	s5         []scaleRow
@@ -89,6 +92,7 @@ func (r *report) write(path string) error {
 	r.writeSummary(w)
 	r.writeS1(w)
 	r.writeS2(w)
+	r.writeGoBench(w)
 	r.writeS3(w)
 	r.writeS4(w)
 	r.writeS5(w)
@@ -170,6 +174,12 @@ func (r *report) writeSummary(w writer) {
 		}
 		w("| S2 uncontended acquire+release p50 ms | %s | %s | %s | %s |\n", num(il.uncP50.median()), p.sys, num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()))
 		w("| S2 64 names in parallel, pairs/s | %s | %s | %s | %s |\n", num(il.parRate.median()), p.sys, num(p.parRate.median()), ratio(il.parRate.median(), p.parRate.median()))
+	}
+	if g := r.gobench; g != nil {
+		lead, floor := g.value("LockUnlockUncontended/leader", "p50-ms"), g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms")
+		par, bare := g.value("LockUnlockParallel64/3nodes", "pairs/s"), g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+		w("| Go bench: uncontended Lock+Unlock p50 ms, via the leader | %s | two bare hashicorp/raft commits, interleaved | %s | %s |\n", num(lead.median()), num(floor.median()), ratio(lead.median(), floor.median()))
+		w("| Go bench: 64 names, pairs/s | %s | bare hashicorp/raft, 64 goroutines, two entries a pair | %s | %s |\n", num(par.median()), num(bare.median()), ratio(par.median(), bare.median()))
 	}
 	for _, pair := range s3Pairs(r.s3) {
 		ilr, p := pair[0], pair[1]
@@ -279,7 +289,8 @@ func (r *report) writeS3(w writer) {
 		}
 		w("| %s | %s | %s | %s | %s | %s |\n", x.sys, x.event, gapOrNever(x.gap), cell(x.missed), cell(x.dups), strings.Join(notes, "; "))
 	}
-	w("\n- Interlock's gap is the Raft election (HeartbeatTimeout 500 ms: a follower times out after 0.5–1 s) plus gossip marking the dead node failed; until then ticks ranked to the dead node wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n")
+	hb := cluster.DefaultHeartbeatTimeout
+	w("\n- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s) plus gossip marking the dead node failed; until then ticks ranked to the dead node wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
 	w("- The etcd recipe's runs do not touch etcd per tick, so an etcd leader change only interrupts them if the killed process also held the election; then the next holder waits for the dead holder's session lease (TTL 3 s here; the `concurrency` default is 60 s) to expire.\n")
 	w("- For the Redis lock, \"duplicates = 1\" means a second client got the lock while the first still held an unexpired 10 s lease: without persistence Redis forgets every lock on restart.\n")
 	w("- gointerlock calls `log.Fatalf` on any Redis error, so its replicas (run as child processes for this reason) exit when Redis goes away, and nothing restarts them.\n\n")
@@ -458,9 +469,9 @@ func (r *report) writeLosses(w writer) {
 func failoverWhy(sys string) string {
 	switch sys {
 	case sysEtcdElect:
-		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the killed process held the election; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of 500 ms)."
+		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the killed process held the election; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + ")."
 	case sysEtcdMutex:
-		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (500 ms heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
+		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (" + cluster.DefaultHeartbeatTimeout.String() + " heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
 	default:
 		return "The Redis figure is the 1 s the bench waited before restarting redis-server, plus a reconnect: a single Redis has no failover, and once it was back the lock A still believed it held was gone (a second holder, duplicates = 1)."
 	}
