@@ -58,6 +58,8 @@ type Node struct {
 
 	// proposals feeds the group-commit batcher (batch.go).
 	proposals chan *proposal
+	// leaders fires on every leader change (leaderwatch.go).
+	leaders *leaderWatch
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -85,6 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		missingSince: make(map[raft.ServerID]time.Time),
 		locks:        newLockTable(),
 		proposals:    make(chan *proposal, proposalQueue),
+		leaders:      newLeaderWatch(),
 		shutdownCh:   make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
@@ -179,6 +182,7 @@ func (n *Node) open() error {
 	n.goFunc(n.rpcServer.Serve)
 	n.refreshAlive()
 	n.goFunc(n.maintain)
+	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
 	return nil

@@ -72,6 +72,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		}
 		var resp []byte
 		var err error
+		changed := n.leaders.next()
 		addr, id := n.raft.LeaderWithID()
 		switch {
 		case id == "":
@@ -79,7 +80,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		case id == raft.ServerID(n.cfg.NodeName):
 			resp, err = n.applyLocal(cmd)
 		default:
-			resp, err = n.forward(ctx, string(addr), cmd)
+			resp, err = n.forward(ctx, changed, string(addr), cmd)
 		}
 		if err == nil {
 			return resp, nil
@@ -131,11 +132,28 @@ func retryable(err error) bool {
 	return true // network errors: the leader may have died
 }
 
-func (n *Node) forward(ctx context.Context, addr string, cmd []byte) ([]byte, error) {
+// forward sends cmd to the leader at addr. It gives up early if the leader
+// changes (changed closes) while it waits; propose then retries with the
+// new one.
+func (n *Node) forward(ctx context.Context, changed <-chan struct{}, addr string, cmd []byte) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
 	resp, err := n.rpc.Call(cctx, addr, methodApply, cmd)
 	if err != nil {
+		select {
+		case <-changed:
+			if ctx.Err() == nil && cctx.Err() != nil {
+				return nil, fmt.Errorf("%w: leader changed while forwarding to %s", ErrNotLeader, addr)
+			}
+		default:
+		}
 		return nil, fromRemote(err)
 	}
 	return resp, nil

@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -790,6 +791,38 @@ func (c *Cluster) Status(i int) (Status, error) {
 		return st, fmt.Errorf("port of %s answered as %q", c.nodes[i].name, st.Name)
 	}
 	return st, nil
+}
+
+// LockUnlock takes and releases the named lock on node i through its /lock
+// endpoint, waiting at most timeout, and returns the fencing token.
+func (c *Cluster) LockUnlock(i int, name string, timeout time.Duration) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	u := "http://" + addr(c.nodes[i].httpPort) + "/lock?name=" + url.QueryEscape(name) + "&ttl=10s"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	// Not c.http: its 2 s timeout is for /status, and a lock may wait out
+	// a failover.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("lock on %s: HTTP %d: %s", c.nodes[i].name, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	var token uint64
+	if _, err := fmt.Sscan(string(body), &token); err != nil {
+		return 0, fmt.Errorf("lock on %s: token %q: %w", c.nodes[i].name, body, err)
+	}
+	return token, nil
 }
 
 // MustStatus is Status that fails the test on error.

@@ -25,6 +25,7 @@ func TestLeaderSIGSTOP(t *testing.T) {
 	if newLeader == leader {
 		t.Fatalf("the paused node %s is still the agreed leader", old)
 	}
+	electedAt := time.Now()
 	// ...and the job goes on.
 	during := func(r Run) bool { return r.StartTime().After(pauseAt) }
 	c.WaitRuns(pause-time.Since(pauseAt), 5, during, "while the leader was stopped")
@@ -33,6 +34,27 @@ func TestLeaderSIGSTOP(t *testing.T) {
 	resumeAt := time.Now()
 	c.Resume(leader)
 	t.Logf("SIGCONT after %s", resumeAt.Sub(pauseAt).Round(time.Millisecond))
+
+	// Once the others agree on a new leader, claims that were forwarded to
+	// the stopped one (whose connections stay open, so nothing fails fast)
+	// are abandoned and retried with the new leader: no tick from a second
+	// after the election to the resume is missed, rather than every tick
+	// until those forwards time out.
+	ran := map[int64]bool{}
+	for _, r := range c.ReadRuns() {
+		ran[r.At] = true
+	}
+	const interval = 200 * time.Millisecond
+	var missed []int64
+	for k := electedAt.Add(time.Second).UnixNano()/int64(interval) + 1; time.Unix(0, (k+1)*int64(interval)).Before(resumeAt); k++ {
+		if !ran[k*int64(interval)] {
+			missed = append(missed, k)
+		}
+	}
+	t.Logf("ticks missed from 1 s after the election to the resume: %d", len(missed))
+	if len(missed) > 2 {
+		t.Errorf("%d ticks missed after a new leader was agreed (ticks %v): forwards to the stopped leader held up claims", len(missed), missed)
+	}
 
 	runs := c.ReadRuns()
 	duringPause := 0
@@ -78,4 +100,39 @@ func TestLeaderSIGSTOP(t *testing.T) {
 		}
 	}
 	t.Logf("runs per node: %v", perNode(runs))
+}
+
+// TestLockDuringLeaderSIGSTOP sends a Lock, with no deadline of its own, to
+// a follower right after the leader is frozen. The follower forwards it to
+// the frozen leader over an open connection, where nothing fails fast. It
+// must give that forward up as soon as it learns of the new leader and
+// retry there, not wait out the ProposeTimeout (5 s): every node keeps one
+// batch in flight, so a hung forward would also hold up its scheduler's
+// claims.
+func TestLockDuringLeaderSIGSTOP(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{Jobs: "a:200ms"})
+	c.WaitRuns(30*time.Second, 5, nil, "before the pause")
+	leader := c.WaitLeader(10 * time.Second)
+	f := (leader + 1) % 3
+	// Leaves the follower an open RPC connection to the leader.
+	if _, err := c.LockUnlock(f, "warm-up", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	pauseAt := time.Now()
+	c.Pause(leader)
+	token, err := c.LockUnlock(f, "during-pause", 15*time.Second)
+	took := time.Since(pauseAt)
+	c.Resume(leader)
+	if err != nil {
+		t.Fatalf("Lock+Unlock on %s with the leader stopped: %v", c.Name(f), err)
+	}
+	t.Logf("Lock+Unlock on %s took %s with the leader stopped (token %d)", c.Name(f), took.Round(time.Millisecond), token)
+	// An election takes one to two HeartbeatTimeouts (0.4-0.8 s) once the
+	// followers notice; 4 s leaves room for a loaded machine and is still
+	// short of the 5 s a forward waits before it times out.
+	if took > 4*time.Second {
+		t.Fatalf("Lock+Unlock on %s took %s with the leader stopped: the forward to the stopped leader was not abandoned when a new leader was elected", c.Name(f), took)
+	}
+	checkRuns(t, c.ReadRuns())
 }

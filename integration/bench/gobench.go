@@ -130,7 +130,7 @@ func (r *report) writeGoBench(w writer) {
 	}
 	w("## Locks in the library's own Go benchmarks\n\n")
 	w("`cluster/lock_bench_test.go`, run by this bench in the repository root with:\n\n```sh\n%s\n```\n\n", g.command)
-	w("Three nodes in one process over loopback, each with its Raft log in bolt on disk (fsync on every commit). Each benchmark times its peer in the same run: bare hashicorp/raft Applies of a no-op entry on the same cluster, which is what a durable commit costs here before Interlock adds anything. In the uncontended benchmark every iteration runs two bare commits and then one Lock+Unlock, so the two see the same disk. Median (min–max) over %s repetitions.\n\n", num(float64(len(g.value(g.names[0], "ns/op")))))
+	w("Three nodes in one process over loopback, each with its Raft log in bolt on disk (fsync on every commit). Each benchmark times its peer in the same run: bare hashicorp/raft Applies of a no-op entry on the same cluster, which is what a durable commit costs here before Interlock adds anything. In the uncontended benchmark every iteration runs two bare commits and then one Lock+Unlock, so the two see the same disk. Median (min–max) over %s repetition(s).\n\n", num(float64(len(g.value(g.names[0], "ns/op")))))
 	w("| benchmark | pair p50 ms | pair p99 ms | Lock p50 ms | two bare commits p50 ms | pair ÷ two bare commits | pairs/s |\n|---|---|---|---|---|---|---|\n")
 	for _, n := range g.names {
 		w("| %s | %s | %s | %s | %s | %s | %s |\n", n, cell(g.value(n, "p50-ms")), cell(g.value(n, "p99-ms")), cell(g.value(n, "lock-p50-ms")), cell(g.value(n, "raft-pair-p50-ms")), cell(g.value(n, "pair/raft-pair")), cell(g.value(n, "pairs/s")))
@@ -140,7 +140,7 @@ func (r *report) writeGoBench(w writer) {
 	par := g.value("LockUnlockParallel64/3nodes", "pairs/s")
 	bare := g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
 	w("\nAgainst the aims (uncontended Lock+Unlock p50 ≤ %s ms, ≥ %s pairs/s on 64 names):\n\n", num(aimPairP50ms), num(aimPairsPerSec))
-	w("- Uncontended through the leader: p50 %s ms, %s the aim. Two bare Raft commits took %s ms in the same iterations, so Interlock adds %s to the floor; on this disk the floor itself is %s the aim.\n",
+	w("- Uncontended through the leader: p50 %s ms, %s the aim. Two bare Raft commits took %s ms in the same iterations, so Interlock's pair costs %s that floor; on this disk the floor itself is %s the aim.\n",
 		num(lead.median()), metOrNot(lead.median() <= aimPairP50ms), num(floor.median()), ratio(lead.median(), floor.median()), aboveOrBelow(floor.median(), aimPairP50ms))
 	w("- 64 names over three nodes: %s pairs/s, %s the aim; %s the %s pairs/s of 64 goroutines committing bare entries (one per command, as an application using hashicorp/raft directly would).\n\n",
 		num(par.median()), metOrNot(par.median() >= aimPairsPerSec), ratio(par.median(), bare.median()), num(bare.median()))

@@ -390,6 +390,16 @@ func (r *report) writeLosses(w writer) {
 			}
 		}
 	}
+	if g := r.gobench; g != nil {
+		lead, floor := g.value("LockUnlockUncontended/leader", "p50-ms"), g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms")
+		par, bare := g.value("LockUnlockParallel64/3nodes", "pairs/s"), g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+		if lead.median() > aimPairP50ms {
+			out = append(out, fmt.Sprintf("**Lock aim, uncontended p50 ≤ %s ms: missed** at %s ms. Two bare hashicorp/raft commits, timed in the same iterations, took %s ms: the aim is below what two durable commits cost on this disk, before Interlock adds anything (see *Locks in the library's own Go benchmarks*).", num(aimPairP50ms), num(lead.median()), num(floor.median())))
+		}
+		if par.median() < aimPairsPerSec {
+			out = append(out, fmt.Sprintf("**Lock aim, ≥ %s pairs/s on 64 names: missed** at %s pairs/s (%s bare hashicorp/raft in the same run). Every entry costs six flushes of the one shared disk (two per node), and a pair is two entries' worth of waiting for each caller, so the rate follows the disk's flush time, which drifts by tens of percent within minutes here.", num(aimPairsPerSec), num(par.median()), ratio(par.median(), bare.median())))
+		}
+	}
 	for _, iv := range []time.Duration{100 * time.Millisecond, time.Second} {
 		var il1 *s1Row
 		for i := range r.s1 {

@@ -208,6 +208,39 @@ func statusHandler(name string, node *atomic.Pointer[cluster.Node]) http.Handler
 	}
 }
 
+// lockHandler serves POST /lock?name=N&ttl=D: it takes the lock with the
+// request's context (no deadline of its own, as application code often
+// calls Lock), releases it at once, and answers with the fencing token.
+// Tests use it to drive a lock operation on a chosen node.
+func lockHandler(node *atomic.Pointer[cluster.Node]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		n := node.Load()
+		if n == nil {
+			http.Error(w, "node not ready", http.StatusServiceUnavailable)
+			return
+		}
+		ttl, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+		if err != nil {
+			http.Error(w, "ttl: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		l, err := n.Lock(r.Context(), r.URL.Query().Get("name"), ttl)
+		if err != nil {
+			http.Error(w, "lock: "+err.Error(), http.StatusConflict)
+			return
+		}
+		if err := l.Unlock(r.Context()); err != nil {
+			http.Error(w, "unlock: "+err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintf(w, "%d\n", l.Token())
+	}
+}
+
 func main() {
 	os.Exit(run())
 }
@@ -278,6 +311,7 @@ func run() int {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/status", statusHandler(*name, &node))
+		mux.Handle("/lock", lockHandler(&node))
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			defer close(httpDone)
