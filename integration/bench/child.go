@@ -50,7 +50,7 @@ func (r *recorder) snapshot() []runRec {
 //	RUN <job> <tick> <start-unix-nanos> <token>
 //	LEADER <0|1>
 //
-// Its stdin takes "kill" and "stop"; EOF also stops it.
+// Its stdin takes "kill"; EOF stops it.
 type child struct {
 	name string
 	// clientEndpoint is an etcd replica's client address.
@@ -175,22 +175,6 @@ func (c *child) waitReady(timeout time.Duration) error {
 		return fmt.Errorf("%s exited before it was ready (%v); see %s:\n%s", c.name, c.err, c.logPath, tail(c.logPath))
 	case <-time.After(timeout):
 		return fmt.Errorf("%s not ready after %s; see %s:\n%s", c.name, timeout, c.logPath, tail(c.logPath))
-	}
-}
-
-// stop asks the child to stop, and kills it (by its PID) if it has not
-// exited within grace.
-func (c *child) stop(grace time.Duration) {
-	if !c.alive() {
-		return
-	}
-	c.send("stop")
-	c.stdin.Close()
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		_ = c.cmd.Process.Kill()
-		<-c.exited
 	}
 }
 

@@ -35,6 +35,14 @@ type goBench struct {
 
 func (g *goBench) value(name, unit string) rep { return g.metrics[name][unit] }
 
+// aims returns the figures the lock aims are judged by, each with its peer:
+// the uncontended pair p50 through the leader and two bare Raft commits in
+// the same iterations, and pairs/s on 64 names and for bare Raft.
+func (g *goBench) aims() (lead, floor, par, bare rep) {
+	return g.value("LockUnlockUncontended/leader", "p50-ms"), g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms"),
+		g.value("LockUnlockParallel64/3nodes", "pairs/s"), g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+}
+
 func runGoBench(r *report) error {
 	root, err := repoRoot()
 	if err != nil {
@@ -135,10 +143,7 @@ func (r *report) writeGoBench(w writer) {
 	for _, n := range g.names {
 		w("| %s | %s | %s | %s | %s | %s | %s |\n", n, cell(g.value(n, "p50-ms")), cell(g.value(n, "p99-ms")), cell(g.value(n, "lock-p50-ms")), cell(g.value(n, "raft-pair-p50-ms")), cell(g.value(n, "pair/raft-pair")), cell(g.value(n, "pairs/s")))
 	}
-	lead := g.value("LockUnlockUncontended/leader", "p50-ms")
-	floor := g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms")
-	par := g.value("LockUnlockParallel64/3nodes", "pairs/s")
-	bare := g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+	lead, floor, par, bare := g.aims()
 	w("\nAgainst the aims (uncontended Lock+Unlock p50 ≤ %s ms, ≥ %s pairs/s on 64 names):\n\n", num(aimPairP50ms), num(aimPairsPerSec))
 	w("- Uncontended through the leader: p50 %s ms, %s the aim. Two bare Raft commits took %s ms in the same iterations, so Interlock's pair costs %s that floor; on this disk the floor itself is %s the aim.\n",
 		num(lead.median()), metOrNot(lead.median() <= aimPairP50ms), num(floor.median()), ratio(lead.median(), floor.median()), aboveOrBelow(floor.median(), aimPairP50ms))

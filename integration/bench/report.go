@@ -32,8 +32,6 @@ type report struct {
 	s3         []failRow
 	s4         []footRow
 	s5         []scaleRow
-
-	losses []string
 }
 
 func (r *report) command() string {
@@ -139,17 +137,32 @@ func findS2(rows []lockRow, sys string) *lockRow {
 	return nil
 }
 
+// findS1 returns Interlock's S1 row for a job interval, or nil.
+func findS1(rows []s1Row, interval time.Duration) *s1Row {
+	for i := range rows {
+		if rows[i].sys == sysInterlock && rows[i].interval == interval {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+// findIdleS4 returns Interlock's idle S4 row, or nil.
+func findIdleS4(rows []footRow) *footRow {
+	for i := range rows {
+		if rows[i].sys == sysInterlock && strings.Contains(rows[i].jobs, "idle") {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
 func (r *report) writeSummary(w writer) {
 	w("## Headline\n\n")
 	w("Interlock's figure, each peer's from the same run, and Interlock ÷ peer. For latencies and gaps lower is better; for rates higher is better; for duplicates and misses 0 is right.\n\n")
 	w("| measurement | Interlock | peer | peer figure | Interlock ÷ peer |\n|---|---|---|---|---|\n")
 	for _, iv := range []time.Duration{100 * time.Millisecond, time.Second} {
-		var il *s1Row
-		for i := range r.s1 {
-			if r.s1[i].sys == sysInterlock && r.s1[i].interval == iv {
-				il = &r.s1[i]
-			}
-		}
+		il := findS1(r.s1, iv)
 		if il == nil {
 			continue
 		}
@@ -176,8 +189,7 @@ func (r *report) writeSummary(w writer) {
 		w("| S2 64 names in parallel, pairs/s | %s | %s | %s | %s |\n", num(il.parRate.median()), p.sys, num(p.parRate.median()), ratio(il.parRate.median(), p.parRate.median()))
 	}
 	if g := r.gobench; g != nil {
-		lead, floor := g.value("LockUnlockUncontended/leader", "p50-ms"), g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms")
-		par, bare := g.value("LockUnlockParallel64/3nodes", "pairs/s"), g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+		lead, floor, par, bare := g.aims()
 		w("| Go bench: uncontended Lock+Unlock p50 ms, via the leader | %s | two bare hashicorp/raft commits, interleaved | %s | %s |\n", num(lead.median()), num(floor.median()), ratio(lead.median(), floor.median()))
 		w("| Go bench: 64 names, pairs/s | %s | bare hashicorp/raft, 64 goroutines, two entries a pair | %s | %s |\n", num(par.median()), num(bare.median()), ratio(par.median(), bare.median()))
 	}
@@ -189,12 +201,7 @@ func (r *report) writeSummary(w writer) {
 		}
 		w("| S3 ms from failure to %s | %s | %s | %s | %s |\n", what, gapCell(ilr), p.sys, gapCell(p), ratio(ilr.gap.median(), p.gap.median()))
 	}
-	var il4 *footRow
-	for i := range r.s4 {
-		if r.s4[i].sys == sysInterlock && strings.Contains(r.s4[i].jobs, "idle") {
-			il4 = &r.s4[i]
-		}
-	}
+	il4 := findIdleS4(r.s4)
 	if il4 != nil {
 		for _, p := range r.s4 {
 			if p.sys == sysInterlock || !strings.Contains(p.jobs, "idle") {
@@ -395,8 +402,7 @@ func (r *report) writeLosses(w writer) {
 		}
 	}
 	if g := r.gobench; g != nil {
-		lead, floor := g.value("LockUnlockUncontended/leader", "p50-ms"), g.value("LockUnlockUncontended/leader", "raft-pair-p50-ms")
-		par, bare := g.value("LockUnlockParallel64/3nodes", "pairs/s"), g.value("LockUnlockParallel64/raft-apply-64", "pairs/s")
+		lead, floor, par, bare := g.aims()
 		if lead.median() > aimPairP50ms {
 			out = append(out, fmt.Sprintf("**Lock aim, uncontended p50 ≤ %s ms: missed** at %s ms. Two bare hashicorp/raft commits, timed in the same iterations, took %s ms: the aim is below what two durable commits cost on this disk, before Interlock adds anything (see *Locks in the library's own Go benchmarks*).", num(aimPairP50ms), num(lead.median()), num(floor.median())))
 		}
@@ -405,12 +411,7 @@ func (r *report) writeLosses(w writer) {
 		}
 	}
 	for _, iv := range []time.Duration{100 * time.Millisecond, time.Second} {
-		var il1 *s1Row
-		for i := range r.s1 {
-			if r.s1[i].sys == sysInterlock && r.s1[i].interval == iv {
-				il1 = &r.s1[i]
-			}
-		}
+		il1 := findS1(r.s1, iv)
 		if il1 == nil {
 			continue
 		}
@@ -434,12 +435,7 @@ func (r *report) writeLosses(w writer) {
 			}
 		}
 	}
-	var il4 *footRow
-	for i := range r.s4 {
-		if r.s4[i].sys == sysInterlock && strings.Contains(r.s4[i].jobs, "idle") {
-			il4 = &r.s4[i]
-		}
-	}
+	il4 := findIdleS4(r.s4)
 	if il4 != nil {
 		for _, p := range r.s4 {
 			if p.sys == sysInterlock || !strings.Contains(p.jobs, "idle") {

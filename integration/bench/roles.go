@@ -151,11 +151,6 @@ func roleInterlock(name string) {
 			scancel()
 			_ = node.Kill()
 			io.line("KILLED")
-		case "stop":
-			scancel()
-			wg.Wait()
-			_ = node.Shutdown()
-			os.Exit(0)
 		}
 	}
 	scancel()
@@ -258,10 +253,8 @@ func roleEtcd(name string) {
 	})
 	io.line("READY")
 	go reportLeader(io, func() bool { return e.Server.Leader() == e.Server.MemberID() }, ctx)
-	for c := range commands() {
-		if c == "stop" {
-			break
-		}
+	for range commands() {
+		// Only EOF (the bench closing stdin) ends these roles.
 	}
 	cancel()
 	cli.Close()
@@ -325,7 +318,7 @@ func epochTicker(ctx context.Context, d time.Duration, f func(tick int64, start 
 // roleGointerlock is one gointerlock v1.1.1 replica: every job is a
 // gointerlock.GoInterval with the same Name on every replica and one Redis.
 // It cannot be stopped without log.Fatalf (cancelling its ctx in Redis mode
-// is fatal), so "stop" exits the process.
+// is fatal), so EOF on stdin exits the process.
 func roleGointerlock(name string) {
 	io := newChildIO()
 	rdb := redisv8.NewClient(&redisv8.Options{Addr: *fRedis, PoolSize: 16})
@@ -348,10 +341,8 @@ func roleGointerlock(name string) {
 		}()
 	}
 	io.line("READY")
-	for c := range commands() {
-		if c == "stop" {
-			break
-		}
+	for range commands() {
+		// Only EOF (the bench closing stdin) ends these roles.
 	}
 	os.Exit(0)
 }

@@ -55,7 +55,6 @@ type footRow struct {
 	jobs     string
 	cpu, rss rep // per node: mean over the 3 nodes, MiB
 	cpuMax   rep
-	extra    string // e.g. the Redis server's own figures
 	redisCPU rep
 	redisRSS rep
 }
