@@ -104,58 +104,49 @@ func BenchmarkLockUnlockParallel64(b *testing.B) {
 		// 64 goroutines committing bare entries on the leader, one command
 		// per entry, as an application would use hashicorp/raft directly.
 		// Two entries count as one pair.
-		var next atomic.Int64
-		var wg sync.WaitGroup
 		n := c.Nodes[leader]
-		b.ResetTimer()
-		start := time.Now()
-		for range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(b.N) {
-					for range 2 {
-						if err := cluster.RaftApply(n, fsm.EncodeLockExpire()); err != nil {
-							b.Error(err)
-							return
-						}
-					}
+		pairsPerSecond(b, workers, func(int) error {
+			for range 2 {
+				if err := cluster.RaftApply(n, fsm.EncodeLockExpire()); err != nil {
+					return err
 				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
+			}
+			return nil
+		})
 	})
 	b.Run("3nodes", func(b *testing.B) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
 		ctx := context.Background()
-		b.ResetTimer()
-		start := time.Now()
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n := c.Nodes[w%3]
-				name := fmt.Sprint("bench-parallel-", w)
-				for next.Add(1) <= int64(b.N) {
-					l, err := n.Lock(ctx, name, time.Minute)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					if err := l.Unlock(ctx); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
+		pairsPerSecond(b, workers, func(w int) error {
+			l, err := c.Nodes[w%3].Lock(ctx, fmt.Sprint("bench-parallel-", w), time.Minute)
+			if err != nil {
+				return err
+			}
+			return l.Unlock(ctx)
+		})
 	})
+}
+
+// pairsPerSecond runs pair b.N times in all over workers goroutines (each
+// passes its own number) and reports the rate as pairs/s.
+func pairsPerSecond(b *testing.B, workers int, pair func(worker int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := pair(w); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "pairs/s")
 }

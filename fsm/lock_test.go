@@ -138,7 +138,6 @@ func runLockSteps(t *testing.T, steps []lockStep) *fsm.FSM {
 }
 
 func TestLockRules(t *testing.T) {
-	const ms = sec / 1000
 	ttl := 10 * sec
 	tests := []struct {
 		name  string

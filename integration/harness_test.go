@@ -347,7 +347,8 @@ func (c *Cluster) keepLogs() {
 				continue
 			}
 			to := filepath.Join(dst, p.name, filepath.Base(src))
-			if err := os.MkdirAll(filepath.Dir(to), 0o755); err == nil {
+			err = os.MkdirAll(filepath.Dir(to), 0o755)
+			if err == nil {
 				err = os.WriteFile(to, b, 0o644)
 			}
 			if err != nil {

@@ -106,8 +106,8 @@ func TestFullClusterRestart(t *testing.T) {
 	}
 
 	after := func(r Run) bool { return r.StartTime().After(killedAt) }
-	runs := c.WaitRuns(30*time.Second, 10, func(r Run) bool { return r.Job == "a" && after(r) }, "of a after the restart")
-	runs = c.WaitRuns(30*time.Second, 3, func(r Run) bool { return r.Job == "b" && after(r) }, "of b after the restart")
+	c.WaitRuns(30*time.Second, 10, func(r Run) bool { return r.Job == "a" && after(r) }, "of a after the restart")
+	runs := c.WaitRuns(30*time.Second, 3, func(r Run) bool { return r.Job == "b" && after(r) }, "of b after the restart")
 	checkRuns(t, runs)
 	for _, r := range runs {
 		if after(r) && r.Tick <= last[r.Job] {

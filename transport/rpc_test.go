@@ -173,7 +173,7 @@ func TestCallRemoteError(t *testing.T) {
 				if m == 1 {
 					return nil, tt.herr
 				}
-				return echo(nil, m, req)
+				return echo(context.Background(), m, req)
 			}, tt.coder)
 			// Repeat to check that a remote error leaves the connection usable.
 			for range 3 {
