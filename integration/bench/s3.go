@@ -55,14 +55,7 @@ func s3Sched(sys, dir string, watch time.Duration, moveLeaderToHolder bool) (gap
 	}
 	defer stopAll(cs)
 	time.Sleep(1500 * time.Millisecond)
-	var victim *child
-	for deadline := time.Now().Add(10 * time.Second); victim == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, c := range cs {
-			if c.isLeader() {
-				victim = c
-			}
-		}
-	}
+	victim := waitLeaderChild(cs, 10*time.Second)
 	if victim == nil {
 		return 0, false, st, "", errors.New("no leader reported")
 	}
@@ -243,14 +236,7 @@ func s3EtcdMutex(dir string, watch time.Duration) (time.Duration, bool, error) {
 		}
 		return m.Unlock, nil
 	}
-	var victim *child
-	for deadline := time.Now().Add(10 * time.Second); victim == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, c := range cs {
-			if c.isLeader() {
-				victim = c
-			}
-		}
-	}
+	victim := waitLeaderChild(cs, 10*time.Second)
 	if victim == nil {
 		return 0, false, errors.New("no etcd leader reported")
 	}
@@ -523,4 +509,17 @@ func etcdMoveLeaderToHolder(cs []*child, leader *child) (*child, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return holder, nil
+}
+
+// waitLeaderChild returns the child that reports being the leader, waiting
+// up to timeout for one to say so, or nil.
+func waitLeaderChild(cs []*child, timeout time.Duration) *child {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, c := range cs {
+			if c.isLeader() {
+				return c
+			}
+		}
+	}
+	return nil
 }
