@@ -254,18 +254,18 @@ func TestPeekHeaderErrors(t *testing.T) {
 func TestClaimResultRoundTrip(t *testing.T) {
 	all := &ClaimResult{Index: math.MaxUint64}
 	for r := ReasonGranted; r <= ReasonInvalid; r++ {
-		all.Outcomes = append(all.Outcomes, Outcome{Reason: r, Token: uint64(r) * 1000, Holder: "n" + r.String(), Tick: int64(r) - 3})
+		all.Outcomes = append(all.Outcomes, Outcome{Reason: r, Token: uint64(r) * 1000, Holder: "n" + r.String(), At: int64(r) - 3})
 	}
 	tests := []struct {
 		name string
 		r    *ClaimResult
 	}{
 		{"no outcomes", &ClaimResult{Index: 1}},
-		{"one granted", &ClaimResult{Index: 42, Outcomes: []Outcome{{Reason: ReasonGranted, Token: 42, Holder: "n1", Tick: 7}}}},
+		{"one granted", &ClaimResult{Index: 42, Outcomes: []Outcome{{Reason: ReasonGranted, Token: 42, Holder: "n1", At: 7}}}},
 		{"every reason", all},
 		{"extreme values", &ClaimResult{Index: 0, Outcomes: []Outcome{
-			{Reason: ReasonTaken, Token: math.MaxUint64, Holder: strings.Repeat("h", 500), Tick: math.MinInt64},
-			{Reason: ReasonExpired, Holder: "", Tick: math.MaxInt64},
+			{Reason: ReasonTaken, Token: math.MaxUint64, Holder: strings.Repeat("h", 500), At: math.MinInt64},
+			{Reason: ReasonExpired, Holder: "", At: math.MaxInt64},
 		}}},
 	}
 	for _, tt := range tests {

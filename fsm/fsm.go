@@ -16,7 +16,8 @@ type FSM struct {
 	logger hclog.Logger
 
 	mu sync.RWMutex
-	// jobs holds each job's latest grant.
+	// jobs holds each job's latest grant. Jobs no node registers are
+	// forgotten once their last instant is old; see collectJobsLocked.
 	jobs map[string]JobState
 	// nodesByJob holds, for each job, the sorted names of the nodes that
 	// registered it.
@@ -24,6 +25,10 @@ type FSM struct {
 	// jobsByNode is the inverse of nodesByJob, so a Reset is cheap.
 	jobsByNode map[string]map[string]struct{}
 	applied    uint64
+	// clock is the highest leader time, in Unix nanoseconds, of any entry
+	// applied. Unlike one entry's time it never goes back, which the grant
+	// rules and the job collector rely on.
+	clock int64
 
 	// locks holds every held or awaited lock.
 	locks map[string]*LockState
@@ -78,7 +83,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		return err
 	}
 	f.observeTerm(l.Term, h.Now)
-	f.beginEntry()
+	f.beginEntry(h.Now)
 	if h.Type == CommandBatch {
 		return f.applyBatch(l.Index, h.Now, d)
 	}
@@ -87,11 +92,13 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 
 // beginEntry starts the per-entry record of what this entry granted, so
 // that no entry grants one job or one lock twice: the entry's index is the
-// fencing token, and two grants sharing it would not be ordered.
-func (f *FSM) beginEntry() {
+// fencing token, and two grants sharing it would not be ordered. It also
+// advances the state machine's clock to the entry's leader time.
+func (f *FSM) beginEntry(now int64) {
 	f.mu.Lock()
 	clear(f.entryJobs)
 	clear(f.entryLocks)
+	f.advanceClockLocked(now)
 	f.mu.Unlock()
 }
 
@@ -151,7 +158,8 @@ func (f *FSM) observeTerm(term uint64, now int64) {
 }
 
 // applyRunUpdate renews and ends run leases. Only the grant's holder may
-// touch its lease, and only for the tick it was granted.
+// touch its lease, and only for the run it was granted, named by the tick
+// index its claim carried.
 func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,6 +1,20 @@
 package fsm
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
+
+// MaxStartDeadline is the widest start window a claim may carry: its
+// Deadline may be at most this long after its instant At. The state machine
+// refuses a wider claim as invalid, and refuses as expired any claim whose
+// instant is older than this before the latest leader time it has applied.
+// That second rule is what lets it forget a job (see collectJobs): an
+// instant that old can never be granted again, whatever state remains.
+//
+// Two days lets a daily job keep its default window of one interval, with
+// a day to spare.
+const MaxStartDeadline = 48 * time.Hour
 
 // Reason says why a claim was or was not granted.
 type Reason uint8
@@ -8,23 +22,29 @@ type Reason uint8
 const (
 	// ReasonGranted means this entry granted the claim.
 	ReasonGranted Reason = iota
-	// ReasonRepeat means the same node already holds this exact (job, tick),
-	// granted by an earlier entry whose token is returned again. A node that
-	// lost the reply to its first claim retries safely this way.
+	// ReasonRepeat means the same node already holds this exact (job,
+	// instant), granted by an earlier entry or earlier in the same entry,
+	// whose token is returned again. A node that lost the reply to its first
+	// claim retries safely this way, and so does a copy of the claim that
+	// reached the leader twice.
 	ReasonRepeat
-	// ReasonTaken means the tick, or a later one, was already granted.
+	// ReasonTaken means the instant, or a later one, was already granted.
 	ReasonTaken
-	// ReasonExpired means the leader's clock had passed the claim's deadline.
+	// ReasonExpired means the leader's clock had passed the claim's deadline,
+	// or the claim's instant is more than MaxStartDeadline older than the
+	// latest leader time applied.
 	ReasonExpired
 	// ReasonEarly means the claim is for a tick too far in the leader's
 	// future, which happens when the claimer's clock runs ahead. Refusing it
 	// keeps a fast clock from blocking the ticks before it.
 	ReasonEarly
-	// ReasonDuplicate means the batch claimed the same job twice; only the
-	// first claim counts, so one entry never yields two tokens for one job.
+	// ReasonDuplicate means the entry already granted the job to another
+	// node or for another instant; only the first grant counts, so one entry
+	// never yields two grants sharing one token for one job.
 	ReasonDuplicate
-	// ReasonInvalid means the claim itself is malformed (empty job name or
-	// node, or a deadline before the tick).
+	// ReasonInvalid means the claim itself is malformed: an empty job name or
+	// node, a deadline before the instant, a negative lease, or a window
+	// wider than MaxStartDeadline.
 	ReasonInvalid
 	// ReasonBusy means an exclusive claim found the job's previous run
 	// still holding its run lease, so the tick is skipped rather than run
@@ -62,10 +82,11 @@ type Outcome struct {
 	// Token is the fencing token of the grant: the Raft index of the entry
 	// that granted it. Zero unless Granted.
 	Token uint64
-	// Holder and Tick describe the job's latest grant after this entry, so a
-	// refused claimer learns who holds what.
+	// Holder and At describe the job's latest grant after this entry (its
+	// holder and scheduled instant), so a refused claimer learns who holds
+	// what.
 	Holder string
-	Tick   int64
+	At     int64
 }
 
 // Granted reports whether the claimer may run the tick.
@@ -80,6 +101,14 @@ type ClaimResult struct {
 
 // JobState is the state machine's record of a job's latest grant.
 type JobState struct {
+	// LastAt is the scheduled instant of the latest grant, in Unix
+	// nanoseconds: the job's tick identity. A claim for this instant or an
+	// earlier one is not granted again, whatever interval it was computed
+	// with.
+	LastAt int64
+	// LastTick is the tick index the granted claim carried. It only names
+	// the run for run lease updates (RunRef) and logs; grants never compare
+	// it, because an index means nothing once the interval changes.
 	LastTick int64
 	Holder   string
 	Token    uint64
@@ -98,43 +127,53 @@ type JobState struct {
 func (s JobState) Running(now int64) bool { return s.RunExpires != 0 && now < s.RunExpires }
 
 // grant applies the grant rules to one claim. It must stay a pure function
-// of the state, the entry's index and time, and the claim.
+// of the state, the entry's index and time, and the claim. The caller holds
+// f.mu and has advanced f.clock to the entry's time.
 func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[string]struct{}) Outcome {
-	if c.Job == "" || node == "" || c.Deadline < c.At || c.LeaseTTL < 0 {
+	if c.Job == "" || node == "" || c.Deadline < c.At || c.LeaseTTL < 0 || c.Deadline-c.At > int64(MaxStartDeadline) {
 		return Outcome{Reason: ReasonInvalid}
 	}
 	st, ok := f.jobs[c.Job]
-	// Checked before the state: once this batch granted the job, the state
-	// already holds that grant, and a second claim for the same tick would
-	// otherwise be answered as a repeat, reporting one tick as granted twice.
+	// A repeat is answered first, even when this very entry made the grant:
+	// two copies of one claim can land in one merged entry (a forward the
+	// follower gave up on, still queued on the leader, or an in-flight batch
+	// a demoted leader forwards again), and both must learn the one grant.
+	// It is the same grant with the same token, so this never gives one job
+	// two grants in one entry.
+	if ok && c.At == st.LastAt && st.Holder == node {
+		return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, At: st.LastAt}
+	}
+	// Checked before the state: once this entry granted the job, the state
+	// holds that grant, and a claim for a later instant would otherwise get
+	// a second grant under the same token.
 	if _, dup := seen[c.Job]; dup {
-		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, Tick: st.LastTick}
+		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, At: st.LastAt}
 	}
-	if ok && c.Tick == st.LastTick && st.Holder == node {
-		return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, Tick: st.LastTick}
+	if ok && c.At <= st.LastAt {
+		return Outcome{Reason: ReasonTaken, Holder: st.Holder, At: st.LastAt}
 	}
-	if ok && c.Tick <= st.LastTick {
-		return Outcome{Reason: ReasonTaken, Holder: st.Holder, Tick: st.LastTick}
-	}
-	if now > c.Deadline {
-		return Outcome{Reason: ReasonExpired, Holder: st.Holder, Tick: st.LastTick}
+	// The second test uses the highest leader time applied, not this
+	// entry's: a new leader's clock may lag its predecessor's, and an
+	// instant the collector may already have forgotten must stay refused.
+	if now > c.Deadline || c.At < f.clock-int64(MaxStartDeadline) {
+		return Outcome{Reason: ReasonExpired, Holder: st.Holder, At: st.LastAt}
 	}
 	// The tolerated lead equals the claim's own window, so a claimer whose
 	// clock is ahead by less than one deadline window still gets its grant.
 	if now < c.At-(c.Deadline-c.At) {
-		return Outcome{Reason: ReasonEarly, Holder: st.Holder, Tick: st.LastTick}
+		return Outcome{Reason: ReasonEarly, Holder: st.Holder, At: st.LastAt}
 	}
 	if c.Exclusive && st.Running(now) {
-		return Outcome{Reason: ReasonBusy, Holder: st.Holder, Tick: st.LastTick}
+		return Outcome{Reason: ReasonBusy, Holder: st.Holder, At: st.LastAt}
 	}
 	seen[c.Job] = struct{}{}
-	next := JobState{LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
+	next := JobState{LastAt: c.At, LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
 	if c.Exclusive && c.LeaseTTL > 0 {
 		next.RunTTL = c.LeaseTTL
 		next.RunExpires = now + c.LeaseTTL
 	}
 	f.jobs[c.Job] = next
-	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, Tick: c.Tick}
+	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.At}
 }
 
 func (f *FSM) applyClaims(index uint64, now int64, b ClaimBatch) *ClaimResult {
@@ -157,7 +196,7 @@ func EncodeClaimResult(r *ClaimResult) []byte {
 		e.byte(byte(o.Reason))
 		e.uvarint(o.Token)
 		e.string(o.Holder)
-		e.varint(o.Tick)
+		e.varint(o.At)
 	}
 	return e.buf
 }
@@ -173,7 +212,7 @@ func DecodeClaimResult(b []byte) (*ClaimResult, error) {
 		o.Reason = Reason(d.byte())
 		o.Token = d.uvarint()
 		o.Holder = d.string()
-		o.Tick = d.varint()
+		o.At = d.varint()
 		r.Outcomes = append(r.Outcomes, o)
 	}
 	if d.err != nil {

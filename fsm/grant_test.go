@@ -29,51 +29,51 @@ func TestGrantRules(t *testing.T) {
 		{
 			name: "first claim is granted with the entry index as token",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "same tick from another node is taken",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(10) + ms, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(10) + ms, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "older tick from another node is taken",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "older tick from the holder itself is taken",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n1", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "holder repeating its granted tick gets the original token",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n1", at(10) + 100*ms, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n1", at(10) + 100*ms, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			// A node that lost the reply may retry late; it must still learn
 			// that it holds the tick rather than be told it expired.
 			name: "repeat is answered even after the deadline",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n1", at(20), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n1", at(20), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "claim after its deadline is expired",
@@ -85,17 +85,17 @@ func TestGrantRules(t *testing.T) {
 		{
 			name: "claim exactly at its deadline is granted",
 			steps: []grantStep{
-				{"n1", at(10) + sec, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10) + sec, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10) + sec}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10) + sec}},
 		},
 		{
 			name: "expired claim reports the current holder",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(12) + 1, []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonExpired, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(12) + 1, []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonExpired, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "claim more than one window ahead of the leader is early",
@@ -107,62 +107,62 @@ func TestGrantRules(t *testing.T) {
 		{
 			name: "claim exactly one window ahead is granted",
 			steps: []grantStep{
-				{"n1", at(10) - sec, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10) - sec, []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10) - sec}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10) - sec}},
 		},
 		{
 			name: "early claim reports the current holder",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(10), []fsm.Claim{claim("a", 15)}, []fsm.Outcome{{Reason: fsm.ReasonEarly, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(10), []fsm.Claim{claim("a", 15)}, []fsm.Outcome{{Reason: fsm.ReasonEarly, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "second claim for a job in one batch is a duplicate",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 11)}, []fsm.Outcome{
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
-					{Reason: fsm.ReasonDuplicate, Holder: "n1", Tick: 10},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
+					{Reason: fsm.ReasonDuplicate, Holder: "n1", At: at(10)},
 				}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
-			// Not a repeat: nothing granted the tick before this entry, and
-			// answering "repeat" would report the one tick as granted twice.
-			name: "same job and tick twice in one batch is a duplicate",
+			// The same grant, reported to both copies with the one token: a
+			// copy refused here would make its node miss the tick.
+			name: "same node, job and instant twice in one batch is a repeat of the one grant",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 10)}, []fsm.Outcome{
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
-					{Reason: fsm.ReasonDuplicate, Holder: "n1", Tick: 10},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
+					{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", At: at(10)},
 				}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "older tick after a grant in the same batch is a duplicate",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 9)}, []fsm.Outcome{
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
-					{Reason: fsm.ReasonDuplicate, Holder: "n1", Tick: 10},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
+					{Reason: fsm.ReasonDuplicate, Holder: "n1", At: at(10)},
 				}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "duplicate does not affect other jobs in the batch",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 11), claim("b", 10)}, []fsm.Outcome{
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
-					{Reason: fsm.ReasonDuplicate, Holder: "n1", Tick: 10},
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
+					{Reason: fsm.ReasonDuplicate, Holder: "n1", At: at(10)},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
 				}},
 			},
 			jobs: map[string]fsm.JobState{
-				"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
-				"b": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
+				"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
+				"b": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
 			},
 		},
 		{
@@ -189,46 +189,46 @@ func TestGrantRules(t *testing.T) {
 		{
 			name: "deadline equal to the tick is valid",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{{Job: "a", Tick: 10, At: at(10), Deadline: at(10)}}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{{Job: "a", Tick: 10, At: at(10), Deadline: at(10)}}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "invalid claim does not block a valid one in the same batch",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("", 10), claim("a", 10)}, []fsm.Outcome{
 					{Reason: fsm.ReasonInvalid},
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10},
+					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
 				}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
 		{
 			name: "newer tick after an older one is granted with a new token",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(11), []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n2", Tick: 11}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(11), []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n2", At: at(11)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 11, Holder: "n2", Token: 2, GrantedAt: at(11)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(11), LastTick: 11, Holder: "n2", Token: 2, GrantedAt: at(11)}},
 		},
 		{
 			name: "holder of an old tick claiming a newer one gets a new token",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n1", at(11), []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n1", Tick: 11}}},
-				{"n2", at(11), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", Tick: 11}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n1", at(11), []fsm.Claim{claim("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n1", At: at(11)}}},
+				{"n2", at(11), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", At: at(11)}}},
 			},
-			jobs: map[string]fsm.JobState{"a": {LastTick: 11, Holder: "n1", Token: 2, GrantedAt: at(11)}},
+			jobs: map[string]fsm.JobState{"a": {LastAt: at(11), LastTick: 11, Holder: "n1", Token: 2, GrantedAt: at(11)}},
 		},
 		{
 			name: "jobs are independent",
 			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", Tick: 10}}},
-				{"n2", at(10), []fsm.Claim{claim("b", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n2", Tick: 10}}},
+				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
+				{"n2", at(10), []fsm.Claim{claim("b", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n2", At: at(10)}}},
 			},
 			jobs: map[string]fsm.JobState{
-				"a": {LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
-				"b": {LastTick: 10, Holder: "n2", Token: 2, GrantedAt: at(10)},
+				"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)},
+				"b": {LastAt: at(10), LastTick: 10, Holder: "n2", Token: 2, GrantedAt: at(10)},
 			},
 		},
 	}

@@ -8,6 +8,35 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// Snapshot format versions. The first byte of a snapshot says which one it
+// is; Restore reads both.
+const (
+	// snapshotVersionTicks is the first format: a job's record held the
+	// tick index of its latest grant but not the instant.
+	snapshotVersionTicks = 1
+	// snapshotVersion is the current format: the state machine's clock
+	// follows the applied index, and each job's record starts with the
+	// instant of its latest grant (LastAt).
+	snapshotVersion = 2
+)
+
+// legacyLastAt gives a job restored from a version-1 snapshot, which kept
+// only the tick index, the instant its state must refuse up to. The exact
+// instant is lost, so it errs late: a claim was granted at most its own
+// window before its instant, and by default that window is one interval.
+// Tick k's instant is k×Interval, and the grant came within about one
+// interval of it, so GrantedAt/k is the interval to within one part in k.
+// The result, GrantedAt plus that interval (at most MaxStartDeadline),
+// refuses every instant the old rules could have granted by then with the
+// default window, and costs at most the one tick after it.
+func legacyLastAt(st JobState) int64 {
+	lead := int64(MaxStartDeadline)
+	if st.LastTick > 0 && st.GrantedAt > 0 {
+		lead = min(st.GrantedAt/st.LastTick+1, lead)
+	}
+	return st.GrantedAt + lead
+}
+
 // snapshot is a point-in-time copy of the state, already encoded, so that
 // Persist can run concurrently with new Applies without holding the lock.
 type snapshot struct {
@@ -19,9 +48,10 @@ type snapshot struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	e := &encoder{buf: make([]byte, 0, 64+len(f.jobs)*48)}
-	e.byte(encodingVersion)
+	e := &encoder{buf: make([]byte, 0, 64+len(f.jobs)*56)}
+	e.byte(snapshotVersion)
 	e.uvarint(f.applied)
+	e.varint(f.clock)
 
 	// Sorted so that equal states encode to equal bytes.
 	names := make([]string, 0, len(f.jobs))
@@ -33,6 +63,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	for _, name := range names {
 		st := f.jobs[name]
 		e.string(name)
+		e.varint(st.LastAt)
 		e.varint(st.LastTick)
 		e.string(st.Holder)
 		e.uvarint(st.Token)
@@ -111,21 +142,32 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
 	d := &decoder{buf: data}
-	if v := d.byte(); d.err == nil && v != encodingVersion {
+	v := d.byte()
+	if d.err == nil && v != snapshotVersion && v != snapshotVersionTicks {
 		return fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, v)
 	}
 	applied := d.uvarint()
+	var clock int64
+	if v == snapshotVersion {
+		clock = d.varint()
+	}
 	jobs := make(map[string]JobState)
 	n := d.count(4)
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.string()
 		var st JobState
+		if v == snapshotVersion {
+			st.LastAt = d.varint()
+		}
 		st.LastTick = d.varint()
 		st.Holder = d.string()
 		st.Token = d.uvarint()
 		st.GrantedAt = d.varint()
 		st.RunExpires = d.varint()
 		st.RunTTL = d.varint()
+		if v == snapshotVersionTicks {
+			st.LastAt = legacyLastAt(st)
+		}
 		jobs[name] = st
 	}
 	type reg struct {
@@ -177,6 +219,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 	}
 	f.applied = applied
+	f.clock = clock
 	f.term = term
 	old := f.locks
 	f.locks = locks

@@ -136,10 +136,10 @@ func TestGrantRulesHoldAfterRestore(t *testing.T) {
 		claim fsm.Claim
 		want  fsm.Outcome
 	}{
-		{"older tick is taken", "n1", claim("alpha", 10), fsm.Outcome{Reason: fsm.ReasonTaken, Holder: "n2", Tick: 11}},
-		{"granted tick is taken", "n1", claim("alpha", 11), fsm.Outcome{Reason: fsm.ReasonTaken, Holder: "n2", Tick: 11}},
-		{"holder repeat keeps its token", "n2", claim("alpha", 11), fsm.Outcome{Reason: fsm.ReasonRepeat, Token: 4, Holder: "n2", Tick: 11}},
-		{"newer tick is granted", "n1", claim("alpha", 12), fsm.Outcome{Reason: fsm.ReasonGranted, Token: 8, Holder: "n1", Tick: 12}},
+		{"older tick is taken", "n1", claim("alpha", 10), fsm.Outcome{Reason: fsm.ReasonTaken, Holder: "n2", At: at(11)}},
+		{"granted tick is taken", "n1", claim("alpha", 11), fsm.Outcome{Reason: fsm.ReasonTaken, Holder: "n2", At: at(11)}},
+		{"holder repeat keeps its token", "n2", claim("alpha", 11), fsm.Outcome{Reason: fsm.ReasonRepeat, Token: 4, Holder: "n2", At: at(11)}},
+		{"newer tick is granted", "n1", claim("alpha", 12), fsm.Outcome{Reason: fsm.ReasonGranted, Token: 8, Holder: "n1", At: at(12)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +250,7 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 	tests := []tc{
 		{"empty", nil, fsm.ErrMalformed},
 		{"version 0", append([]byte{0}, valid[1:]...), fsm.ErrUnsupportedVersion},
-		{"version 2", append([]byte{2}, valid[1:]...), fsm.ErrUnsupportedVersion},
+		{"version 3", append([]byte{3}, valid[1:]...), fsm.ErrUnsupportedVersion},
 		{"all 0xff", bytes.Repeat([]byte{0xff}, 64), fsm.ErrUnsupportedVersion},
 		// version 1, applied 0, then a job count no buffer could hold.
 		{"huge job count", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, fsm.ErrMalformed},
