@@ -139,8 +139,8 @@ func legacySnapshot(applied uint64, job string, tick int64, holder string, token
 	b = append(b, holder...)
 	b = binary.AppendUvarint(b, token)
 	b = binary.AppendVarint(b, grantedAt)
-	b = binary.AppendVarint(b, 0) // run lease expiry
-	b = binary.AppendVarint(b, 0) // run lease TTL
+	b = binary.AppendVarint(b, 0)  // run lease expiry
+	b = binary.AppendVarint(b, 0)  // run lease TTL
 	b = binary.AppendUvarint(b, 0) // nodes
 	b = binary.AppendUvarint(b, 1) // term
 	b = binary.AppendUvarint(b, 0) // locks
