@@ -489,8 +489,8 @@ func TestFallbackSkipsTakenTick(t *testing.T) {
 		for rank(job, k, cands)[0] != "peer" {
 			k--
 		}
-		if !ok || k > st.LastTick {
-			return fsm.JobState{LastTick: k, Holder: "peer", Token: 1}, true
+		if at := TickAt(interval, k).UnixNano(); !ok || at > st.LastAt {
+			return fsm.JobState{LastAt: at, LastTick: k, Holder: "peer", Token: 1}, true
 		}
 		return st, ok
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/interlockraft/interlock/fsm"
 )
 
 // Run is what a job function learns about its run.
@@ -66,7 +68,8 @@ type Job struct {
 	Overlap Overlap
 	// StartDeadline is how late after its instant a tick may still start.
 	// A tick that cannot be granted by then is missed rather than run late.
-	// Default: Interval.
+	// At most MaxStartDeadline. Default: Interval, capped at
+	// MaxStartDeadline.
 	StartDeadline time.Duration
 	// FallbackDelay is how long each replica after the preferred one waits
 	// before claiming a tick that is still unclaimed. Default: Interval/4,
@@ -79,6 +82,13 @@ type Job struct {
 	// between 1s and 30s.
 	RunLease time.Duration
 }
+
+// MaxStartDeadline is the largest StartDeadline a job may have. The
+// cluster refuses to grant a tick whose instant is older than this, which
+// is what lets it forget the state of jobs that no replica runs any more.
+// It is two days, so a daily job keeps the default StartDeadline of one
+// interval.
+const MaxStartDeadline = fsm.MaxStartDeadline
 
 var (
 	// ErrInvalidJob means a Job or GoInterval field is unusable; the message
@@ -103,9 +113,11 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w %q: Overlap is %s; use SkipIfRunning or AllowOverlap", ErrInvalidJob, j.Name, j.Overlap)
 	case j.StartDeadline < 0 || j.FallbackDelay < 0 || j.RunLease < 0:
 		return j, fmt.Errorf("%w %q: StartDeadline, FallbackDelay and RunLease must not be negative", ErrInvalidJob, j.Name)
+	case j.StartDeadline > MaxStartDeadline:
+		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}
 	if j.StartDeadline == 0 {
-		j.StartDeadline = j.Interval
+		j.StartDeadline = min(j.Interval, MaxStartDeadline)
 	}
 	if j.FallbackDelay == 0 {
 		j.FallbackDelay = min(j.Interval/4, 500*time.Millisecond)

@@ -26,6 +26,7 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 		{"overlap out of range", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: 2}, false, "Overlap"},
 		{"negative overlap", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: -1}, true, "Overlap"},
 		{"negative start deadline", Job{Name: "j", Interval: time.Second, Func: noop, StartDeadline: -1}, false, "StartDeadline"},
+		{"start deadline past the maximum", Job{Name: "j", Interval: 7 * 24 * time.Hour, Func: noop, StartDeadline: MaxStartDeadline + 1}, true, "StartDeadline"},
 		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay"},
 	}
 	for _, tt := range tests {
@@ -76,6 +77,9 @@ func TestNormalizeDefaults(t *testing.T) {
 		{"tiny interval gets a positive fallback", Job{Interval: 3}, 3, time.Millisecond},
 		{"explicit values kept", Job{Interval: time.Second, StartDeadline: 3 * time.Second, FallbackDelay: 10 * time.Millisecond}, 3 * time.Second, 10 * time.Millisecond},
 		{"explicit start only", Job{Interval: 8 * time.Second, StartDeadline: time.Second}, time.Second, 500 * time.Millisecond},
+		{"daily job keeps one interval", Job{Interval: 24 * time.Hour}, 24 * time.Hour, 500 * time.Millisecond},
+		{"weekly job capped at the maximum", Job{Interval: 7 * 24 * time.Hour}, MaxStartDeadline, 500 * time.Millisecond},
+		{"explicit maximum kept", Job{Interval: 7 * 24 * time.Hour, StartDeadline: MaxStartDeadline}, MaxStartDeadline, 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		for _, clustered := range []bool{false, true} {

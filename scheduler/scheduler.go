@@ -48,6 +48,11 @@ type Stats struct {
 	Failed uint64
 	// Panics is how many runs panicked (and were recovered).
 	Panics uint64
+	// Refused is how many claims the cluster refused for a reason on this
+	// node's side: the tick expired before it was granted, or the claim was
+	// early (this node's clock runs ahead of the leader's) or invalid. A
+	// tick that another node holds is not counted.
+	Refused uint64
 }
 
 // Scheduler runs many jobs. Add and Remove are safe to call concurrently
@@ -81,7 +86,11 @@ type jobState struct {
 	// seen twice (a retried claim) never runs twice.
 	lastStarted atomic.Int64
 
-	runs, skipped, failed, panics atomic.Uint64
+	runs, skipped, failed, panics, refused atomic.Uint64
+	// warnedAt is when a refusal of this job was last logged at Warn, in
+	// Unix nanoseconds, so a refusal that repeats every tick is logged once
+	// per refusalWarnEvery.
+	warnedAt atomic.Int64
 }
 
 // New returns a scheduler with no jobs.
@@ -175,7 +184,7 @@ func (s *Scheduler) Stats() map[string]Stats {
 	defer s.mu.Unlock()
 	out := make(map[string]Stats, len(s.jobs))
 	for name, js := range s.jobs {
-		out[name] = Stats{Runs: js.runs.Load(), Skipped: js.skipped.Load(), Failed: js.failed.Load(), Panics: js.panics.Load()}
+		out[name] = Stats{Runs: js.runs.Load(), Skipped: js.skipped.Load(), Failed: js.failed.Load(), Panics: js.panics.Load(), Refused: js.refused.Load()}
 	}
 	return out
 }
@@ -375,8 +384,10 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		return pendingClaim{}, false
 	}
 	if ev.fallback {
-		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastTick >= ev.tick {
-			return pendingClaim{}, false // someone holds it
+		// Compared by instant: a peer on another interval names the same
+		// instant with another tick index.
+		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= at.UnixNano() {
+			return pendingClaim{}, false // someone holds it, or a later one
 		}
 	} else {
 		order := rank(j.Name, ev.tick, s.coord.Candidates(j.Name))
@@ -427,7 +438,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	for i, o := range res.Outcomes {
 		p := batch[i]
 		if !o.Granted() {
-			s.logger.Trace("claim refused", "job", p.claim.Job, "tick", p.claim.Tick, "reason", o.Reason, "holder", o.Holder)
+			s.refused(p, o)
 			continue
 		}
 		s.start(ctx, p.js, Run{
@@ -437,6 +448,37 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			Node:  s.node,
 			Token: o.Token,
 		})
+	}
+}
+
+// refusalWarnEvery is how often, at most, a job's refusals that cannot
+// resolve themselves are logged at Warn.
+const refusalWarnEvery = time.Minute
+
+// refused logs and counts a refused claim. Losing to another node (taken,
+// busy, duplicate) is routine and logged at Trace. An expired claim means
+// this node was too late, logged at Debug. An early or invalid claim is
+// refused again on every tick until someone fixes a clock or the job, so it
+// is logged at Warn, once per refusalWarnEvery per job.
+func (s *Scheduler) refused(p pendingClaim, o fsm.Outcome) {
+	c := p.claim
+	switch o.Reason {
+	case fsm.ReasonExpired:
+		p.js.refused.Add(1)
+		s.logger.Debug("claim refused: tick expired before it was granted", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At))
+	case fsm.ReasonEarly, fsm.ReasonInvalid:
+		p.js.refused.Add(1)
+		now := time.Now().UnixNano()
+		last := p.js.warnedAt.Load()
+		if now-last >= int64(refusalWarnEvery) && p.js.warnedAt.CompareAndSwap(last, now) {
+			hint := "this node's clock is ahead of the leader's by more than the job's StartDeadline; fix clock sync"
+			if o.Reason == fsm.ReasonInvalid {
+				hint = "the cluster rejects the claim itself; check the job's StartDeadline and that every replica runs a compatible version"
+			}
+			s.logger.Warn("claim refused; ticks will keep being refused until fixed", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At), "reason", o.Reason, "hint", hint)
+		}
+	default:
+		s.logger.Trace("claim refused", "job", c.Job, "tick", c.Tick, "reason", o.Reason, "holder", o.Holder)
 	}
 }
 
@@ -457,12 +499,14 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim) int
 	for {
 		next := pending[:0]
 		for _, p := range pending {
+			// By instant, as the state machine grants: the latest grant is
+			// this claim's only if it is for the same instant and node.
 			st, ok := s.coord.LastGrant(p.claim.Job)
-			if !ok || st.LastTick < p.claim.Tick {
+			if !ok || st.LastAt < p.claim.At {
 				next = append(next, p)
 				continue
 			}
-			if st.LastTick == p.claim.Tick && st.Holder == s.node {
+			if st.LastAt == p.claim.At && st.Holder == s.node {
 				s.start(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token})
 			}
 		}
