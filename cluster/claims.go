@@ -7,10 +7,13 @@ import (
 	"github.com/interlockraft/interlock/fsm"
 )
 
-// Claim asks the cluster to grant this node the given (job, tick) pairs, in
-// one Raft entry. It returns once the entry is committed and applied on the
-// leader, with one Outcome per claim; a granted Outcome's Token is the run's
-// fencing token. It retries across leader changes until ctx ends.
+// Claim asks the cluster to grant this node the given (job, instant) pairs,
+// in one Raft entry; a claim's At, not its tick index, names the tick. It
+// returns once the entry is committed and applied on the leader, with one
+// Outcome per claim; a granted Outcome's Token is the run's fencing token.
+// It retries across leader changes until ctx ends; a retry that reaches the
+// state machine again, even in the entry that granted the original, gets
+// the same grant and token.
 func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
 	resp, err := n.submit(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
 	if err != nil {
@@ -50,7 +53,9 @@ func (n *Node) Candidates(job string) []string {
 }
 
 // LastGrant returns the latest grant of a job as this node's state machine
-// knows it, which may lag the leader's by a few milliseconds.
+// knows it, which may lag the leader's by a few milliseconds. Compare its
+// LastAt, the granted instant, with a tick's instant: tick indexes differ
+// between replicas configured with different intervals.
 func (n *Node) LastGrant(job string) (fsm.JobState, bool) {
 	return n.fsm.Job(job)
 }

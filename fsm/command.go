@@ -9,7 +9,7 @@ import (
 type CommandType uint8
 
 const (
-	// CommandClaim asks for grants of (job, tick) pairs to one node.
+	// CommandClaim asks for grants of (job, instant) pairs to one node.
 	CommandClaim CommandType = 1
 	// CommandRegister adds or removes a node's registered jobs.
 	CommandRegister CommandType = 2
@@ -101,12 +101,16 @@ func newEncoder(t CommandType, sizeHint int) *encoder {
 	return e
 }
 
-// Claim asks for one (job, tick). Tick k of a job is the instant
-// k × interval after the Unix epoch, so every replica names it the same way.
+// Claim asks for one tick of a job, named by its scheduled instant At. The
+// instant, not the index, is the tick's identity: replicas configured with
+// different intervals name one instant with different indexes.
 type Claim struct {
-	Job  string
+	Job string
+	// Tick is the tick's index, At / interval. The state machine does not
+	// compare it; it names the run in run lease updates (RunRef) and logs.
 	Tick int64
-	// At is the tick's scheduled instant in Unix nanoseconds.
+	// At is the tick's scheduled instant in Unix nanoseconds, the key of
+	// the grant: an instant is granted at most once per job.
 	At int64
 	// Deadline is the latest leader time, in Unix nanoseconds, at which the
 	// claim may still be granted. A claim that arrives later, say from a node
@@ -206,7 +210,8 @@ func decodeRegistration(d *decoder) (Registration, error) {
 	return r, d.err
 }
 
-// RunRef names one run: a job's granted tick.
+// RunRef names one run: a job's granted tick, by the index its claim
+// carried. It matches only the job's latest grant, held by the sender.
 type RunRef struct {
 	Job  string
 	Tick int64
