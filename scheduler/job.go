@@ -86,7 +86,9 @@ var (
 	ErrInvalidJob = errors.New("scheduler: invalid job")
 
 	// ErrDuplicateJob means a job with the same Name was already added to
-	// this Scheduler.
+	// this Scheduler, or is scheduled by another Scheduler (or GoInterval)
+	// running on the same cluster node: at most one of them may schedule a
+	// Name on a node at a time, or the node would run its ticks twice.
 	ErrDuplicateJob = errors.New("scheduler: duplicate job name")
 )
 
