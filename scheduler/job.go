@@ -26,8 +26,10 @@ type Run struct {
 	Token uint64
 }
 
-// Func is a job's body. ctx ends when the scheduler stops. A returned error
-// is logged; a panic is recovered and logged. Neither stops the schedule.
+// Func is a job's body. ctx ends when the scheduler stops, when its cluster
+// node shuts down, or when the run's lease was lost or could not be renewed
+// before it expired by the local clock. A returned error is logged; a panic
+// is recovered and logged. Neither stops the schedule.
 type Func func(ctx context.Context, run Run) error
 
 // Overlap says what happens when a tick comes while the job's previous run
