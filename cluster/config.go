@@ -112,7 +112,9 @@ type Config struct {
 	// ProposeTimeout bounds one Raft proposal on the leader. Default 5s.
 	ProposeTimeout time.Duration
 
-	// LeaveTimeout bounds the graceful part of Shutdown. Default 5s.
+	// LeaveTimeout bounds the graceful part of Shutdown, and separately
+	// how long Shutdown first waits for the node's job runs to return
+	// after cancelling them. Default 5s.
 	LeaveTimeout time.Duration
 
 	// SnapshotThreshold and TrailingLogs tune Raft log compaction.

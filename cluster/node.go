@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/runreg"
 	"github.com/interlockraft/interlock/transport"
 )
 
@@ -56,6 +57,9 @@ type Node struct {
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
 
+	// runs records the job runs in progress here (localruns.go).
+	runs *runreg.Registry
+
 	// proposals feeds the group-commit batcher (batch.go).
 	proposals chan *proposal
 	// leaders fires on every leader change (leaderwatch.go).
@@ -86,6 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaving:      make(map[string]time.Time),
 		missingSince: make(map[raft.ServerID]time.Time),
 		locks:        newLockTable(),
+		runs:         runreg.New(),
 		proposals:    make(chan *proposal, proposalQueue),
 		leaders:      newLeaderWatch(),
 		shutdownCh:   make(chan struct{}),
@@ -484,18 +489,25 @@ func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 // State returns this node's state machine, for read-only inspection.
 func (n *Node) State() *fsm.FSM { return n.fsm }
 
-// Shutdown leaves the cluster gracefully and releases everything: it hands
-// leadership over if it has it, asks the leader to remove it from the Raft
-// configuration, leaves gossip, then stops Raft and closes its listeners and
-// stores. It is safe to call more than once and from several goroutines;
-// every call returns the first call's result.
+// Shutdown leaves the cluster gracefully and releases everything: it stops
+// the Schedulers that use this node (their Run returns) and cancels their
+// runs, waiting up to LeaveTimeout for the runs to return; it releases the
+// node's locks, registrations and the run leases of the runs that ended (a
+// run still going keeps its lease until it expires); it hands leadership
+// over if it has it, asks the leader to remove it from the Raft
+// configuration, leaves gossip, then stops Raft and closes its listeners
+// and stores. It is safe to call more than once and from several
+// goroutines; every call returns the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
 		n.setMeta(func(m *meta) { m.Leaving = true })
+		// Runs first: releasing the lease of a run that still goes on
+		// would let another node start the job alongside it.
+		release := n.stopLocalRuns()
 		// Free this node's locks, queue places, registrations and run
 		// leases at once, rather than after their TTLs.
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
-		if _, err := n.submit(ctx, fsm.EncodeNodeRelease(n.cfg.NodeName)); err != nil {
+		if _, err := n.submit(ctx, release); err != nil {
 			n.logger.Warn("could not release this node's leases before leaving", "error", err)
 		}
 		cancel()
@@ -518,10 +530,16 @@ func (n *Node) Shutdown() error {
 
 // Kill stops the node at once without leaving Raft or gossip, as a crash
 // would: peers see it fail, not leave, and its Raft entry stays until it
-// comes back or is cleaned up. Use Shutdown in production; Kill exists for
-// failure drills and tests. It shares Shutdown's once-only guard.
+// comes back or is cleaned up. It cancels the runs of the Schedulers that
+// use this node and stops them, without waiting for the runs to return;
+// their run leases expire by their TTL. Use Shutdown in production; Kill
+// exists for failure drills and tests. It shares Shutdown's once-only
+// guard.
 func (n *Node) Kill() error {
 	n.shutdownOnce.Do(func() {
+		// A crash ends the process's runs too: cancel them and stop the
+		// Schedulers, without waiting and without releasing any lease.
+		n.runs.Close()
 		n.shutdownErr = n.close()
 		n.logger.Info("node killed")
 	})

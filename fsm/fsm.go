@@ -134,11 +134,11 @@ func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) i
 		f.applyLockExpire(index, now)
 		return nil
 	case CommandNodeRelease:
-		node := d.string()
-		if d.err != nil {
-			return fmt.Errorf("node-release entry %d: %w", index, d.err)
+		node, keep, err := decodeNodeRelease(d)
+		if err != nil {
+			return fmt.Errorf("node-release entry %d: %w", index, err)
 		}
-		f.applyNodeRelease(index, now, node)
+		f.applyNodeRelease(index, now, node, keep)
 		return nil
 	default:
 		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, t, index)

@@ -71,9 +71,38 @@ func EncodeLockExpire() []byte { return newEncoder(CommandLockExpire, 0).buf }
 
 // EncodeNodeRelease encodes the release of everything a node holds.
 func EncodeNodeRelease(node string) []byte {
+	return EncodeNodeReleaseKeeping(node, nil)
+}
+
+// EncodeNodeReleaseKeeping is EncodeNodeRelease, except that the run leases
+// of the keep jobs stay held until they expire: a leaving node keeps the
+// lease of a run it could not stop, so no other node starts the job while
+// that run may still be going. With no keep jobs it encodes exactly what
+// EncodeNodeRelease always did.
+func EncodeNodeReleaseKeeping(node string, keep []string) []byte {
 	e := newEncoder(CommandNodeRelease, len(node)+2)
 	e.string(node)
+	if len(keep) > 0 {
+		// Entries from before the keep list end after the node name.
+		e.uvarint(uint64(len(keep)))
+		for _, job := range keep {
+			e.string(job)
+		}
+	}
 	return e.buf
+}
+
+// decodeNodeRelease reads a node release, with or without a keep list.
+func decodeNodeRelease(d *decoder) (node string, keep map[string]struct{}, err error) {
+	node = d.string()
+	if d.err == nil && len(d.buf) > 0 {
+		n := d.count(1)
+		keep = make(map[string]struct{}, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			keep[d.string()] = struct{}{}
+		}
+	}
+	return node, keep, d.err
 }
 
 // LockStatus is the outcome of a lock command.
@@ -356,8 +385,9 @@ func (f *FSM) grantedInEntry(name string) bool {
 	return ok
 }
 
-// applyNodeRelease frees everything a leaving node holds.
-func (f *FSM) applyNodeRelease(index uint64, now int64, node string) {
+// applyNodeRelease frees everything a leaving node holds, except the run
+// leases of the keep jobs, which expire by their TTL.
+func (f *FSM) applyNodeRelease(index uint64, now int64, node string, keep map[string]struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	names := make([]string, 0, len(f.locks))
@@ -393,6 +423,9 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string) {
 		f.unregisterLocked(node, job)
 	}
 	for job, js := range f.jobs {
+		if _, kept := keep[job]; kept {
+			continue
+		}
 		if js.Holder == node && js.RunExpires != 0 {
 			js.RunExpires = 0
 			f.jobs[job] = js

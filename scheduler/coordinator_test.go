@@ -719,8 +719,8 @@ func TestSameGrantTwiceRunsOnce(t *testing.T) {
 	}
 }
 
-// TestStartRunsEachTickOnce: start never runs a tick at or below the last
-// one started, whatever order grants arrive in.
+// TestStartRunsEachTickOnce: start never runs a tick whose instant is at or
+// before the last one started, whatever order grants arrive in.
 func TestStartRunsEachTickOnce(t *testing.T) {
 	s := newScheduler(nil, nil)
 	var log runLog
@@ -733,11 +733,11 @@ func TestStartRunsEachTickOnce(t *testing.T) {
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for range 8 { // concurrent duplicates
-		wg.Go(func() { s.start(ctx, js, Run{Job: "j", Tick: 5}) })
+		wg.Go(func() { s.start(ctx, js, Run{Job: "j", Tick: 5, At: TickAt(time.Hour, 5)}) })
 	}
 	wg.Wait()
-	s.start(ctx, js, Run{Job: "j", Tick: 4}) // older: ignored
-	s.start(ctx, js, Run{Job: "j", Tick: 6})
+	s.start(ctx, js, Run{Job: "j", Tick: 4, At: TickAt(time.Hour, 4)}) // older: ignored
+	s.start(ctx, js, Run{Job: "j", Tick: 6, At: TickAt(time.Hour, 6)})
 	s.runs.Wait()
 	var ticks []int64
 	for _, r := range log.snapshot() {

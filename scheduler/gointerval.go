@@ -27,9 +27,12 @@ type GoInterval struct {
 	Cluster *cluster.Node
 }
 
-// Run runs the job until ctx ends, then returns nil. It returns an error at
-// once, naming the field, for invalid input: Interval ≤ 0, Arg nil, or an
-// empty Name with a Cluster.
+// Run runs the job until ctx ends or the Cluster node shuts down, then
+// returns nil. It returns an error at once, naming the field, for invalid
+// input: Interval ≤ 0, Arg nil, or an empty Name with a Cluster. It also
+// returns at once an error wrapping ErrDuplicateJob if another GoInterval
+// or Scheduler running on the same Cluster node already schedules Name:
+// two of them would run every tick twice on that node.
 func (g *GoInterval) Run(ctx context.Context) error {
 	switch {
 	case g.Interval <= 0:

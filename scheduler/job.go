@@ -28,8 +28,10 @@ type Run struct {
 	Token uint64
 }
 
-// Func is a job's body. ctx ends when the scheduler stops. A returned error
-// is logged; a panic is recovered and logged. Neither stops the schedule.
+// Func is a job's body. ctx ends when the scheduler stops, when its cluster
+// node shuts down, or when the run's lease was lost or could not be renewed
+// before it expired by the local clock. A returned error is logged; a panic
+// is recovered and logged. Neither stops the schedule.
 type Func func(ctx context.Context, run Run) error
 
 // Overlap says what happens when a tick comes while the job's previous run
@@ -96,7 +98,9 @@ var (
 	ErrInvalidJob = errors.New("scheduler: invalid job")
 
 	// ErrDuplicateJob means a job with the same Name was already added to
-	// this Scheduler.
+	// this Scheduler, or is scheduled by another Scheduler (or GoInterval)
+	// running on the same cluster node: at most one of them may schedule a
+	// Name on a node at a time, or the node would run its ticks twice.
 	ErrDuplicateJob = errors.New("scheduler: duplicate job name")
 )
 

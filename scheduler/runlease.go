@@ -21,6 +21,15 @@ type runLeaser interface {
 // them when the runs finish. Renewals and ends that fall due together go
 // in one Raft entry; while one entry is in flight the next batch collects,
 // so a burst of finishing runs costs a few entries, not one each.
+//
+// It also keeps each lease's local deadline, as a Lock does: the send time
+// of the claim that granted the run, or of its last successful renewal,
+// plus the lease's TTL. The leader stamps those entries after they were
+// sent, so the leader's expiry is never earlier. When the deadline passes
+// without a renewal (a partition, a frozen process, a leader that cannot
+// commit), the run's context is cancelled at that moment, before another
+// node can be granted the job. A timer per run does this, so a renewal
+// stuck in flight cannot delay it.
 type leaseKeeper struct {
 	coord  runLeaser
 	logger hclog.Logger
@@ -32,19 +41,27 @@ type leaseKeeper struct {
 }
 
 type activeRun struct {
-	ttl     time.Duration
-	renewed time.Time
-	cancel  context.CancelFunc
+	ttl time.Duration
+	// renewAt is when the next renewal is due; zero retries at once.
+	renewAt time.Time
+	// validUntil is the local deadline of the lease.
+	validUntil time.Time
+	// expiry cancels the run at validUntil.
+	expiry *time.Timer
+	cancel context.CancelFunc
 }
 
 func newLeaseKeeper(coord runLeaser, logger hclog.Logger) *leaseKeeper {
 	return &leaseKeeper{coord: coord, logger: logger, active: make(map[fsm.RunRef]*activeRun), kick: make(chan struct{}, 1)}
 }
 
-// begin tracks a granted run. cancel stops the run if its lease is lost.
-func (k *leaseKeeper) begin(ref fsm.RunRef, ttl time.Duration, cancel context.CancelFunc) {
+// begin tracks a granted run whose claim was sent at sent. cancel stops the
+// run when its lease is lost or its local deadline passes.
+func (k *leaseKeeper) begin(ref fsm.RunRef, ttl time.Duration, sent time.Time, cancel context.CancelFunc) {
+	a := &activeRun{ttl: ttl, renewAt: sent.Add(ttl / 3), validUntil: sent.Add(ttl), cancel: cancel}
 	k.mu.Lock()
-	k.active[ref] = &activeRun{ttl: ttl, renewed: time.Now(), cancel: cancel}
+	k.active[ref] = a
+	a.expiry = time.AfterFunc(time.Until(a.validUntil), func() { k.expire(ref, a) })
 	k.mu.Unlock()
 	k.poke()
 }
@@ -52,10 +69,32 @@ func (k *leaseKeeper) begin(ref fsm.RunRef, ttl time.Duration, cancel context.Ca
 // end releases a finished run's lease.
 func (k *leaseKeeper) end(ref fsm.RunRef) {
 	k.mu.Lock()
-	delete(k.active, ref)
+	if a, ok := k.active[ref]; ok {
+		a.expiry.Stop()
+		delete(k.active, ref)
+	}
 	k.done = append(k.done, ref)
 	k.mu.Unlock()
 	k.poke()
+}
+
+// expire cancels a run whose lease reached its local deadline unrenewed.
+func (k *leaseKeeper) expire(ref fsm.RunRef, a *activeRun) {
+	k.mu.Lock()
+	if k.active[ref] != a {
+		k.mu.Unlock()
+		return
+	}
+	if left := time.Until(a.validUntil); left > 0 {
+		// A renewal landed while the timer fired.
+		a.expiry.Reset(left)
+		k.mu.Unlock()
+		return
+	}
+	delete(k.active, ref)
+	k.mu.Unlock()
+	k.logger.Warn("run lease not renewed before it expires; cancelling the run so it cannot overlap the next one", "job", ref.Job, "tick", ref.Tick)
+	a.cancel()
 }
 
 func (k *leaseKeeper) poke() {
@@ -72,13 +111,11 @@ func (k *leaseKeeper) due(now time.Time) (renew, done []fsm.RunRef, next time.Du
 	done, k.done = k.done, nil
 	next = time.Hour
 	for ref, a := range k.active {
-		at := a.renewed.Add(a.ttl / 3)
-		if !at.After(now) {
+		if !a.renewAt.After(now) {
 			renew = append(renew, ref)
-			a.renewed = now // the lease is measured from the send, conservatively
-			at = now.Add(a.ttl / 3)
+			a.renewAt = now.Add(a.ttl / 3)
 		}
-		next = min(next, at.Sub(now))
+		next = min(next, a.renewAt.Sub(now))
 	}
 	return renew, done, next
 }
@@ -88,9 +125,10 @@ func (k *leaseKeeper) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		renew, done, next := k.due(time.Now())
+		now := time.Now()
+		renew, done, next := k.due(now)
 		if len(renew) > 0 || len(done) > 0 {
-			if err := k.send(ctx, renew, done); err != nil && ctx.Err() == nil {
+			if err := k.send(ctx, now, renew, done); err != nil && ctx.Err() == nil {
 				next = min(next, 50*time.Millisecond)
 			}
 		}
@@ -106,15 +144,18 @@ func (k *leaseKeeper) run(ctx context.Context) {
 
 // flush ends every lease still pending, for use after the runs stopped.
 func (k *leaseKeeper) flush(ctx context.Context) {
-	_, done, _ := k.due(time.Now())
+	now := time.Now()
+	_, done, _ := k.due(now)
 	if len(done) > 0 {
-		if err := k.send(ctx, nil, done); err != nil {
+		if err := k.send(ctx, now, nil, done); err != nil {
 			k.logger.Debug("could not end run leases; they expire by their TTL", "runs", len(done), "error", err)
 		}
 	}
 }
 
-func (k *leaseKeeper) send(ctx context.Context, renew, done []fsm.RunRef) error {
+// send proposes one update, sent at sent: a renewal that holds extends the
+// lease's local deadline to sent plus its TTL.
+func (k *leaseKeeper) send(ctx context.Context, sent time.Time, renew, done []fsm.RunRef) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	held, err := k.coord.UpdateRuns(cctx, renew, done)
@@ -124,7 +165,7 @@ func (k *leaseKeeper) send(ctx context.Context, renew, done []fsm.RunRef) error 
 		k.done = append(done, k.done...)
 		for _, ref := range renew {
 			if a, ok := k.active[ref]; ok {
-				a.renewed = time.Time{}
+				a.renewAt = time.Time{}
 			}
 		}
 		k.mu.Unlock()
@@ -132,18 +173,26 @@ func (k *leaseKeeper) send(ctx context.Context, renew, done []fsm.RunRef) error 
 		return err
 	}
 	for i, ok := range held {
-		if ok {
-			continue
-		}
 		ref := renew[i]
 		k.mu.Lock()
 		a := k.active[ref]
+		if a == nil {
+			k.mu.Unlock()
+			continue
+		}
+		if ok {
+			if until := sent.Add(a.ttl); until.After(a.validUntil) {
+				a.validUntil = until
+				a.expiry.Reset(time.Until(until))
+			}
+			k.mu.Unlock()
+			continue
+		}
+		a.expiry.Stop()
 		delete(k.active, ref)
 		k.mu.Unlock()
-		if a != nil {
-			k.logger.Warn("run lease lost; cancelling the run so it cannot overlap the next one", "job", ref.Job, "tick", ref.Tick)
-			a.cancel()
-		}
+		k.logger.Warn("run lease lost; cancelling the run so it cannot overlap the next one", "job", ref.Job, "tick", ref.Tick)
+		a.cancel()
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/runreg"
 )
 
 // Coordinator is what the scheduler needs from a cluster node. *cluster.Node
@@ -25,6 +26,15 @@ type Coordinator interface {
 	Register(ctx context.Context, add, remove []string) error
 	Candidates(job string) []string
 	LastGrant(job string) (fsm.JobState, bool)
+}
+
+// localRunner is implemented by coordinators that keep one registry of
+// runs for their whole node, as *cluster.Node does. Every Scheduler of the
+// node shares it, so a job name is scheduled by one Scheduler at a time and
+// a (job, instant) runs at most once on the node, and the node can stop
+// the runs before it leaves.
+type localRunner interface {
+	LocalRuns() *runreg.Registry
 }
 
 // Options configures a Scheduler.
@@ -75,6 +85,11 @@ type Scheduler struct {
 	// keeper holds run leases when the coordinator supports them.
 	keeper *leaseKeeper
 
+	// reg is the node's registry of runs, or this Scheduler's own without
+	// one; owner holds this Scheduler's job names in it while Run runs.
+	reg   *runreg.Registry
+	owner *runreg.Owner
+
 	runs sync.WaitGroup
 }
 
@@ -82,9 +97,6 @@ type jobState struct {
 	job     Job
 	removed atomic.Bool
 	active  atomic.Int32
-	// lastStarted is the highest tick started on this node, so a grant
-	// seen twice (a retried claim) never runs twice.
-	lastStarted atomic.Int64
 
 	runs, skipped, failed, panics, refused atomic.Uint64
 	// warnedAt is when a refusal of this job was last logged at Warn, in
@@ -121,12 +133,20 @@ func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
 		if rl, ok := coord.(runLeaser); ok {
 			s.keeper = newLeaseKeeper(rl, s.logger)
 		}
+		if lr, ok := coord.(localRunner); ok {
+			s.reg = lr.LocalRuns()
+		}
+	}
+	if s.reg == nil {
+		s.reg = runreg.New()
 	}
 	return s
 }
 
 // Add adds a job. It returns an error naming the field at fault for an
-// invalid job, and ErrDuplicateJob for a Name already added.
+// invalid job, and ErrDuplicateJob for a Name already added to this
+// Scheduler or, while Run runs, scheduled by another Scheduler running on
+// the same node.
 func (s *Scheduler) Add(j Job) error {
 	j, err := j.normalize(s.coord != nil)
 	if err != nil {
@@ -135,10 +155,14 @@ func (s *Scheduler) Add(j Job) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.jobs[j.Name]; ok {
-		return fmt.Errorf("%w: %q", ErrDuplicateJob, j.Name)
+		return fmt.Errorf("%w: %q was already added to this Scheduler", ErrDuplicateJob, j.Name)
+	}
+	if s.owner != nil {
+		if err := s.hold(s.owner, j.Name); err != nil {
+			return err
+		}
 	}
 	js := &jobState{job: j}
-	js.lastStarted.Store(-1 << 63)
 	s.jobs[j.Name] = js
 	if s.running {
 		s.scheduleNextLocked(js, time.Now())
@@ -155,11 +179,16 @@ func (s *Scheduler) Add(j Job) error {
 	return nil
 }
 
-// Remove stops scheduling a job. A run in progress finishes.
+// Remove stops scheduling a job, and frees its Name for another Scheduler
+// of the node. A run in progress finishes; the node still never runs the
+// same (job, instant) twice.
 func (s *Scheduler) Remove(name string) {
 	s.mu.Lock()
 	js, ok := s.jobs[name]
 	delete(s.jobs, name)
+	if ok && s.owner != nil {
+		s.owner.Free(name)
+	}
 	if ok && s.running && s.coord != nil && !s.stopping {
 		// Stop peers from ranking this node first for a job it dropped.
 		s.runs.Add(1)
@@ -196,28 +225,42 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// Run schedules the jobs until ctx ends, then waits for runs in progress
-// (whose ctx is cancelled) and returns nil. With a cluster it first
-// registers the jobs, and unregisters them on the way out.
+// Run schedules the jobs until ctx ends or the cluster node shuts down,
+// then waits for runs in progress (whose ctx is cancelled) and returns nil.
+// With a cluster it first registers the jobs, and unregisters them on the
+// way out.
+//
+// While Run runs, this Scheduler holds its job names on its node: Run
+// returns at once an error wrapping ErrDuplicateJob if another Scheduler
+// (or GoInterval) running on the same node already schedules one of them,
+// and one wrapping cluster.ErrShutdown if the node is shutting down. The
+// names are free again when Run returns.
 func (s *Scheduler) Run(ctx context.Context) error {
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
 		return errors.New("scheduler: Run called twice")
 	}
+	names := make([]string, 0, len(s.jobs))
+	for name := range s.jobs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	owner, err := s.join(cancel, names)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	defer owner.Leave()
+	s.owner = owner
 	s.running = true
 	s.stopping = false
 	now := time.Now()
-	names := make([]string, 0, len(s.jobs))
-	for name, js := range s.jobs {
+	for _, js := range s.jobs {
 		s.scheduleNextLocked(js, now)
-		names = append(names, name)
 	}
-	s.mu.Unlock()
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s.mu.Lock()
 	s.runCtx = runCtx
 	s.mu.Unlock()
 	var keeperDone chan struct{}
@@ -274,9 +317,46 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.running = false
+	s.owner = nil
 	s.queue = nil
 	s.mu.Unlock()
 	return nil
+}
+
+// join adds this Run to the node's registry and holds names for it, all or
+// none. stop ends the Run; the node calls it when it shuts down.
+func (s *Scheduler) join(stop context.CancelFunc, names []string) (*runreg.Owner, error) {
+	owner, err := s.reg.Join(stop)
+	if err != nil {
+		return nil, s.holdError("", err)
+	}
+	for _, name := range names {
+		if err := s.hold(owner, name); err != nil {
+			owner.Leave()
+			return nil, err
+		}
+	}
+	return owner, nil
+}
+
+// hold takes one job name on the node for owner.
+func (s *Scheduler) hold(owner *runreg.Owner, name string) error {
+	if err := owner.Hold(name); err != nil {
+		return s.holdError(name, err)
+	}
+	return nil
+}
+
+// holdError turns a registry refusal into an error that says what to do.
+func (s *Scheduler) holdError(name string, err error) error {
+	where := "in this process"
+	if s.node != "" {
+		where = fmt.Sprintf("on node %q", s.node)
+	}
+	if errors.Is(err, runreg.ErrHeld) {
+		return fmt.Errorf("%w: job %q is already scheduled %s by another Scheduler or GoInterval that is running; stop that one first (cancel its Run context or Remove the job), or give the jobs distinct Names", ErrDuplicateJob, name, where)
+	}
+	return fmt.Errorf("scheduler: cannot schedule jobs %s: %w (%v); start the Scheduler on a running node", where, cluster.ErrShutdown, err)
 }
 
 // register tells the cluster which jobs this node runs, retrying until it
@@ -427,9 +507,13 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	}
 	cctx, cancel := context.WithDeadline(ctx, time.Unix(0, deadline))
 	defer cancel()
+	// A granted run's lease is counted from this moment, before the leader
+	// stamped the grant, so this node's deadline for it is never later
+	// than the leader's.
+	sent := time.Now()
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
-		missed := s.recoverGrants(ctx, batch)
+		missed := s.recoverGrants(ctx, batch, sent)
 		if ctx.Err() == nil && missed > 0 {
 			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", missed, "job", batch[0].claim.Job, "tick", batch[0].claim.Tick, "error", err)
 		}
@@ -441,13 +525,13 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			s.refused(p, o)
 			continue
 		}
-		s.start(ctx, p.js, Run{
+		s.startGrant(ctx, p.js, Run{
 			Job:   p.claim.Job,
 			Tick:  p.claim.Tick,
 			At:    time.Unix(0, p.claim.At),
 			Node:  s.node,
 			Token: o.Token,
-		})
+		}, sent)
 	}
 }
 
@@ -492,8 +576,9 @@ const recoverWindow = time.Second
 // The entry may still have been committed: this node's own state machine
 // applies only committed entries, so a grant it shows for this node is as
 // authoritative as the reply would have been. It starts those runs and
-// returns how many claims stayed unresolved.
-func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim) int {
+// returns how many claims stayed unresolved. sent is when the claim was
+// sent, which a recovered run's lease is counted from.
+func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) int {
 	pending := append([]pendingClaim(nil), batch...)
 	deadline := time.Now().Add(recoverWindow)
 	for {
@@ -507,7 +592,7 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim) int
 				continue
 			}
 			if st.LastAt == p.claim.At && st.Holder == s.node {
-				s.start(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token})
+				s.startGrant(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token}, sent)
 			}
 		}
 		pending = next
@@ -526,17 +611,24 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim) int
 	return len(pending)
 }
 
-// start runs a granted tick in its own goroutine, at most once per tick on
-// this node.
+// start runs a local tick (no cluster) in its own goroutine.
 func (s *Scheduler) start(ctx context.Context, js *jobState, r Run) {
-	for {
-		last := js.lastStarted.Load()
-		if r.Tick <= last {
-			return
-		}
-		if js.lastStarted.CompareAndSwap(last, r.Tick) {
-			break
-		}
+	s.startGrant(ctx, js, r, time.Time{})
+}
+
+// startGrant runs a tick in its own goroutine, at most once per (job,
+// instant) on this node: the node's registry refuses an instant at or
+// before one it already started, whichever Scheduler started it, and
+// refuses every run once the node is shutting down. sent is when the claim
+// that granted the run was sent; a leased run's context is cancelled when
+// its lease, counted from then, could not be renewed in time.
+func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent time.Time) {
+	runCtx, cancel := context.WithCancel(ctx)
+	end, ok := s.reg.Begin(runreg.Run{Key: runreg.Key{Job: r.Job, At: r.At.UnixNano()}, Tick: r.Tick, Token: r.Token}, cancel)
+	if !ok {
+		cancel()
+		s.logger.Trace("run not started: this node already started the job at this instant or later, or is shutting down", "job", r.Job, "tick", r.Tick, "token", r.Token)
+		return
 	}
 	js.active.Add(1)
 	js.runs.Add(1)
@@ -545,13 +637,11 @@ func (s *Scheduler) start(ctx context.Context, js *jobState, r Run) {
 	go func() {
 		defer s.runs.Done()
 		defer js.active.Add(-1)
-		runCtx := ctx
+		defer cancel()
+		defer end()
 		if leased {
-			var cancel context.CancelFunc
-			runCtx, cancel = context.WithCancel(ctx)
-			defer cancel()
 			ref := fsm.RunRef{Job: r.Job, Tick: r.Tick}
-			s.keeper.begin(ref, js.job.RunLease, cancel)
+			s.keeper.begin(ref, js.job.RunLease, sent, cancel)
 			defer s.keeper.end(ref)
 		}
 		s.execute(runCtx, js, r)

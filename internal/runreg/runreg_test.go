@@ -1,0 +1,102 @@
+package runreg
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func run(job string, at int64) Run { return Run{Key: Key{Job: job, At: at}} }
+
+func TestBeginRunsEachInstantOnceAndNeverGoesBack(t *testing.T) {
+	r := New()
+	end, ok := r.Begin(run("j", 10), nil)
+	if !ok {
+		t.Fatal("first run refused")
+	}
+	if _, ok := r.Begin(run("j", 10), nil); ok {
+		t.Fatal("the same instant started twice while running")
+	}
+	end()
+	end() // idempotent
+	for _, at := range []int64{10, 9} {
+		if _, ok := r.Begin(run("j", at), nil); ok {
+			t.Fatalf("instant %d started after instant 10 had run", at)
+		}
+	}
+	if _, ok := r.Begin(run("other", 10), nil); !ok {
+		t.Fatal("another job at the same instant refused")
+	}
+	if _, ok := r.Begin(run("j", 11), nil); !ok {
+		t.Fatal("a later instant refused")
+	}
+}
+
+func TestHoldIsExclusiveUntilFreedOrLeft(t *testing.T) {
+	r := New()
+	a, _ := r.Join(nil)
+	b, _ := r.Join(nil)
+	if err := a.Hold("j"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Hold("j"); err != nil {
+		t.Fatalf("holding a name again: %v", err)
+	}
+	if err := b.Hold("j"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second owner's Hold = %v, want ErrHeld", err)
+	}
+	b.Free("j") // not b's: no effect
+	if err := b.Hold("j"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("Free by a non-holder freed the name: %v", err)
+	}
+	a.Free("j")
+	if err := b.Hold("j"); err != nil {
+		t.Fatalf("Hold after Free: %v", err)
+	}
+	b.Leave()
+	if err := a.Hold("j"); err != nil {
+		t.Fatalf("Hold after Leave: %v", err)
+	}
+}
+
+func TestCloseStopsOwnersCancelsRunsAndWaitBounds(t *testing.T) {
+	r := New()
+	stopped := make(chan struct{})
+	if _, err := r.Join(func() { close(stopped) }); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := make(chan struct{})
+	endA, _ := r.Begin(Run{Key: Key{Job: "a", At: 1}, Tick: 1, Token: 7}, func() { close(cancelled) })
+	endB, _ := r.Begin(run("b", 1), nil)
+	endB()
+	r.Close()
+	r.Close()
+	for name, ch := range map[string]chan struct{}{"owner stop": stopped, "run cancel": cancelled} {
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("Close did not call the %s", name)
+		}
+	}
+	if _, err := r.Join(nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Join after Close = %v, want ErrClosed", err)
+	}
+	if _, ok := r.Begin(run("c", 1), nil); ok {
+		t.Fatal("Begin after Close started a run")
+	}
+	left := r.Wait(20 * time.Millisecond)
+	if len(left) != 1 || left[0].Job != "a" || left[0].Token != 7 {
+		t.Fatalf("Wait left %+v, want run a with token 7", left)
+	}
+	go func() {
+		time.Sleep(10 * time.Millisecond) // the run returns a moment later
+		endA()
+	}()
+	if left := r.Wait(10 * time.Second); len(left) != 0 {
+		t.Fatalf("Wait returned %+v after every run ended", left)
+	}
+}
