@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ const (
 	// any proposal's retry window, so no duplicate outlives its record.
 	incarnationMemory = int64(10 * 60 * 1e9)
 	// maxIncarnations bounds the records even if nodes restart faster than
-	// incarnationMemory forgets them; the least recently seen goes first.
+	// incarnationMemory forgets them; the least recently seen go first.
 	maxIncarnations = 1024
 )
 
@@ -150,9 +151,10 @@ func (r *incarnation) orderedReleases() []releaseCall {
 }
 
 // incarnationLocked returns the record of inc, creating it if needed. A new
-// record first drops the ones unseen for incarnationMemory and, above
-// maxIncarnations, the least recently seen; records are created rarely (once
-// per Node instance), so the scan costs nothing per lock operation.
+// record first drops the ones unseen for incarnationMemory and, at
+// maxIncarnations, the least recently seen eighth; records are created
+// rarely (once per Node instance), so the scan costs nothing per lock
+// operation.
 func (f *FSM) incarnationLocked(inc string, now int64) *incarnation {
 	if r := f.incarnations[inc]; r != nil {
 		return r
@@ -162,14 +164,22 @@ func (f *FSM) incarnationLocked(inc string, now int64) *incarnation {
 			delete(f.incarnations, k)
 		}
 	}
-	for len(f.incarnations) >= maxIncarnations {
-		oldest, first := "", true
-		for k, r := range f.incarnations {
-			if o := f.incarnations[oldest]; first || r.lastSeen < o.lastSeen || (r.lastSeen == o.lastSeen && k < oldest) {
-				oldest, first = k, false
-			}
+	if len(f.incarnations) >= maxIncarnations {
+		// Drop an eighth at once, least recently seen first (ties by
+		// name, so every replica drops the same), to sort rarely.
+		keys := make([]string, 0, len(f.incarnations))
+		for k := range f.incarnations {
+			keys = append(keys, k)
 		}
-		delete(f.incarnations, oldest)
+		slices.SortFunc(keys, func(x, y string) int {
+			if c := cmp.Compare(f.incarnations[x].lastSeen, f.incarnations[y].lastSeen); c != 0 {
+				return c
+			}
+			return strings.Compare(x, y)
+		})
+		for _, k := range keys[:len(keys)-maxIncarnations*7/8] {
+			delete(f.incarnations, k)
+		}
 	}
 	r := &incarnation{lastSeen: now}
 	f.incarnations[inc] = r
