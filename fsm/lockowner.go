@@ -76,7 +76,7 @@ type incarnation struct {
 	// seen has bit s%seenWindow set if sequence s in (high-seenWindow, high]
 	// was seen.
 	seen [seenWindow / 64]uint64
-	// lastSeen is the leader time of the last request that moved high.
+	// lastSeen is the leader time of the last request of this incarnation.
 	lastSeen int64
 	// releases holds up to releaseMemory recent release calls, a ring whose
 	// oldest element is at next once it is full.
@@ -124,9 +124,9 @@ func (r *incarnation) mark(seq uint64, now int64) {
 			}
 		}
 		r.high = seq
-		r.lastSeen = now
 		r.seen[(seq%seenWindow)/64] &^= 1 << (seq % 64)
 	}
+	r.lastSeen = max(r.lastSeen, now)
 	if r.high-seq < seenWindow {
 		r.seen[(seq%seenWindow)/64] |= 1 << (seq % 64)
 	}
