@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/interlockraft/interlock/fsm"
@@ -47,7 +49,10 @@ type Lease struct {
 	// validUntil is the local time until which this holder may assume it
 	// still holds the lock: the send time of the last successful acquire or
 	// renew plus the TTL. The leader's stamp is never earlier than that send
-	// time, so the lease cannot have expired in leader time before it.
+	// time, so the lease cannot have expired in leader time before it. A
+	// grant handed over from the wait queue is confirmed by a renewal before
+	// Lock returns, so its validity starts at that renewal's send time, not
+	// at the long-past acquire (see acquireOnce).
 	validUntil time.Time
 	timer      *time.Timer
 	done       chan struct{}
@@ -68,8 +73,13 @@ func (l *Lease) Token() uint64 { return l.token }
 func (l *Lease) Done() <-chan struct{} { return l.done }
 
 // Renew extends the lease by its TTL. It returns ErrLeaseLost if the lease
-// expired or the lock was taken.
+// expired or the lock was taken, and also if Done is already closed: a
+// lease whose local deadline passed is never revived, so a nil error
+// always means Done is open.
 func (l *Lease) Renew(ctx context.Context) error {
+	if l.ended() {
+		return fmt.Errorf("%w: renew %q: the lease already ended", ErrLeaseLost, l.name)
+	}
 	sent := time.Now()
 	res, err := l.node.lockOp(ctx, fsm.CommandLockRenew, fsm.LockOp{Name: l.name, Owner: l.owner, Node: l.node.cfg.NodeName})
 	if err != nil {
@@ -79,8 +89,16 @@ func (l *Lease) Renew(ctx context.Context) error {
 		l.lost()
 		return fmt.Errorf("%w: renew %q: %s", ErrLeaseLost, l.name, res.Status)
 	}
-	l.extend(sent)
+	if !l.extend(sent) {
+		return fmt.Errorf("%w: renew %q: the local deadline passed while renewing", ErrLeaseLost, l.name)
+	}
 	return nil
+}
+
+func (l *Lease) ended() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Unlock releases the lock. Only this lease's own holding is released: if
@@ -100,27 +118,50 @@ func (l *Lease) Unlock(ctx context.Context) error {
 	return nil
 }
 
-func (l *Lease) extend(sent time.Time) {
+// extend moves the local deadline to sent plus the TTL, and reports false
+// if the lease had already ended. Extending and ending both hold l.mu, so
+// a lease that extend reports live was live when it returned.
+func (l *Lease) extend(sent time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return
+		return false
 	}
 	if v := sent.Add(l.ttl); v.After(l.validUntil) {
 		l.validUntil = v
 		l.timer.Reset(time.Until(v))
 	}
+	return true
 }
 
-// lost closes Done once and forgets the lease.
-func (l *Lease) lost() {
+// startTimer arms the local deadline. It holds l.mu so the timer's own
+// callback, which takes l.mu, never sees the field unset.
+func (l *Lease) startTimer() {
 	l.mu.Lock()
-	if l.closed {
+	defer l.mu.Unlock()
+	if !l.closed {
+		l.timer = time.AfterFunc(time.Until(l.validUntil), l.deadline)
+	}
+}
+
+// deadline runs when the local deadline timer fires. A renewal may have
+// moved the deadline while the callback waited for l.mu; then the timer
+// is already re-armed and the lease stays.
+func (l *Lease) deadline() { l.end(true) }
+
+// lost closes Done once and forgets the lease.
+func (l *Lease) lost() { l.end(false) }
+
+func (l *Lease) end(onlyIfDue bool) {
+	l.mu.Lock()
+	if l.closed || (onlyIfDue && time.Now().Before(l.validUntil)) {
 		l.mu.Unlock()
 		return
 	}
 	l.closed = true
-	l.timer.Stop()
+	if l.timer != nil {
+		l.timer.Stop()
+	}
 	close(l.done)
 	if l.stopKeep != nil {
 		close(l.stopKeep)
@@ -156,17 +197,73 @@ func (l *Lease) keepAlive() {
 // lockTable tracks this node's waiting Lock calls and held leases, and is
 // told by the state machine about every lock change.
 type lockTable struct {
-	mu      sync.Mutex
+	// incarnation names this Node instance in its lock owners, and seq
+	// numbers its Lock calls, so the state machine can refuse a late
+	// duplicate of a finished request without remembering each one.
+	incarnation string
+	seq         atomic.Uint64
+
+	mu sync.Mutex
+	// waiting delivers to each waiting Lock call the token of its grant,
+	// or settledWithoutGrant.
 	waiting map[string]map[string]chan uint64 // name → owner → grant
 	held    map[string]map[string]*Lease      // name → owner → lease
 	expiry  chan struct{}
 }
 
+// settledWithoutGrant tells a waiting Lock call that its request ended
+// without a grant it can use (a restored snapshot shows it granted and
+// gone, or withdrawn). No grant has token 0: tokens are Raft indexes.
+const settledWithoutGrant = 0
+
 func newLockTable() *lockTable {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
 	return &lockTable{
-		waiting: make(map[string]map[string]chan uint64),
-		held:    make(map[string]map[string]*Lease),
-		expiry:  make(chan struct{}, 1),
+		incarnation: hex.EncodeToString(b[:]),
+		waiting:     make(map[string]map[string]chan uint64),
+		held:        make(map[string]map[string]*Lease),
+		expiry:      make(chan struct{}, 1),
+	}
+}
+
+// newOwner names a new Lock call: node/incarnation/sequence.
+func (t *lockTable) newOwner(node string) string {
+	return node + "/" + t.incarnation + "/" + strconv.FormatUint(t.seq.Add(1), 10)
+}
+
+// restored runs on Raft's FSM goroutine after a snapshot was installed,
+// before any later entry is applied. The snapshot may have settled requests
+// whose entries this node never applied, so their notifications never came:
+// each waiting call is told its grant, or that it will get none, or left to
+// wait if its request is still queued or not yet applied.
+func (n *Node) locksRestored() {
+	type waiter struct {
+		name, owner string
+		ch          chan uint64
+	}
+	var ws []waiter
+	t := n.locks
+	t.mu.Lock()
+	for name, owners := range t.waiting {
+		for owner, ch := range owners {
+			ws = append(ws, waiter{name, owner, ch})
+		}
+	}
+	t.mu.Unlock()
+	for _, w := range ws {
+		status, token := n.fsm.LockOwner(w.name, w.owner)
+		switch status {
+		case fsm.OwnerHolds:
+		case fsm.OwnerSettled:
+			token = settledWithoutGrant
+		default:
+			continue
+		}
+		select {
+		case w.ch <- token:
+		default:
+		}
 	}
 }
 
@@ -238,12 +335,6 @@ func newCallID() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) | 1
 }
 
-func newOwner(node string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return node + "/" + hex.EncodeToString(b[:])
-}
-
 // Lock takes the named lock for ttl, blocking until it is granted or ctx
 // ends. Waiters are served in FIFO order and woken by the entry that frees
 // the lock; nothing polls. If ctx ends first, the request is withdrawn, and
@@ -259,6 +350,13 @@ func (n *Node) TryLock(ctx context.Context, name string, ttl time.Duration, opts
 	return n.acquire(ctx, name, ttl, false, opts)
 }
 
+// maxLockAttempts bounds how many fresh owners one Lock call tries when a
+// request settles without a usable grant. Each retry needs a rare event
+// (a grant lost before it could be confirmed, or a request reordered far
+// behind later ones of this node), so reaching the bound means something
+// keeps taking the lock away.
+const maxLockAttempts = 5
+
 func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait bool, opts []LockOption) (*Lease, error) {
 	if name == "" {
 		return nil, fmt.Errorf("%w: lock name is empty; name the resource the lock guards", ErrInvalidConfig)
@@ -270,7 +368,36 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 	for _, opt := range opts {
 		opt(&o)
 	}
-	owner := newOwner(n.cfg.NodeName)
+	var l *Lease
+	for attempt := 1; l == nil; attempt++ {
+		if attempt > maxLockAttempts {
+			return nil, fmt.Errorf("lock %q: %w: %d requests in a row ended without a grant that could be confirmed", name, ErrLeaseLost, maxLockAttempts)
+		}
+		var err error
+		if l, err = n.acquireOnce(ctx, name, ttl, wait); err != nil {
+			return nil, err
+		}
+		if l == nil {
+			n.logger.Debug("lock request ended without a usable grant, retrying with a new owner", "lock", name, "attempt", attempt)
+		}
+	}
+	if o.keepAlive {
+		l.mu.Lock()
+		if !l.closed {
+			l.stopKeep = make(chan struct{})
+			n.wg.Add(1)
+			go l.keepAlive()
+		}
+		l.mu.Unlock()
+	}
+	return l, nil
+}
+
+// acquireOnce makes one request under a fresh owner. It returns a nil lease
+// and nil error when the request ended without a grant the caller can use
+// and a new request should be made.
+func (n *Node) acquireOnce(ctx context.Context, name string, ttl time.Duration, wait bool) (*Lease, error) {
+	owner := n.locks.newOwner(n.cfg.NodeName)
 	granted := n.locks.wait(name, owner)
 	op := fsm.LockOp{Name: name, Owner: owner, Node: n.cfg.NodeName, TTL: int64(ttl), Wait: wait}
 	sent := time.Now()
@@ -286,11 +413,18 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 	case fsm.LockBusy:
 		n.locks.forget(name, owner)
 		return nil, fmt.Errorf("%w: %q", ErrLocked, name)
+	case fsm.LockLost:
+		// Refused as a duplicate: the request arrived after a later one
+		// of this node had moved its window on. A fresh owner is newer.
+		n.locks.forget(name, owner)
+		return nil, nil
 	case fsm.LockQueued:
 		select {
 		case token = <-granted:
-			// The lease started at the handoff entry, which came after
-			// sent; counting from sent is conservative.
+			if token == settledWithoutGrant {
+				n.locks.forget(name, owner)
+				return nil, nil
+			}
 		case <-ctx.Done():
 			n.withdraw(name, owner)
 			return nil, fmt.Errorf("lock %q: %w", name, ctx.Err())
@@ -302,9 +436,30 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 		n.locks.forget(name, owner)
 		return nil, fmt.Errorf("lock %q: unexpected answer %s", name, res.Status)
 	}
+	// The leader started the lease at the granting entry's stamp, but this
+	// node cannot tell how long ago, in its own clock, that was: it may
+	// have applied a handoff entry long after the leader wrote it. Only
+	// the send time of a request that the leader answered is known to
+	// precede the stamp. For a queued grant, or an acquire whose answer
+	// came back so late that little of the TTL is left, confirm with a
+	// renewal: its send time starts a full TTL, in leader time too, since
+	// the renewal's own stamp extends the lease.
+	if res.Status == fsm.LockQueued || time.Until(sent.Add(ttl)) < ttl/2 {
+		sent = time.Now()
+		res, err := n.lockOp(ctx, fsm.CommandLockRenew, fsm.LockOp{Name: name, Owner: owner, Node: n.cfg.NodeName})
+		if err != nil {
+			n.withdraw(name, owner)
+			return nil, fmt.Errorf("lock %q: confirm grant: %w", name, err)
+		}
+		if res.Status != fsm.LockRenewed || res.Token != token {
+			// The lease ended before it could be confirmed.
+			n.locks.forget(name, owner)
+			return nil, nil
+		}
+	}
 	l := &Lease{node: n, name: name, owner: owner, token: token, ttl: ttl, done: make(chan struct{}), validUntil: sent.Add(ttl)}
-	l.timer = time.AfterFunc(time.Until(l.validUntil), l.lost)
 	n.locks.hold(l)
+	l.startTimer()
 	// A handoff to another owner may have been applied between the grant
 	// and hold; check the state machine once more. Only if this node has
 	// applied the granting entry: a follower usually gets the leader's
@@ -313,15 +468,6 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 	applied := n.fsm.AppliedIndex()
 	if st, _ := n.fsm.Lock(name); applied >= token && st.Owner != owner {
 		l.lost()
-	}
-	if o.keepAlive {
-		l.mu.Lock()
-		if !l.closed {
-			l.stopKeep = make(chan struct{})
-			n.wg.Add(1)
-			go l.keepAlive()
-		}
-		l.mu.Unlock()
 	}
 	return l, nil
 }

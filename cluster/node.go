@@ -169,6 +169,7 @@ func (n *Node) open() error {
 
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
+	n.fsm.SetRestoreNotifier(n.locksRestored)
 	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)

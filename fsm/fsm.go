@@ -37,10 +37,14 @@ type FSM struct {
 	// it, if any, so a retry of that call is answered alike.
 	finished      map[string]uint64
 	finishedOrder []finishedOwner
+	// incarnations bounds the memory of current owners; see lockowner.go.
+	incarnations map[string]*incarnation
 	// term is the Raft term of the last command applied; a higher one
 	// means a new leader, whose first entry extends every lease.
 	term   uint64
 	notify func(LockChange)
+	// restored is called after Restore; see SetRestoreNotifier.
+	restored func()
 
 	// entryJobs and entryLocks record what the entry being applied has
 	// granted; see beginEntry.
@@ -56,14 +60,15 @@ func New(logger hclog.Logger) *FSM {
 		logger = hclog.NewNullLogger()
 	}
 	return &FSM{
-		logger:     logger,
-		jobs:       make(map[string]JobState),
-		nodesByJob: make(map[string][]string),
-		jobsByNode: make(map[string]map[string]struct{}),
-		locks:      make(map[string]*LockState),
-		entryJobs:  make(map[string]struct{}),
-		entryLocks: make(map[string]struct{}),
-		finished:   make(map[string]uint64),
+		logger:       logger,
+		jobs:         make(map[string]JobState),
+		nodesByJob:   make(map[string][]string),
+		jobsByNode:   make(map[string]map[string]struct{}),
+		locks:        make(map[string]*LockState),
+		entryJobs:    make(map[string]struct{}),
+		entryLocks:   make(map[string]struct{}),
+		finished:     make(map[string]uint64),
+		incarnations: make(map[string]*incarnation),
 	}
 }
 

@@ -208,10 +208,11 @@ type LockChange struct {
 	Index uint64
 }
 
-// finishedMemory is how long, in leader time, a finished owner is
-// remembered, so a delayed duplicate of its acquire (a retry still in
-// flight when the caller gave up) cannot take the lock after it was
-// cancelled or released. It is far longer than any proposal's retry window.
+// finishedMemory is how long, in leader time, a finished owner of the older
+// random form is remembered (see lockowner.go for current owners), so a
+// delayed duplicate of its acquire (a retry still in flight when the caller
+// gave up) cannot take the lock after it was cancelled or released. It is
+// far longer than any proposal's retry window.
 const finishedMemory = int64(60 * 1e9)
 
 func (f *FSM) lockLocked(name string) *LockState {
@@ -242,9 +243,10 @@ func (f *FSM) handOffLocked(name string, st *LockState, index uint64, now int64)
 	}
 }
 
-// finishLocked remembers that owner's lease or queue place ended, and the
-// release call that ended it (0 if none).
-func (f *FSM) finishLocked(owner string, now int64, call uint64) {
+// finishLegacyLocked remembers that an owner of the older random form ended,
+// and the release call that ended it (0 if none). Only entries from nodes
+// of earlier versions create such owners.
+func (f *FSM) finishLegacyLocked(owner string, now int64, call uint64) {
 	if _, ok := f.finished[owner]; ok {
 		return
 	}
@@ -293,10 +295,16 @@ func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *Lo
 	var res *LockResult
 	switch t {
 	case CommandLockAcquire:
+		// A waiter's repeated acquire (a retry of its own request) is not
+		// a new request and is never refused as one.
+		queued := slices.ContainsFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner })
 		switch {
 		case st.Owner == op.Owner:
 			res = &LockResult{Status: LockAcquired, Token: st.Token, Expires: st.Expires}
-		case f.isFinished(op.Owner):
+		case !queued && !f.admitLocked(op.Owner, now):
+			// A duplicate of a request that already finished, or one
+			// delayed beyond the owner's window: the caller retries
+			// with a fresh owner.
 			res = &LockResult{Status: LockLost}
 		case st.Owner == "" && len(st.Waiters) == 0 && !f.grantedInEntry(op.Name):
 			st.Owner, st.Node, st.Token, st.TTL, st.Expires = op.Owner, op.Node, index, op.TTL, now+op.TTL
@@ -306,7 +314,7 @@ func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *Lo
 		case !op.Wait:
 			res = &LockResult{Status: LockBusy}
 		default:
-			if !slices.ContainsFunc(st.Waiters, func(w Waiter) bool { return w.Owner == op.Owner }) {
+			if !queued {
 				st.Waiters = append(st.Waiters, Waiter{Owner: op.Owner, Node: op.Node, TTL: op.TTL})
 				changed = true
 			}
@@ -332,7 +340,7 @@ func (f *FSM) applyLockOp(t CommandType, index uint64, now int64, op LockOp) *Lo
 			st.Waiters = slices.Delete(st.Waiters, i, i+1)
 			res = &LockResult{Status: LockReleased}
 			changed = true
-		case op.Call != 0 && f.finished[op.Owner] == op.Call:
+		case f.releasedBy(op.Owner, op.Call):
 			// A retry of the release call that was applied (its reply was
 			// lost): answer as the first attempt was answered.
 			res = &LockResult{Status: LockReleased}

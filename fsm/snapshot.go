@@ -118,6 +118,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		e.varint(fo.at)
 		e.uvarint(fo.call)
 	}
+	encodeIncarnations(e, f.incarnations)
 	return &snapshot{data: e.buf}, nil
 }
 
@@ -204,12 +205,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		finished[fo.owner] = fo.call
 		order = append(order, fo)
 	}
+	incarnations := make(map[string]*incarnation)
+	if d.err == nil && len(d.buf) > 0 { // snapshots from before owner incarnations end here
+		incarnations = decodeIncarnations(d)
+	}
 	if d.err != nil {
 		return fmt.Errorf("restore snapshot: %w", d.err)
 	}
 
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.jobs = jobs
 	f.nodesByJob = make(map[string][]string)
 	f.jobsByNode = make(map[string]map[string]struct{})
@@ -225,6 +229,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.locks = locks
 	f.finished = finished
 	f.finishedOrder = order
+	f.incarnations = incarnations
 	// Tell the node about every lock the restore may have changed, including
 	// ones it dropped, so local waiters and leases follow the new state.
 	names := make([]string, 0, len(old)+len(locks))
@@ -240,5 +245,23 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for _, name := range names {
 		f.notifyLocked(name, applied)
 	}
+	restored := f.restored
+	f.mu.Unlock()
+	// Lock calls still waiting may have had their requests settled by
+	// entries the snapshot replaces; the node asks LockOwner about each,
+	// which it can only do once the lock is released.
+	if restored != nil {
+		restored()
+	}
 	return nil
+}
+
+// SetRestoreNotifier installs a function called, on Raft's FSM goroutine,
+// after every Restore, with no lock held and before any later entry is
+// applied, so it sees exactly the restored state. It must not block on
+// Raft. Set it before Raft starts.
+func (f *FSM) SetRestoreNotifier(fn func()) {
+	f.mu.Lock()
+	f.restored = fn
+	f.mu.Unlock()
 }

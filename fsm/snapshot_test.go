@@ -259,8 +259,14 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 		// version 1, applied 0, no jobs, a node count no buffer could hold.
 		{"huge node count", []byte{1, 0, 0, 0xff, 0xff, 0x03}, fsm.ErrMalformed},
 	}
-	// Every strict prefix of a valid snapshot is truncated somewhere.
+	// Every strict prefix of a valid snapshot is truncated somewhere, except
+	// the one that ends where snapshots ended before owner incarnations were
+	// added: it is a valid older snapshot (TestRestoreSnapshotOfOlderFormat).
+	older := olderFormatLen(t, valid)
 	for n := 1; n < len(valid); n++ {
+		if n == older {
+			continue
+		}
 		tests = append(tests, tc{fmt.Sprintf("truncated to %d of %d bytes", n, len(valid)), valid[:n], fsm.ErrMalformed})
 	}
 	for i, tt := range tests {
@@ -295,5 +301,29 @@ func TestRestoreReadErrorKeepsState(t *testing.T) {
 	}
 	if got := f.Jobs(); !maps.Equal(got, wantJobs) || f.AppliedIndex() != 7 {
 		t.Errorf("failed Restore changed the state: Jobs %+v, AppliedIndex %d", got, f.AppliedIndex())
+	}
+}
+
+// olderFormatLen returns the length of the older form of a snapshot of
+// populated: without the incarnation section, which there holds only its
+// zero count in the last byte.
+func olderFormatLen(t *testing.T, valid []byte) int {
+	t.Helper()
+	if valid[len(valid)-1] != 0 {
+		t.Fatalf("snapshot of populated ends with %#x, want the empty incarnation section", valid[len(valid)-1])
+	}
+	return len(valid) - 1
+}
+
+// TestRestoreSnapshotOfOlderFormat restores a snapshot written before owner
+// incarnations existed: it must give the same state as the current form.
+func TestRestoreSnapshotOfOlderFormat(t *testing.T) {
+	valid := snapshotBytes(t, populated(t))
+	f := fsm.New(nil)
+	if err := restore(t, f, valid[:olderFormatLen(t, valid)]); err != nil {
+		t.Fatalf("Restore of an older-format snapshot: %v", err)
+	}
+	if !bytes.Equal(snapshotBytes(t, f), valid) {
+		t.Fatal("state restored from the older format differs from the original")
 	}
 }
