@@ -130,6 +130,11 @@ func TestLockWaiterWokenAfterSnapshotInstall(t *testing.T) {
 	}()
 	clustertest.Eventually(t, 5*time.Second, func() bool { return queued(ln, name) == 2 }, "second waiter never queued")
 
+	// Let the follower apply everything so far, so that what it misses
+	// below is exactly what the snapshot settles.
+	clustertest.Eventually(t, 5*time.Second, func() bool {
+		return fol.State().AppliedIndex() == ln.State().AppliedIndex()
+	}, "follower never caught up before the cut")
 	fn.isolate(fi, 3)
 	followerApplied := fol.State().AppliedIndex()
 	if err := holder.Unlock(ctx); err != nil {

@@ -337,9 +337,13 @@ func newCallID() uint64 {
 
 // Lock takes the named lock for ttl, blocking until it is granted or ctx
 // ends. Waiters are served in FIFO order and woken by the entry that frees
-// the lock; nothing polls. If ctx ends first, the request is withdrawn, and
-// a grant that raced with the withdrawal is released, so a cancelled Lock
-// never leaves the lock held.
+// the lock; nothing polls. A grant that reaches a waiter from the queue is
+// confirmed with a renewal before Lock returns, so the lease always starts
+// with its full ttl; if it was lost before that (its node lagged by more
+// than ttl), Lock queues again, and returns an error wrapping ErrLeaseLost
+// only if that keeps happening. If ctx ends first, the request is
+// withdrawn, and a grant that raced with the withdrawal is released, so a
+// cancelled Lock never leaves the lock held.
 func (n *Node) Lock(ctx context.Context, name string, ttl time.Duration, opts ...LockOption) (*Lease, error) {
 	return n.acquire(ctx, name, ttl, true, opts)
 }

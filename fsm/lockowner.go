@@ -258,18 +258,6 @@ func (f *FSM) LockOwner(name, owner string) (OwnerStatus, uint64) {
 	return OwnerPending, 0
 }
 
-// LockMemory reports how many records the lock state keeps besides the
-// locks themselves: incarnations, remembered release calls, and finished
-// owners of the older form. Tests use it to check that they stay bounded.
-func (f *FSM) LockMemory() (incarnations, releases, legacy int) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	for _, r := range f.incarnations {
-		releases += len(r.releases)
-	}
-	return len(f.incarnations), releases, len(f.finished) + len(f.finishedOrder)
-}
-
 func encodeIncarnations(e *encoder, recs map[string]*incarnation) {
 	keys := make([]string, 0, len(recs))
 	for k := range recs {
