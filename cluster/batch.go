@@ -234,18 +234,21 @@ func (n *Node) sendBatch(batch []*proposal) {
 }
 
 // proposeBatch sends several proposals as one entry and answers each. The
-// batch lives as long as its longest-lived caller, bounded by the
-// ProposeTimeout.
+// batch lives as long as its longest-lived caller, bounded by twice the
+// ProposeTimeout, and never beyond the node's shutdown.
 func (n *Node) proposeBatch(batch []*proposal) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ProposeTimeout)
 	defer cancel()
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		// Give up once every caller has.
+		// Give up once every caller has, or the node shuts down.
 		for _, p := range batch {
 			select {
 			case <-p.ctx.Done():
+			case <-n.shutdownCh:
+				cancel()
+				return
 			case <-stop:
 				return
 			}
@@ -259,7 +262,10 @@ func (n *Node) proposeBatch(batch []*proposal) {
 	resp, err := n.propose(ctx, fsm.EncodeBatch(cmds))
 	var results []proposalResult
 	if err == nil {
-		results, err = decodeBatchResponse(resp, len(batch))
+		if results, err = decodeBatchResponse(resp, len(batch)); err != nil {
+			// The entry was applied, but which command got what is lost.
+			err = fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
 	}
 	for i, p := range batch {
 		if err != nil {
@@ -272,7 +278,10 @@ func (n *Node) proposeBatch(batch []*proposal) {
 
 // serveApply answers a command or batch forwarded by a follower. The
 // commands join this leader's batcher, so what several followers forward
-// shares entries with the leader's own commands.
+// shares entries with the leader's own commands. Its errors reach the
+// follower through errorCode: a deadline or any failure other than a
+// refusal to act or the state machine's verdict is an unknown outcome,
+// which the follower retries.
 func (n *Node) serveApply(ctx context.Context, req []byte) ([]byte, error) {
 	if !n.IsLeader() {
 		return nil, ErrNotLeader
@@ -306,11 +315,12 @@ func (n *Node) serveApply(ctx context.Context, req []byte) ([]byte, error) {
 	results := make([]proposalResult, len(cmds))
 	for i, p := range queued {
 		resp, err := n.await(ctx, p)
-		var ce *commandError
-		if err != nil && !errors.As(err, &ce) {
-			// Not applied (or not known to be): let the follower retry.
-			return nil, err
+		if err != nil && !final(err) {
+			// Not applied, or not known to be: the whole batch goes back
+			// to the follower (errorCode tells it which), which retries it.
+			return nil, fmt.Errorf("command %d of %d in a forwarded batch: %w", i+1, len(cmds), err)
 		}
+		// A verdict is this command's answer; the others stand.
 		results[i] = proposalResult{resp, err}
 	}
 	return encodeResults(results), nil

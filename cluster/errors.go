@@ -15,6 +15,16 @@ var (
 	// ErrShutdown means the node was shut down.
 	ErrShutdown = errors.New("interlock: node is shut down")
 
+	// ErrOutcomeUnknown means no one can tell whether a command took
+	// effect: the leader's deadline passed while it was committing, Raft
+	// failed to commit or apply its entry, or a batch's per-command
+	// results were lost. It is never a refusal. Proposals through Node
+	// retry it, which every command tolerates (a repeated claim gets the
+	// original grant, lock calls carry owner and call IDs, registrations
+	// and run-lease updates are idempotent), so callers see it only when
+	// their ctx ends first, wrapped together with the ctx's error.
+	ErrOutcomeUnknown = errors.New("interlock: outcome of the command is unknown")
+
 	// ErrInvalidConfig means a Config field is unusable; the message names
 	// the field and how to fix it.
 	ErrInvalidConfig = errors.New("interlock: invalid config")

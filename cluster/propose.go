@@ -23,28 +23,68 @@ const (
 	methodLeave transport.Method = 2
 )
 
-// Wire codes for the sentinel errors a remote node may return.
+// Wire codes for the errors a leader returns to a forwarded command. A
+// code tells the follower what it may do next: retry (the command was not
+// applied, or it is not known whether it was) or give up (the state
+// machine's own verdict, which another attempt cannot change).
+// Code 0 is what nodes of earlier versions sent for every error but the
+// first two below; it is read as an unknown outcome.
 const (
 	codeNotLeader uint16 = 1
 	codeShutdown  uint16 = 2
+	// codeOutcomeUnknown marks everything that is neither a refusal to
+	// act (not leader, shutting down) nor a verdict: a deadline, a Raft
+	// commit or apply error, a failed enqueue, a batch whose per-command
+	// results are not known.
+	codeOutcomeUnknown uint16 = 3
+	// The state machine's verdicts, each mapped back to its fsm sentinel.
+	codeMalformed          uint16 = 4
+	codeUnknownCommand     uint16 = 5
+	codeUnsupportedVersion uint16 = 6
 )
 
+// verdicts pairs each state machine verdict with its wire code.
+var verdicts = []struct {
+	err  error
+	code uint16
+}{
+	{fsm.ErrMalformed, codeMalformed},
+	{fsm.ErrUnknownCommand, codeUnknownCommand},
+	{fsm.ErrUnsupportedVersion, codeUnsupportedVersion},
+}
+
+// errorCode is the RPC server's transport.ErrorCoder. Only an error that
+// is known to leave the command unapplied, or that is the state machine's
+// verdict, gets a code that says so; every other error is an unknown
+// outcome, which the follower retries.
 func errorCode(err error) uint16 {
+	for _, v := range verdicts {
+		if errors.Is(err, v.err) {
+			return v.code
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotLeader):
 		return codeNotLeader
 	case errors.Is(err, ErrShutdown):
 		return codeShutdown
 	default:
-		return 0
+		return codeOutcomeUnknown
 	}
 }
 
-// fromRemote maps a remote error back to its sentinel.
+// fromRemote maps a remote error back to its sentinel. Code 0 and codes it
+// does not know become ErrOutcomeUnknown: a refusal must be stated, never
+// inferred.
 func fromRemote(err error) error {
 	var re *transport.RemoteError
 	if !errors.As(err, &re) {
 		return err
+	}
+	for _, v := range verdicts {
+		if re.Code == v.code {
+			return fmt.Errorf("%w: %s", v.err, re.Message)
+		}
 	}
 	switch re.Code {
 	case codeNotLeader:
@@ -52,18 +92,21 @@ func fromRemote(err error) error {
 	case codeShutdown:
 		return fmt.Errorf("%w: %s", ErrShutdown, re.Message)
 	default:
-		return err
+		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, re.Message)
 	}
 }
 
 // propose gets cmd committed and applied through the current leader, locally
 // or by forwarding, and returns the leader's encoded result. It retries
-// across leader changes until ctx ends. A retry after a lost reply may apply
-// the command twice, so every command must be idempotent (claims answer a
-// repeat with the original grant).
+// across leader changes and unknown outcomes until ctx ends or the node
+// shuts down; only the state machine's verdict on cmd is final. A retry
+// after a lost reply may apply the command twice, so every command must be
+// idempotent (claims answer a repeat with the original grant, lock calls
+// carry owner and call IDs, registrations and run-lease updates can be
+// applied twice).
 func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 	var lastErr error
-	backoff := 5 * time.Millisecond
+	backoff := minProposeBackoff
 	for {
 		select {
 		case <-n.shutdownCh:
@@ -85,22 +128,33 @@ func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		if err == nil {
 			return resp, nil
 		}
-		if !retryable(err) {
+		if final(err) {
 			return nil, err
 		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
+			if errors.Is(lastErr, ErrOutcomeUnknown) {
+				return nil, fmt.Errorf("propose %s: %w: %w (last error: %v)", commandName(cmd), ctx.Err(), ErrOutcomeUnknown, lastErr)
+			}
 			return nil, fmt.Errorf("propose %s: %w (last error: %v)", commandName(cmd), ctx.Err(), lastErr)
 		case <-n.shutdownCh:
 			return nil, ErrShutdown
+		case <-changed:
+			// A new leader (or none) is known: try it at once.
+			backoff = minProposeBackoff
 		case <-time.After(backoff):
-		}
-		if backoff < 100*time.Millisecond {
-			backoff *= 2
+			backoff = min(2*backoff, maxProposeBackoff)
 		}
 	}
 }
+
+// minProposeBackoff and maxProposeBackoff bound propose's wait between
+// attempts on the same leader. A leader change ends the wait early.
+const (
+	minProposeBackoff = 5 * time.Millisecond
+	maxProposeBackoff = 100 * time.Millisecond
+)
 
 func commandName(cmd []byte) string {
 	h, err := fsm.PeekHeader(cmd)
@@ -110,31 +164,27 @@ func commandName(cmd []byte) string {
 	return h.Type.String()
 }
 
-// retryable reports whether another attempt, perhaps on another leader,
-// could succeed. Errors from the state machine itself are final.
-func retryable(err error) bool {
-	switch {
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader):
-		return true
-	case errors.Is(err, ErrShutdown):
-		// The remote leader is shutting down; a new one will follow. Our
-		// own shutdown is caught by the loop.
-		return true
-	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return true
-	case errors.Is(err, fsm.ErrMalformed), errors.Is(err, fsm.ErrUnknownCommand), errors.Is(err, fsm.ErrUnsupportedVersion):
-		return false
+// final reports whether err is the state machine's own verdict on a
+// command, which no other attempt can change: a command it cannot decode
+// or does not know, or a command's error inside a batch result. Every
+// other error means the command was not applied, or that it is not known
+// whether it was, and another attempt, perhaps on another leader, may
+// succeed.
+func final(err error) bool {
+	for _, v := range verdicts {
+		if errors.Is(err, v.err) {
+			return true
+		}
 	}
-	var re *transport.RemoteError
-	if errors.As(err, &re) {
-		return false // the leader answered with a final error
-	}
-	return true // network errors: the leader may have died
+	var ce *commandError
+	return errors.As(err, &ce)
 }
 
 // forward sends cmd to the leader at addr. It gives up early if the leader
-// changes (changed closes) while it waits; propose then retries with the
-// new one.
+// changes (changed closes) while it waits, and when this node shuts down,
+// so neither a replaced leader nor one that never answers holds up the
+// batcher or Shutdown for the ProposeTimeout; propose then retries with the
+// new leader, or returns.
 func (n *Node) forward(ctx context.Context, changed <-chan struct{}, addr string, cmd []byte) ([]byte, error) {
 	cctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
 	defer cancel()
@@ -142,17 +192,21 @@ func (n *Node) forward(ctx context.Context, changed <-chan struct{}, addr string
 		select {
 		case <-changed:
 			cancel()
+		case <-n.shutdownCh:
+			cancel()
 		case <-cctx.Done():
 		}
 	}()
 	resp, err := n.rpc.Call(cctx, addr, methodApply, cmd)
 	if err != nil {
-		select {
-		case <-changed:
-			if ctx.Err() == nil && cctx.Err() != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			select {
+			case <-n.shutdownCh:
+				return nil, fmt.Errorf("%w: while forwarding to %s", ErrShutdown, addr)
+			case <-changed:
 				return nil, fmt.Errorf("%w: leader changed while forwarding to %s", ErrNotLeader, addr)
+			default:
 			}
-		default:
 		}
 		return nil, fromRemote(err)
 	}
@@ -180,7 +234,10 @@ func (n *Node) applyLocal(cmd []byte) ([]byte, error) {
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return nil, ErrShutdown
 		}
-		return nil, fmt.Errorf("apply %s: %w", commandName(cmd), err)
+		// Anything else (an enqueue timeout, a failed log write, an entry
+		// aborted by a snapshot restore) says nothing about whether the
+		// entry will still commit.
+		return nil, fmt.Errorf("apply %s: %w: %w", commandName(cmd), ErrOutcomeUnknown, err)
 	}
 	return encodeResult(f.Response())
 }
@@ -203,7 +260,9 @@ func encodeResult(resp interface{}) ([]byte, error) {
 	case *fsm.BatchResult:
 		return encodeBatchResponse(r)
 	default:
-		return nil, fmt.Errorf("unexpected state machine result %T", r)
+		// Applied, but with a result no node can decode: a bug, and not a
+		// verdict on the command.
+		return nil, fmt.Errorf("%w: unexpected state machine result %T", ErrOutcomeUnknown, r)
 	}
 }
 

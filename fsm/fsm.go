@@ -150,7 +150,8 @@ func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) i
 	}
 }
 
-// observeTerm extends every lease when the entry comes from a new term.
+// observeTerm extends every lock lease when the entry comes from a new
+// term; run leases keep their own expiry (see extendLeasesLocked).
 func (f *FSM) observeTerm(term uint64, now int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

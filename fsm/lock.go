@@ -441,20 +441,22 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string, keep map[st
 	}
 }
 
-// extendLeasesLocked gives every outstanding lease its full TTL again from
-// the first entry of a new term, so a lease never expires early because
-// the new leader's clock differs from the old one's or because renewals
-// could not commit during the election.
+// extendLeasesLocked gives every outstanding lock lease its full TTL
+// again from the first entry of a new term, so a lease never expires early
+// because the new leader's clock differs from the old one's or because
+// renewals could not commit during the election.
+//
+// Run leases are left alone: they end at their own expiry. The holder of a
+// run stops it by its own deadline (the send time of its last grant or
+// renewal plus the TTL), which no extension here can move, so extending
+// would only keep the job blocked after the election. When the holder was
+// the leader that died, with its run finished but the end of its lease not
+// yet committed, it would block every tick for a full RunLease after the
+// new leader's first entry.
 func (f *FSM) extendLeasesLocked(now int64) {
 	for _, st := range f.locks {
 		if st.Owner != "" {
 			st.Expires = max(st.Expires, now+st.TTL)
-		}
-	}
-	for job, js := range f.jobs {
-		if js.RunExpires != 0 {
-			js.RunExpires = max(js.RunExpires, now+js.RunTTL)
-			f.jobs[job] = js
 		}
 	}
 }

@@ -72,20 +72,41 @@ func TestRunLeaseRenewAndExpiry(t *testing.T) {
 	}
 }
 
-func TestNewTermExtendsRunLeases(t *testing.T) {
+// TestNewTermKeepsRunLeaseExpiry checks that a new term does not extend a
+// run lease. Its holder stops the run by its own deadline, which no
+// extension can move, so an extension would only block the job after the
+// election: for a full TTL from the new leader's first entry when the
+// holder was the leader that died.
+func TestNewTermKeepsRunLeaseExpiry(t *testing.T) {
 	f := fsm.New(nil)
 	ttl := 2 * sec
 	cmd := fsm.EncodeClaims(fsm.ClaimBatch{Node: "a", Claims: []fsm.Claim{exclusive("j", 1, ttl)}})
 	fsm.Stamp(cmd, timeAt(at(1)))
 	f.Apply(&raft.Log{Index: 1, Term: 1, Type: raft.LogCommand, Data: cmd})
-	// The new leader's clock reads 1.9 s later; without the extension the
-	// lease would have 0.1 s left.
+	// The new leader's first entry comes 1.9 s later by its clock.
 	now := at(1) + 19*sec/10
 	reg := fsm.EncodeRegistration(fsm.Registration{Node: "c", Add: []string{"x"}})
 	fsm.Stamp(reg, timeAt(now))
 	f.Apply(&raft.Log{Index: 2, Term: 2, Type: raft.LogCommand, Data: reg})
 	st, _ := f.Job("j")
-	if st.RunExpires < now+ttl {
-		t.Fatalf("run lease expires at +%dms after the new term began, want at least a full TTL (%dms)", (st.RunExpires-now)/1e6, ttl/1e6)
+	if st.RunExpires != at(1)+ttl {
+		t.Fatalf("run lease expires at +%dms after the grant once a new term began, want its own TTL (+%dms)", (st.RunExpires-at(1))/1e6, ttl/1e6)
 	}
+	// Once it has run out, the next tick is granted on another node.
+	if o := applyClaimsInTerm(t, f, 3, 2, at(1)+ttl, "b", exclusive("j", 3, ttl)).Outcomes[0]; !o.Granted() {
+		t.Fatalf("claim at the lease's own expiry in the new term = %v, want granted", o.Reason)
+	}
+}
+
+func applyClaimsInTerm(t *testing.T, f *fsm.FSM, index, term uint64, now int64, node string, claims ...fsm.Claim) *fsm.ClaimResult {
+	t.Helper()
+	cmd := fsm.EncodeClaims(fsm.ClaimBatch{Node: node, Claims: claims})
+	if err := fsm.Stamp(cmd, timeAt(now)); err != nil {
+		t.Fatal(err)
+	}
+	res, ok := f.Apply(&raft.Log{Index: index, Term: term, Type: raft.LogCommand, Data: cmd}).(*fsm.ClaimResult)
+	if !ok {
+		t.Fatalf("Apply(claims) did not return a claim result")
+	}
+	return res
 }

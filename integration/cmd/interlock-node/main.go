@@ -26,6 +26,12 @@
 //
 // Until cluster.Start has returned it answers 503 with "ready":false.
 //
+// With -debug-dumps DIR (or INTERLOCK_NODE_DEBUG_DUMPS=DIR in the
+// environment, which the test processes pass on), each SIGUSR1 writes the stacks of all goroutines
+// to DIR/goroutines-<pid>-<unix nanoseconds>.txt and the node goes on running.
+// Tests take such dumps of a node while it misbehaves, such as a new leader
+// whose claims keep failing.
+//
 // On SIGTERM or SIGINT the node stops its scheduler, calls node.Shutdown and
 // exits 0 (1 if Shutdown reports an error). If cluster.Start fails, the error
 // goes to stderr and the exit status is 2; bad flags also exit 2.
@@ -41,6 +47,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,6 +269,7 @@ func run() int {
 	httpAddr := fs.String("http", "", "127.0.0.1:port for GET /status (empty: no endpoint)")
 	logLevel := fs.String("log-level", "warn", "log level: trace, debug, info, warn, error, off")
 	startTimeout := fs.Duration("start-timeout", time.Minute, "how long cluster.Start may take")
+	dumpDir := fs.String("debug-dumps", os.Getenv("INTERLOCK_NODE_DEBUG_DUMPS"), "directory that each SIGUSR1 writes a goroutine dump to (empty: SIGUSR1 is not handled); default $INTERLOCK_NODE_DEBUG_DUMPS")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -297,6 +306,11 @@ func run() int {
 		Output:     os.Stderr,
 		TimeFormat: "15:04:05.000000",
 	})
+
+	if *dumpDir != "" {
+		stopDumps := dumpOnSignal(*dumpDir)
+		defer stopDumps()
+	}
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -408,4 +422,44 @@ func run() int {
 	}
 	fmt.Fprintf(os.Stderr, "interlock-node: stopped name=%s\n", *name)
 	return 0
+}
+
+// dumpOnSignal writes a goroutine dump to dir on every SIGUSR1 until the
+// returned function is called.
+func dumpOnSignal(dir string) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+			case <-done:
+				return
+			}
+			if err := writeGoroutineDump(dir); err != nil {
+				fmt.Fprintf(os.Stderr, "interlock-node: goroutine dump: %v\n", err)
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+func writeGoroutineDump(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("goroutines-%d-%d.txt", os.Getpid(), time.Now().UnixNano()))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("goroutine").WriteTo(f, 2); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
