@@ -33,7 +33,11 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 			t.Fatalf("outcome %d = %+v, want a grant with token %d to %s", i, o, res.Index, c.Nodes[follower].Name())
 		}
 	}
-	res2, err := c.Nodes[other].Claim(ctx, []fsm.Claim{claimNow("j", 1)})
+	// The same tick is the same instant: the state machine keys grants by
+	// At, not by the index.
+	again := claimNow("j", 1)
+	again.At, again.Deadline = res.Outcomes[0].At, res.Outcomes[0].At+int64(time.Minute)
+	res2, err := c.Nodes[other].Claim(ctx, []fsm.Claim{again})
 	if err != nil {
 		t.Fatal(err)
 	}
