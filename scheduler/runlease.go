@@ -27,9 +27,11 @@ type runLeaser interface {
 // plus the lease's TTL. The leader stamps those entries after they were
 // sent, so the leader's expiry is never earlier. When the deadline passes
 // without a renewal (a partition, a frozen process, a leader that cannot
-// commit), the run's context is cancelled at that moment, before another
-// node can be granted the job. A timer per run does this, so a renewal
-// stuck in flight cannot delay it.
+// commit), the run's context is cancelled then, before another node can be
+// granted the job. A timer per run does this, so a renewal stuck in flight
+// cannot delay it. The timer fires a small guard before the deadline: the
+// leader's expiry can follow the deadline by as little as one commit, and a
+// busy process may wake the timer later than that.
 type leaseKeeper struct {
 	coord  runLeaser
 	logger hclog.Logger
@@ -51,6 +53,13 @@ type activeRun struct {
 	cancel context.CancelFunc
 }
 
+// cancelGuard is how long before a lease's local deadline its run is
+// cancelled: a twentieth of the lease, at most 50ms.
+func cancelGuard(ttl time.Duration) time.Duration { return min(ttl/20, 50*time.Millisecond) }
+
+// cancelAt is when the timer cancels the run.
+func (a *activeRun) cancelAt() time.Time { return a.validUntil.Add(-cancelGuard(a.ttl)) }
+
 func newLeaseKeeper(coord runLeaser, logger hclog.Logger) *leaseKeeper {
 	return &leaseKeeper{coord: coord, logger: logger, active: make(map[fsm.RunRef]*activeRun), kick: make(chan struct{}, 1)}
 }
@@ -61,7 +70,7 @@ func (k *leaseKeeper) begin(ref fsm.RunRef, ttl time.Duration, sent time.Time, c
 	a := &activeRun{ttl: ttl, renewAt: sent.Add(ttl / 3), validUntil: sent.Add(ttl), cancel: cancel}
 	k.mu.Lock()
 	k.active[ref] = a
-	a.expiry = time.AfterFunc(time.Until(a.validUntil), func() { k.expire(ref, a) })
+	a.expiry = time.AfterFunc(time.Until(a.cancelAt()), func() { k.expire(ref, a) })
 	k.mu.Unlock()
 	k.poke()
 }
@@ -85,7 +94,7 @@ func (k *leaseKeeper) expire(ref fsm.RunRef, a *activeRun) {
 		k.mu.Unlock()
 		return
 	}
-	if left := time.Until(a.validUntil); left > 0 {
+	if left := time.Until(a.cancelAt()); left > 0 {
 		// A renewal landed while the timer fired.
 		a.expiry.Reset(left)
 		k.mu.Unlock()
@@ -183,7 +192,7 @@ func (k *leaseKeeper) send(ctx context.Context, sent time.Time, renew, done []fs
 		if ok {
 			if until := sent.Add(a.ttl); until.After(a.validUntil) {
 				a.validUntil = until
-				a.expiry.Reset(time.Until(until))
+				a.expiry.Reset(time.Until(a.cancelAt()))
 			}
 			k.mu.Unlock()
 			continue
