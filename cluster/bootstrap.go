@@ -58,7 +58,7 @@ func (n *Node) tryBootstrap() bool {
 			suffrage = raft.Nonvoter
 		}
 		conf.Servers = append(conf.Servers, raft.Server{
-			ID:       raft.ServerID(m.Name),
+			ID:       m.raftID(),
 			Address:  raft.ServerAddress(m.RaftAddr),
 			Suffrage: suffrage,
 		})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 )
 
 // meta is what each node gossips about itself. memberlist caps it at 512
@@ -32,6 +33,9 @@ type meta struct {
 	// Leaving is set just before a graceful leave, so the leader does not
 	// add the node back between its removal and its gossip leave.
 	Leaving bool `json:"l,omitempty"`
+	// ID is the node's Raft server ID when it differs from its name
+	// (identity.go).
+	ID string `json:"i,omitempty"`
 }
 
 const metaVersion = 1
@@ -90,6 +94,16 @@ type Member struct {
 	updated time.Time
 	expect  int
 	cluster string
+	// id is the member's Raft server ID from its meta, "" for its name.
+	id string
+}
+
+// raftID returns the member's Raft server ID.
+func (m Member) raftID() raft.ServerID {
+	if m.id != "" {
+		return raft.ServerID(m.id)
+	}
+	return raft.ServerID(m.Name)
 }
 
 // gossipDelegate serves this node's metadata and keeps this node's own copy
@@ -159,6 +173,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.InCluster = md.InCluster
 		m.Leaving = md.Leaving
 		m.expect = md.Expect
+		m.id = md.ID
 	}
 	d.mu.Lock()
 	if d.members == nil {

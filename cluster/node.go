@@ -49,9 +49,13 @@ type Node struct {
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
 
-	// missingSince records when the leader first found a configured server
-	// unknown to gossip; only the maintenance loop touches it.
-	missingSince map[raft.ServerID]time.Time
+	// raftID is this node's Raft server ID (identity.go): its NodeName, or
+	// with DataDir "" the name plus this process's incarnation.
+	raftID raft.ServerID
+
+	// pilot is the application side of the leader's autopilot
+	// (autopilot.go), set before the maintenance loop starts.
+	pilot *autopilotDelegate
 
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
@@ -81,14 +85,14 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:          cfg,
-		logger:       cfg.Logger.With("node", cfg.NodeName),
-		leaving:      make(map[string]time.Time),
-		missingSince: make(map[raft.ServerID]time.Time),
-		locks:        newLockTable(),
-		proposals:    make(chan *proposal, proposalQueue),
-		leaders:      newLeaderWatch(),
-		shutdownCh:   make(chan struct{}),
+		cfg:        cfg,
+		logger:     cfg.Logger.With("node", cfg.NodeName),
+		leaving:    make(map[string]time.Time),
+		raftID:     raftIDFor(cfg),
+		locks:      newLockTable(),
+		proposals:  make(chan *proposal, proposalQueue),
+		leaders:    newLeaderWatch(),
+		shutdownCh: make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
 	n.alive.Store(&empty)
@@ -190,7 +194,7 @@ func (n *Node) open() error {
 
 func (n *Node) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.NodeName)
+	rc.LocalID = n.raftID
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = n.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
@@ -429,7 +433,7 @@ func (n *Node) inConfiguration() bool {
 		return false
 	}
 	for _, s := range f.Configuration().Servers {
-		if s.ID == raft.ServerID(n.cfg.NodeName) {
+		if s.ID == n.raftID {
 			return true
 		}
 	}
@@ -455,7 +459,7 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Leader returns the leader's NodeName, or "" when none is known.
 func (n *Node) Leader() string {
 	_, id := n.raft.LeaderWithID()
-	return string(id)
+	return nameOf(id)
 }
 
 // Server is one entry of the Raft configuration.
@@ -473,7 +477,7 @@ func (n *Node) Servers() ([]Server, error) {
 	}
 	var out []Server
 	for _, s := range f.Configuration().Servers {
-		out = append(out, Server{Name: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		out = append(out, Server{Name: nameOf(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
 	return out, nil
 }

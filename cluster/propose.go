@@ -21,6 +21,9 @@ const (
 	// methodLeave asks the leader to remove the calling node from the Raft
 	// configuration during a graceful shutdown.
 	methodLeave transport.Method = 2
+	// methodStats asks a node for its Raft last contact, term and index,
+	// which the leader's autopilot judges server health by (autopilot.go).
+	methodStats transport.Method = 3
 )
 
 // Wire codes for the sentinel errors a remote node may return.
@@ -77,7 +80,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		switch {
 		case id == "":
 			err = ErrNoLeader
-		case id == raft.ServerID(n.cfg.NodeName):
+		case id == n.raftID:
 			resp, err = n.applyLocal(cmd)
 		default:
 			resp, err = n.forward(ctx, changed, string(addr), cmd)
@@ -221,6 +224,8 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 		return n.serveApply(ctx, req)
 	case methodLeave:
 		return nil, n.removeServer(string(req))
+	case methodStats:
+		return n.serveStats(), nil
 	default:
 		return nil, fmt.Errorf("unknown rpc method %d; is every node on the same Interlock version?", m)
 	}
