@@ -44,6 +44,9 @@ type autopilotDelegate struct {
 	// reached is when the leader last got stats from a server that was in
 	// recent contact with a leader.
 	reached map[raft.ServerID]time.Time
+	// misses counts the stats fetches in a row, since the last time it was
+	// reached, that got no answer or a stale last contact from a server.
+	misses map[raft.ServerID]int
 	// missing is when the leader first found a configured server that
 	// gossip does not know.
 	missing map[raft.ServerID]time.Time
@@ -55,6 +58,7 @@ func newAutopilotDelegate(n *Node) *autopilotDelegate {
 	return &autopilotDelegate{
 		n:        n,
 		reached:  make(map[raft.ServerID]time.Time),
+		misses:   make(map[raft.ServerID]int),
 		missing:  make(map[raft.ServerID]time.Time),
 		removing: make(map[raft.ServerID]struct{}),
 	}
@@ -78,6 +82,7 @@ func (d *autopilotDelegate) reset() {
 	defer d.mu.Unlock()
 	d.started = time.Now()
 	clear(d.reached)
+	clear(d.misses)
 	clear(d.missing)
 }
 
@@ -194,7 +199,7 @@ func (d *autopilotDelegate) FetchServerStats(ctx context.Context, servers map[ra
 			defer wg.Done()
 			st, err := n.fetchStats(ctx, string(s.Address))
 			if err != nil {
-				n.logger.Trace("fetch server stats", "server", s.Name, "error", err)
+				n.logger.Debug("fetch server stats", "server", s.Name, "error", err)
 				st = autopilot.ServerStats{LastContact: -1}
 			}
 			mu.Lock()
@@ -208,6 +213,14 @@ func (d *autopilotDelegate) FetchServerStats(ctx context.Context, servers map[ra
 	for id, st := range out {
 		if st.LastContact >= 0 && st.LastContact <= d.lastContactThreshold() {
 			d.reached[id] = now
+			delete(d.misses, id)
+		} else {
+			d.misses[id]++
+		}
+	}
+	for id := range d.misses {
+		if _, ok := out[id]; !ok {
+			delete(d.misses, id)
 		}
 	}
 	d.mu.Unlock()
@@ -227,6 +240,12 @@ func (d *autopilotDelegate) RemoveFailedServer(s *autopilot.Server) {
 	}
 	d.removing[s.ID] = struct{}{}
 	d.mu.Unlock()
+	if !d.removable(s.ID) {
+		d.mu.Lock()
+		delete(d.removing, s.ID)
+		d.mu.Unlock()
+		return
+	}
 	id, name := s.ID, s.Name
 	n.goFunc(func() {
 		defer func() {
@@ -250,11 +269,17 @@ func (d *autopilotDelegate) RemoveFailedServer(s *autopilot.Server) {
 	})
 }
 
+// minMisses is how many stats fetches in a row must miss a server before
+// it can be removed: one miss may be a connection pooled to the process
+// that died, or a slow reply, while the server is back and voting.
+const minMisses = 3
+
 // removable reports whether a server has been gone, by gossip and by
 // Raft, for DeadServerTimeout. Gossip's verdict counts from when it marked
 // the member failed, or from when this leader first missed it; Raft's from
 // the last time the leader reached it, or from the start of this leader's
-// autopilot, whichever is later.
+// autopilot, whichever is later, and needs minMisses fetches in a row that
+// did not reach it.
 func (d *autopilotDelegate) removable(id raft.ServerID) bool {
 	n := d.n
 	if n.cfg.DeadServerTimeout < 0 || id == n.raftID {
@@ -262,6 +287,9 @@ func (d *autopilotDelegate) removable(id raft.ServerID) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.misses[id] < minMisses {
+		return false
+	}
 	since := d.started
 	if t, ok := d.reached[id]; ok && t.After(since) {
 		since = t
