@@ -36,6 +36,11 @@ type meta struct {
 	// ID is the node's Raft server ID when it differs from its name
 	// (identity.go).
 	ID string `json:"i,omitempty"`
+	// Boot fingerprints the configuration this process bootstrapped, so
+	// the other nodes it chose can bootstrap the identical one instead of
+	// waiting for a vote that a memory-only node would refuse
+	// (bootstrap.go).
+	Boot string `json:"b,omitempty"`
 }
 
 const metaVersion = 1
@@ -96,6 +101,8 @@ type Member struct {
 	cluster string
 	// id is the member's Raft server ID from its meta, "" for its name.
 	id string
+	// boot is the fingerprint of the configuration it bootstrapped.
+	boot string
 }
 
 // raftID returns the member's Raft server ID.
@@ -174,6 +181,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.Leaving = md.Leaving
 		m.expect = md.Expect
 		m.id = md.ID
+		m.boot = md.Boot
 	}
 	d.mu.Lock()
 	if d.members == nil {

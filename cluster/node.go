@@ -137,7 +137,11 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	n.gossip.setMeta(meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState})
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState}
+	if string(n.raftID) != cfg.NodeName {
+		m.ID = string(n.raftID)
+	}
+	n.gossip.setMeta(m)
 	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"))
 	if err != nil {
 		return err
@@ -168,9 +172,19 @@ func (n *Node) open() error {
 
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
-	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, n.trans)
+	var trans raft.Transport = n.trans
+	var guard *voteGuard
+	if cfg.DataDir == "" {
+		guard = newVoteGuard(n.trans, n.raftID)
+		trans = guard
+	}
+	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
+	}
+	if guard != nil {
+		guard.raft.Store(n.raft)
+		n.goFunc(func() { guard.run(n.shutdownCh) })
 	}
 
 	n.rpc = transport.NewClient(cfg.RaftDialer)
