@@ -2,13 +2,12 @@ package cluster
 
 import (
 	"context"
-	"encoding/binary"
-	"fmt"
+	"errors"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	autopilot "github.com/hashicorp/raft-autopilot"
 
@@ -26,10 +25,6 @@ import (
 // non-voter has been healthy (alive in gossip, in recent contact with the
 // leader, on its term, at most MaxTrailingLogs behind) for
 // ServerStabilizationTime.
-
-// statsSize is the length of a methodStats reply: last contact in
-// nanoseconds (negative when never), last log term, last log index.
-const statsSize = 24
 
 // autopilotDelegate is the application side of raft-autopilot on this
 // node. autopilot calls it from its own goroutines; mu guards the
@@ -69,7 +64,7 @@ func newAutopilotDelegate(n *Node) *autopilotDelegate {
 func (n *Node) newAutopilot() *autopilot.Autopilot {
 	n.pilot = newAutopilotDelegate(n)
 	return autopilot.New(n.raft, n.pilot,
-		autopilot.WithLogger(n.logger),
+		autopilot.WithLogger(pilotLogger{n.logger}),
 		autopilot.WithPromoter(&voterPromoter{d: n.pilot}),
 		autopilot.WithUpdateInterval(n.cfg.ReconcileInterval),
 		autopilot.WithReconcileInterval(n.cfg.ReconcileInterval),
@@ -105,8 +100,8 @@ func (d *autopilotDelegate) AutopilotConfig() *autopilot.Config {
 	}
 }
 
-// NotifyState logs a change in the cluster's failure tolerance at Debug;
-// the state itself is autopilot's.
+// NotifyState logs autopilot's view of the cluster at Trace; the state
+// itself is autopilot's.
 func (d *autopilotDelegate) NotifyState(s *autopilot.State) {
 	d.n.logger.Trace("autopilot state", "healthy", s.Healthy, "failure_tolerance", s.FailureTolerance, "voters", len(s.Voters))
 }
@@ -400,43 +395,27 @@ func (p *voterPromoter) FilterFailedServerRemovals(_ *autopilot.Config, _ *autop
 	}
 }
 
-// localStats is this node's own entry for FetchServerStats and for the
-// methodStats reply.
-func (n *Node) localStats() autopilot.ServerStats {
-	st := autopilot.ServerStats{LastContact: -1, LastIndex: n.raft.LastIndex()}
-	if n.raft.State() == raft.Leader {
-		st.LastContact = 0
-	} else if t := n.raft.LastContact(); !t.IsZero() {
-		st.LastContact = time.Since(t)
-	}
-	if term, err := strconv.ParseUint(n.raft.Stats()["last_log_term"], 10, 64); err == nil {
-		st.LastTerm = term
-	}
-	return st
+// pilotLogger is the logger autopilot gets. autopilot logs at Error what
+// is transient here: a configuration change that failed because this node
+// just lost leadership, or a state update cut short because it is
+// stopping (context canceled, at every graceful shutdown of a leader).
+// The first becomes a Warn, the second Debug.
+type pilotLogger struct {
+	hclog.Logger
 }
 
-// serveStats answers methodStats with this node's localStats.
-func (n *Node) serveStats() []byte {
-	st := n.localStats()
-	b := make([]byte, statsSize)
-	binary.BigEndian.PutUint64(b[0:], uint64(int64(st.LastContact)))
-	binary.BigEndian.PutUint64(b[8:], st.LastTerm)
-	binary.BigEndian.PutUint64(b[16:], st.LastIndex)
-	return b
+func (l pilotLogger) Error(msg string, args ...interface{}) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, context.Canceled) {
+			l.Logger.Debug(msg, args...)
+			return
+		}
+	}
+	l.Logger.Warn(msg, args...)
 }
 
-// fetchStats asks the node at addr for its Raft stats.
-func (n *Node) fetchStats(ctx context.Context, addr string) (autopilot.ServerStats, error) {
-	b, err := n.rpc.Call(ctx, addr, methodStats, nil)
-	if err != nil {
-		return autopilot.ServerStats{}, fromRemote(err)
-	}
-	if len(b) != statsSize {
-		return autopilot.ServerStats{}, fmt.Errorf("stats reply from %s is %d bytes, want %d; is every node on the same Interlock version?", addr, len(b), statsSize)
-	}
-	return autopilot.ServerStats{
-		LastContact: time.Duration(int64(binary.BigEndian.Uint64(b[0:]))),
-		LastTerm:    binary.BigEndian.Uint64(b[8:]),
-		LastIndex:   binary.BigEndian.Uint64(b[16:]),
-	}, nil
+func (l pilotLogger) Named(name string) hclog.Logger { return pilotLogger{l.Logger.Named(name)} }
+
+func (l pilotLogger) With(args ...interface{}) hclog.Logger {
+	return pilotLogger{l.Logger.With(args...)}
 }
