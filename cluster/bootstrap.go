@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,12 +27,14 @@ func (n *Node) tryBootstrap() bool {
 		return false
 	}
 	var alive []Member
+	var inCluster []Member
 	for _, m := range n.members() {
 		if m.Status != StatusAlive {
 			continue
 		}
 		if m.InCluster && m.Name != n.cfg.NodeName {
-			return false // an existing cluster will add us
+			inCluster = append(inCluster, m)
+			continue
 		}
 		if m.expect != 0 && m.expect != n.cfg.BootstrapExpect {
 			err := fmt.Errorf("%w: node %s has BootstrapExpect=%d, this node %s has %d; give every node of a new cluster the same value",
@@ -43,6 +47,16 @@ func (n *Node) tryBootstrap() bool {
 		}
 		alive = append(alive, m)
 	}
+	if len(inCluster) > 0 {
+		// An existing cluster will add us, unless a peer has just
+		// bootstrapped one that lists this very process: then bootstrap
+		// the identical configuration (see below).
+		conf, ok := n.peerBootstrap(inCluster)
+		if !ok {
+			return false
+		}
+		return n.bootstrap(conf)
+	}
 	if len(alive) < n.cfg.BootstrapExpect {
 		return false
 	}
@@ -50,24 +64,39 @@ func (n *Node) tryBootstrap() bool {
 	if !slices.ContainsFunc(chosen, func(m Member) bool { return m.Name == n.cfg.NodeName }) {
 		return false
 	}
+	return n.bootstrap(n.bootConfiguration(chosen))
+}
+
+// bootConfiguration is the first configuration for the chosen members:
+// voters up to MaxVoters, then non-voters.
+func (n *Node) bootConfiguration(chosen []Member) raft.Configuration {
 	var conf raft.Configuration
-	names := make([]string, 0, len(chosen))
 	for i, m := range chosen {
 		suffrage := raft.Voter
 		if i >= n.cfg.MaxVoters {
 			suffrage = raft.Nonvoter
 		}
 		conf.Servers = append(conf.Servers, raft.Server{
-			ID:       raft.ServerID(m.Name),
+			ID:       m.raftID(),
 			Address:  raft.ServerAddress(m.RaftAddr),
 			Suffrage: suffrage,
 		})
-		names = append(names, m.Name)
+	}
+	return conf
+}
+
+// bootstrap bootstraps conf and gossips its fingerprint.
+func (n *Node) bootstrap(conf raft.Configuration) bool {
+	var names []string
+	for _, s := range conf.Servers {
+		names = append(names, nameOf(s.ID))
 	}
 	err := n.raft.BootstrapCluster(conf).Error()
 	switch {
 	case err == nil:
 		n.logger.Info("bootstrapped cluster", "servers", names)
+		fp := fingerprint(conf)
+		n.setMeta(func(m *meta) { m.Boot = fp })
 	case errors.Is(err, raft.ErrCantBootstrap):
 		// Already has state: a concurrent path bootstrapped, nothing to do.
 	default:
@@ -75,6 +104,54 @@ func (n *Node) tryBootstrap() bool {
 		return false
 	}
 	return true
+}
+
+// peerBootstrap returns the configuration a peer in inCluster has just
+// bootstrapped, when it lists this process's own Raft ID and this node's
+// gossip yields the identical configuration. A memory-only node refuses
+// votes until its own ID is a voter in its own configuration
+// (identity.go), so a node the bootstrapper chose must hold that
+// configuration itself rather than wait to be added through an election
+// it would not vote in. raft.BootstrapCluster needs every node to use an
+// identical configuration: the fingerprint, over IDs, addresses and
+// suffrage, shows it is. A restarted node never matches, as its fresh
+// incarnation is in no earlier bootstrap.
+func (n *Node) peerBootstrap(inCluster []Member) (raft.Configuration, bool) {
+	var alive []Member
+	for _, m := range n.members() {
+		if m.Status != StatusAlive {
+			continue
+		}
+		if m.RaftAddr == "" {
+			return raft.Configuration{}, false
+		}
+		alive = append(alive, m)
+	}
+	if len(alive) < n.cfg.BootstrapExpect {
+		return raft.Configuration{}, false
+	}
+	// The bootstrapper chose the first BootstrapExpect names it saw.
+	conf := n.bootConfiguration(alive[:n.cfg.BootstrapExpect])
+	if !slices.ContainsFunc(conf.Servers, func(s raft.Server) bool { return s.ID == n.raftID }) {
+		return raft.Configuration{}, false
+	}
+	fp := fingerprint(conf)
+	for _, peer := range inCluster {
+		if peer.boot == fp {
+			return conf, true
+		}
+	}
+	return raft.Configuration{}, false
+}
+
+// fingerprint identifies a configuration by its servers' IDs, addresses
+// and suffrage, in order.
+func fingerprint(conf raft.Configuration) string {
+	h := sha256.New()
+	for _, s := range conf.Servers {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00", s.ID, s.Address, s.Suffrage)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // hasConfiguration reports whether Raft knows any server, from a bootstrap,

@@ -30,10 +30,12 @@ const (
 	DefaultMaxVoters         = 5
 	DefaultReconcileInterval = 2 * time.Second
 	DefaultDeadServerTimeout = 30 * time.Second
-	DefaultProposeTimeout    = 5 * time.Second
-	DefaultLeaveTimeout      = 5 * time.Second
-	DefaultSnapshotThreshold = 8192
-	DefaultTrailingLogs      = 10240
+	// DefaultServerStabilizationTime is Consul's and Nomad's default.
+	DefaultServerStabilizationTime = 10 * time.Second
+	DefaultProposeTimeout          = 5 * time.Second
+	DefaultLeaveTimeout            = 5 * time.Second
+	DefaultSnapshotThreshold       = 8192
+	DefaultTrailingLogs            = 10240
 )
 
 // Config configures a Node. The zero value of every field except the ones
@@ -102,12 +104,20 @@ type Config struct {
 	ReconcileInterval time.Duration
 
 	// DeadServerTimeout is how long a server must have been failed in
-	// gossip (or absent from it) before the leader removes it from the Raft
-	// configuration, letting a non-voter take its vote. A member that only
-	// missed a probe is suspect, not failed, and is never removed. At most
-	// (voters-1)/2 voters are removed at once. Default 30s; negative
-	// disables the cleanup.
+	// gossip (or absent from it), and out of the leader's Raft contact,
+	// before the leader removes it from the Raft configuration, letting a
+	// non-voter take its vote. A member that only missed a probe is
+	// suspect, not failed, and is never removed; nor is one that gossip
+	// calls failed while it answers the leader with a recent Raft contact.
+	// At most (voters-1)/2 voters are removed at once. Default 30s;
+	// negative disables the cleanup.
 	DeadServerTimeout time.Duration
+
+	// ServerStabilizationTime is how long a non-voter must have been
+	// healthy (alive in gossip, in recent Raft contact with the leader and
+	// caught up) before the leader promotes it to replace a lost voter.
+	// Default 10s.
+	ServerStabilizationTime time.Duration
 
 	// ProposeTimeout bounds one Raft proposal on the leader. Default 5s.
 	ProposeTimeout time.Duration
@@ -173,6 +183,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DeadServerTimeout == 0 {
 		c.DeadServerTimeout = DefaultDeadServerTimeout
+	}
+	if c.ServerStabilizationTime == 0 {
+		c.ServerStabilizationTime = DefaultServerStabilizationTime
 	}
 	if c.ProposeTimeout == 0 {
 		c.ProposeTimeout = DefaultProposeTimeout

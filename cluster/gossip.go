@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 )
 
 // meta is what each node gossips about itself. memberlist caps it at 512
@@ -32,6 +33,14 @@ type meta struct {
 	// Leaving is set just before a graceful leave, so the leader does not
 	// add the node back between its removal and its gossip leave.
 	Leaving bool `json:"l,omitempty"`
+	// ID is the node's Raft server ID when it differs from its name
+	// (identity.go).
+	ID string `json:"i,omitempty"`
+	// Boot fingerprints the configuration this process bootstrapped, so
+	// the other nodes it chose can bootstrap the identical one instead of
+	// waiting for a vote that a memory-only node would refuse
+	// (bootstrap.go).
+	Boot string `json:"b,omitempty"`
 }
 
 const metaVersion = 1
@@ -90,6 +99,18 @@ type Member struct {
 	updated time.Time
 	expect  int
 	cluster string
+	// id is the member's Raft server ID from its meta, "" for its name.
+	id string
+	// boot is the fingerprint of the configuration it bootstrapped.
+	boot string
+}
+
+// raftID returns the member's Raft server ID.
+func (m Member) raftID() raft.ServerID {
+	if m.id != "" {
+		return raft.ServerID(m.id)
+	}
+	return raft.ServerID(m.Name)
 }
 
 // gossipDelegate serves this node's metadata and keeps this node's own copy
@@ -159,6 +180,8 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.InCluster = md.InCluster
 		m.Leaving = md.Leaving
 		m.expect = md.Expect
+		m.id = md.ID
+		m.boot = md.Boot
 	}
 	d.mu.Lock()
 	if d.members == nil {

@@ -50,9 +50,13 @@ type Node struct {
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
 
-	// missingSince records when the leader first found a configured server
-	// unknown to gossip; only the maintenance loop touches it.
-	missingSince map[raft.ServerID]time.Time
+	// raftID is this node's Raft server ID (identity.go): its NodeName, or
+	// with DataDir "" the name plus this process's incarnation.
+	raftID raft.ServerID
+
+	// pilot is the application side of the leader's autopilot
+	// (autopilot.go), set before the maintenance loop starts.
+	pilot *autopilotDelegate
 
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
@@ -85,15 +89,15 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:          cfg,
-		logger:       cfg.Logger.With("node", cfg.NodeName),
-		leaving:      make(map[string]time.Time),
-		missingSince: make(map[raft.ServerID]time.Time),
-		locks:        newLockTable(),
-		runs:         runreg.New(),
-		proposals:    make(chan *proposal, proposalQueue),
-		leaders:      newLeaderWatch(),
-		shutdownCh:   make(chan struct{}),
+		cfg:        cfg,
+		logger:     cfg.Logger.With("node", cfg.NodeName),
+		leaving:    make(map[string]time.Time),
+		raftID:     raftIDFor(cfg),
+		locks:      newLockTable(),
+		runs:       runreg.New(),
+		proposals:  make(chan *proposal, proposalQueue),
+		leaders:    newLeaderWatch(),
+		shutdownCh: make(chan struct{}),
 	}
 	empty := map[string]struct{}{}
 	n.alive.Store(&empty)
@@ -138,7 +142,11 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	n.gossip.setMeta(meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState})
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState}
+	if string(n.raftID) != cfg.NodeName {
+		m.ID = string(n.raftID)
+	}
+	n.gossip.setMeta(m)
 	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"))
 	if err != nil {
 		return err
@@ -170,9 +178,19 @@ func (n *Node) open() error {
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
-	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, n.trans)
+	var trans raft.Transport = n.trans
+	var guard *voteGuard
+	if cfg.DataDir == "" {
+		guard = newVoteGuard(n.trans, n.raftID)
+		trans = guard
+	}
+	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
+	}
+	if guard != nil {
+		guard.raft.Store(n.raft)
+		n.goFunc(func() { guard.run(n.shutdownCh) })
 	}
 
 	n.rpc = transport.NewClient(cfg.RaftDialer)
@@ -196,7 +214,7 @@ func (n *Node) open() error {
 
 func (n *Node) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(n.cfg.NodeName)
+	rc.LocalID = n.raftID
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = n.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
@@ -435,7 +453,7 @@ func (n *Node) inConfiguration() bool {
 		return false
 	}
 	for _, s := range f.Configuration().Servers {
-		if s.ID == raft.ServerID(n.cfg.NodeName) {
+		if s.ID == n.raftID {
 			return true
 		}
 	}
@@ -461,7 +479,7 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Leader returns the leader's NodeName, or "" when none is known.
 func (n *Node) Leader() string {
 	_, id := n.raft.LeaderWithID()
-	return string(id)
+	return nameOf(id)
 }
 
 // Server is one entry of the Raft configuration.
@@ -479,7 +497,7 @@ func (n *Node) Servers() ([]Server, error) {
 	}
 	var out []Server
 	for _, s := range f.Configuration().Servers {
-		out = append(out, Server{Name: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+		out = append(out, Server{Name: nameOf(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
 	}
 	return out, nil
 }

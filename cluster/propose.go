@@ -21,6 +21,9 @@ const (
 	// methodLeave asks the leader to remove the calling node from the Raft
 	// configuration during a graceful shutdown.
 	methodLeave transport.Method = 2
+	// methodStats asks a node for its Raft last contact, term and index,
+	// which the leader's autopilot judges server health by (autopilot.go).
+	methodStats transport.Method = 3
 )
 
 // Wire codes for the errors a leader returns to a forwarded command. A
@@ -120,7 +123,7 @@ func (n *Node) propose(ctx context.Context, cmd []byte) ([]byte, error) {
 		switch {
 		case id == "":
 			err = ErrNoLeader
-		case id == raft.ServerID(n.cfg.NodeName):
+		case id == n.raftID:
 			resp, err = n.applyLocal(cmd)
 		default:
 			resp, err = n.forward(ctx, changed, string(addr), cmd)
@@ -279,22 +282,26 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 	case methodApply:
 		return n.serveApply(ctx, req)
 	case methodLeave:
-		return nil, n.removeServer(string(req))
+		return nil, n.removeServer(raft.ServerID(req))
+	case methodStats:
+		return n.serveStats(), nil
 	default:
 		return nil, fmt.Errorf("unknown rpc method %d; is every node on the same Interlock version?", m)
 	}
 }
 
-// removeServer removes a node from the Raft configuration on the leader's
-// behalf and remembers that it is leaving, so reconcile does not re-add it.
-func (n *Node) removeServer(name string) error {
+// removeServer removes a node, by its Raft server ID, from the Raft
+// configuration on the leader's behalf and remembers that its name is
+// leaving, so reconcile does not re-add it.
+func (n *Node) removeServer(id raft.ServerID) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
+	name := nameOf(id)
 	n.leavingMu.Lock()
 	n.leaving[name] = time.Now()
 	n.leavingMu.Unlock()
-	if err := n.raft.RemoveServer(raft.ServerID(name), 0, n.cfg.ProposeTimeout).Error(); err != nil {
+	if err := n.raft.RemoveServer(id, 0, n.cfg.ProposeTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return ErrNotLeader
 		}
@@ -308,14 +315,14 @@ func (n *Node) removeServer(name string) error {
 // leadership if it has it, then asks the leader to remove it, so the
 // remaining nodes keep a quorum of the shrunken configuration.
 func (n *Node) leaveRaft() error {
-	servers, err := n.Servers()
-	if err != nil {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
 		return err
 	}
-	self := n.cfg.NodeName
+	self := n.raftID
 	others, member := 0, false
-	for _, s := range servers {
-		if s.Name == self {
+	for _, s := range f.Configuration().Servers {
+		if s.ID == self {
 			member = true
 		} else {
 			others++
@@ -334,9 +341,10 @@ func (n *Node) leaveRaft() error {
 	}
 	backoff := 10 * time.Millisecond
 	for {
+		var err error
 		addr, id := n.raft.LeaderWithID()
 		switch {
-		case string(id) == self:
+		case id == self:
 			err = n.removeServer(self)
 		case id != "":
 			cctx, ccancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)

@@ -1,7 +1,7 @@
 package cluster
 
 import (
-	"slices"
+	"context"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -33,6 +33,13 @@ func (n *Node) maintain() {
 	fast := time.NewTicker(50 * time.Millisecond)
 	defer fast.Stop()
 
+	pilot := n.newAutopilot()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() {
+		cancel()
+		<-pilot.Stop()
+	}()
+
 	inCluster := false
 	wasLeader := false
 	for {
@@ -62,6 +69,11 @@ func (n *Node) maintain() {
 				continue
 			}
 			n.logger.Info("gained leadership")
+			n.pilot.reset()
+			pilot.Start(ctx)
+		}
+		if !leader && wasLeader {
+			pilot.Stop()
 		}
 		wasLeader = leader
 		if leader {
@@ -72,58 +84,69 @@ func (n *Node) maintain() {
 
 // reconcile makes the Raft configuration follow gossip, as Nomad's
 // reconcileMember does: add alive members (voters up to MaxVoters, then
-// non-voters), replace a member whose address changed, and remove members
-// that left. Failed members stay; a failure may be a passing partition.
+// non-voters), replace a member whose address or incarnation changed, and
+// remove members that left. Failed members are autopilot's (autopilot.go):
+// it removes them only once Raft, too, has lost them, and promotes
+// non-voters while fewer than MaxVoters vote.
 func (n *Node) reconcile() {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		n.logger.Warn("reconcile: read configuration", "error", err)
 		return
 	}
-	servers := make(map[raft.ServerID]raft.Server)
+	// A name may be configured under an older incarnation's ID (a
+	// memory-only node that restarted, identity.go), so servers are
+	// grouped by name.
+	byName := make(map[string][]raft.Server)
 	voters := 0
 	for _, s := range f.Configuration().Servers {
-		servers[s.ID] = s
+		name := nameOf(s.ID)
+		byName[name] = append(byName[name], s)
 		if s.Suffrage == raft.Voter {
 			voters++
 		}
 	}
-	self := raft.ServerID(n.cfg.NodeName)
 	timeout := n.cfg.ProposeTimeout
+	remove := func(s raft.Server, what string, m Member) bool {
+		if err := n.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
+			n.logger.Warn("remove "+what+" server", "server", m.Name, "id", s.ID, "error", err)
+			return false
+		}
+		if s.Suffrage == raft.Voter {
+			voters--
+		}
+		return true
+	}
 	for _, m := range n.members() {
-		id := raft.ServerID(m.Name)
-		if id == self {
+		if m.Name == n.cfg.NodeName {
 			continue
 		}
-		s, in := servers[id]
+		configured := byName[m.Name]
 		switch {
 		case m.Status == StatusLeft || m.Leaving || n.isLeaving(m):
-			if in {
-				if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
-					n.logger.Warn("remove left server", "server", m.Name, "error", err)
-					continue
-				}
-				n.logger.Info("removed left server", "server", m.Name)
-				if s.Suffrage == raft.Voter {
-					voters--
+			for _, s := range configured {
+				if remove(s, "left", m) {
+					n.logger.Info("removed left server", "server", m.Name)
 				}
 			}
 		case m.Status == StatusAlive && m.RaftAddr != "":
-			addr := raft.ServerAddress(m.RaftAddr)
-			if in && s.Address == addr {
+			id, addr := m.raftID(), raft.ServerAddress(m.RaftAddr)
+			if len(configured) == 1 && configured[0].ID == id && configured[0].Address == addr {
 				continue
 			}
-			if in {
-				// Same name, new address: a rescheduled container. Drop the
-				// stale entry first so the cluster never waits on it.
-				if err := n.raft.RemoveServer(id, 0, timeout).Error(); err != nil {
-					n.logger.Warn("remove stale server", "server", m.Name, "error", err)
-					continue
+			// Same name, new address (a rescheduled container) or new
+			// incarnation (a memory-only restart): drop the stale entry
+			// first, so the cluster never waits on it and never counts
+			// the new process's vote for the old identity.
+			ok := true
+			for _, s := range configured {
+				if ok = remove(s, "stale", m); !ok {
+					break
 				}
-				n.logger.Info("replaced stale server address", "server", m.Name, "old", s.Address, "new", addr)
-				if s.Suffrage == raft.Voter {
-					voters--
-				}
+				n.logger.Info("replaced stale server", "server", m.Name, "old_id", s.ID, "old", s.Address, "new_id", id, "new", addr)
+			}
+			if !ok {
+				continue
 			}
 			var err error
 			if voters < n.cfg.MaxVoters {
@@ -138,137 +161,8 @@ func (n *Node) reconcile() {
 				n.logger.Warn("add server", "server", m.Name, "error", err)
 				continue
 			}
-			n.logger.Info("added server", "server", m.Name, "addr", addr)
+			n.logger.Info("added server", "server", m.Name, "id", id, "addr", addr)
 		}
-	}
-	n.removeDeadServers()
-	n.promoteNonVoters()
-}
-
-// removeDeadServers drops servers that have been failed, or unknown to
-// gossip, for DeadServerTimeout, as raft-autopilot's CleanupDeadServers
-// does: never more than (voters-1)/2 voters in one pass, so a partitioned
-// leader cannot shrink the configuration below a quorum of it.
-func (n *Node) removeDeadServers() {
-	if n.cfg.DeadServerTimeout < 0 {
-		return
-	}
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	byName := make(map[string]Member)
-	for _, m := range n.members() {
-		byName[m.Name] = m
-	}
-	now := time.Now()
-	self := raft.ServerID(n.cfg.NodeName)
-	voters := 0
-	var deadVoters, deadOthers []raft.Server
-	seen := make(map[raft.ServerID]struct{})
-	for _, s := range f.Configuration().Servers {
-		seen[s.ID] = struct{}{}
-		if s.Suffrage == raft.Voter {
-			voters++
-		}
-		if s.ID == self {
-			continue
-		}
-		var failedSince time.Time
-		if m, ok := byName[string(s.ID)]; ok {
-			if m.Status != StatusFailed {
-				delete(n.missingSince, s.ID)
-				continue
-			}
-			failedSince = m.Since
-		} else {
-			t, ok := n.missingSince[s.ID]
-			if !ok {
-				t = now
-				n.missingSince[s.ID] = t
-			}
-			failedSince = t
-		}
-		if now.Sub(failedSince) < n.cfg.DeadServerTimeout {
-			continue
-		}
-		if s.Suffrage == raft.Voter {
-			deadVoters = append(deadVoters, s)
-		} else {
-			deadOthers = append(deadOthers, s)
-		}
-	}
-	for id := range n.missingSince {
-		if _, ok := seen[id]; !ok {
-			delete(n.missingSince, id)
-		}
-	}
-	if limit := (voters - 1) / 2; len(deadVoters) > limit {
-		n.logger.Warn("more dead voters than can be removed safely; removing some", "dead", len(deadVoters), "limit", limit)
-		deadVoters = deadVoters[:limit]
-	}
-	// Gossip can still call a voter failed after it came back, and Raft
-	// commits each removal on its own. Remove a voter only if the voters
-	// gossip sees alive stay a majority of what is left, so no step of the
-	// cleanup leaves a configuration that cannot commit.
-	aliveVoters := voters - len(deadVoters)
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter || slices.ContainsFunc(deadVoters, func(d raft.Server) bool { return d.ID == s.ID }) {
-			continue
-		}
-		if m, ok := byName[string(s.ID)]; s.ID != self && (!ok || m.Status != StatusAlive) {
-			aliveVoters--
-		}
-	}
-	remaining := voters
-	safe := deadVoters[:0]
-	for _, s := range deadVoters {
-		if aliveVoters <= (remaining-1)/2 {
-			break
-		}
-		safe = append(safe, s)
-		remaining--
-	}
-	if len(safe) < len(deadVoters) {
-		n.logger.Warn("keeping dead voters: removing them would leave too few live voters to commit", "dead", len(deadVoters), "removing", len(safe))
-	}
-	for _, s := range append(safe, deadOthers...) {
-		if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ProposeTimeout).Error(); err != nil {
-			n.logger.Warn("remove dead server", "server", s.ID, "error", err)
-			return
-		}
-		delete(n.missingSince, s.ID)
-		n.logger.Info("removed dead server", "server", s.ID, "after", n.cfg.DeadServerTimeout)
-	}
-}
-
-// promoteNonVoters gives live non-voters a vote while there are fewer than
-// MaxVoters voters, so losing voters to cleanup restores fault tolerance.
-func (n *Node) promoteNonVoters() {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	alive := *n.alive.Load()
-	voters := 0
-	var candidates []raft.Server
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage == raft.Voter {
-			voters++
-		} else if _, ok := alive[string(s.ID)]; ok {
-			candidates = append(candidates, s)
-		}
-	}
-	for _, s := range candidates {
-		if voters >= n.cfg.MaxVoters {
-			return
-		}
-		if err := n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ProposeTimeout).Error(); err != nil {
-			n.logger.Warn("promote non-voter", "server", s.ID, "error", err)
-			return
-		}
-		voters++
-		n.logger.Info("promoted non-voter", "server", s.ID)
 	}
 }
 

@@ -191,10 +191,9 @@ func TestDeadVotersKeepQuorum(t *testing.T) {
 	}
 
 	// All three come back at once: quorum again, the same five voters, and
-	// the job runs again. (Bringing back only one of the three would have
-	// the new leader remove the two that stay dead, but it can also remove
-	// the one that came back and wedge the cluster: see
-	// TestKnownBugDeadServerCleanupRemovesLiveVoter in knownbug_test.go.)
+	// the job runs again. (Bringing back only one of the three has the new
+	// leader remove the two that stay dead and keep the one that came back:
+	// see TestDeadServerCleanupKeepsLiveVoter.)
 	restartAt := time.Now()
 	for _, i := range victims {
 		c.Launch(i)
