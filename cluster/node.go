@@ -28,17 +28,20 @@ type Node struct {
 	cfg    Config
 	logger hclog.Logger
 
-	fsm        *fsm.FSM
-	raft       *raft.Raft
-	trans      *raft.NetworkTransport
-	stores     io.Closer // the bolt store; nil in memory
-	mux        *transport.Mux
-	rpcServer  *transport.Server
-	rpc        *transport.Client
-	ml         *memberlist.Memberlist
-	gossip     *gossipDelegate
-	raftAddr   string
-	gossipAddr string
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	trans     *raft.NetworkTransport
+	stores    io.Closer // the bolt store; nil in memory
+	mux       *transport.Mux
+	rpcServer *transport.Server
+	rpc       *transport.Client
+	ml        *memberlist.Memberlist
+	gossip    *gossipDelegate
+	// gossipClosed is set just before close shuts memberlist down, from
+	// when on memberlist's complaints are about its own teardown.
+	gossipClosed atomic.Bool
+	raftAddr     string
+	gossipAddr   string
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -134,7 +137,7 @@ func (n *Node) open() error {
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
 	n.gossip.setMeta(meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState})
-	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"))
+	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed)
 	if err != nil {
 		return err
 	}
@@ -204,7 +207,9 @@ func (n *Node) raftConfig() *raft.Config {
 	// caller (and so Shutdown) would wait forever. The node's own group
 	// commit (batch.go) does the batching instead.
 	rc.BatchApplyCh = false
-	rc.Logger = n.logger.Named("raft")
+	// Raft's complaints about this node's own leave go to Debug once
+	// Shutdown has begun (shutdownlog.go).
+	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.shuttingDown}
 	return rc
 }
 
@@ -528,6 +533,17 @@ func (n *Node) Kill() error {
 	return n.shutdownErr
 }
 
+// shuttingDown reports whether Shutdown, Kill or a failed Start has begun
+// to stop the node.
+func (n *Node) shuttingDown() bool {
+	select {
+	case <-n.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
 // close stops every component that open started, in reverse order. It
 // tolerates components that were never created.
 func (n *Node) close() error {
@@ -538,6 +554,7 @@ func (n *Node) close() error {
 	}
 	var errs []error
 	if n.ml != nil {
+		n.gossipClosed.Store(true)
 		if err := n.ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("stop gossip: %w", err))
 		}
