@@ -496,7 +496,6 @@ func (n *Node) State() *fsm.FSM { return n.fsm }
 // every call returns the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
-		n.setMeta(func(m *meta) { m.Leaving = true })
 		// Free this node's locks, queue places, registrations and run
 		// leases at once, rather than after their TTLs.
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
@@ -504,6 +503,10 @@ func (n *Node) Shutdown() error {
 			n.logger.Warn("could not release this node's leases before leaving", "error", err)
 		}
 		cancel()
+		// Announce the leave only after the release: the leader removes a
+		// Leaving member from Raft at once, and a node out of the
+		// configuration no longer hears of its own release being applied.
+		n.setMeta(func(m *meta) { m.Leaving = true })
 		close(n.shutdownCh)
 		var errs []error
 		if err := n.leaveRaft(); err != nil {
