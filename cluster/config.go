@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -223,6 +224,11 @@ func (c Config) validate() error {
 	if c.BootstrapExpect == 0 && len(c.Join) == 0 {
 		return bad("BootstrapExpect is 0 and Join is empty, so this node could never be part of a cluster; set BootstrapExpect to 1 for a single node, or list members in Join")
 	}
+	for _, d := range c.durations() {
+		if d.value < d.min {
+			return bad("%s is %s; %s", d.name, d.value, d.fix)
+		}
+	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout || c.HeartbeatTimeout > c.ElectionTimeout {
 		return bad("Raft timings must satisfy LeaderLeaseTimeout (%s) ≤ HeartbeatTimeout (%s) ≤ ElectionTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout, c.ElectionTimeout)
 	}
@@ -235,6 +241,42 @@ func (c Config) validate() error {
 		return bad("SecretKey is %d bytes; it must be 16, 24 or 32 bytes", len(c.SecretKey))
 	}
 	return nil
+}
+
+// raftMinTimeout is the smallest Raft timing hashicorp/raft accepts.
+const raftMinTimeout = 5 * time.Millisecond
+
+// durationRule is the range one duration field of Config must fall in once
+// defaults are applied, and how to fix a value outside it.
+type durationRule struct {
+	name  string
+	value time.Duration
+	min   time.Duration
+	fix   string
+}
+
+// durations lists every time.Duration field of Config with its rule. A
+// negative duration would otherwise panic a background goroutine (a
+// time.NewTicker) or silently time out every proposal, so every duration
+// field needs a row here; TestConfigEveryDurationFieldHasARule enforces it.
+// Zero values were replaced by defaults before this runs, so a minimum of 0
+// only refuses negative values.
+func (c Config) durations() []durationRule {
+	const noMin = time.Duration(math.MinInt64)
+	orDefault := func(def, min time.Duration) string {
+		return fmt.Sprintf("use 0 for the default (%s) or at least %s", def, min)
+	}
+	return []durationRule{
+		{"JoinTimeout", c.JoinTimeout, 0, "use 0 to keep retrying until Start's ctx ends, or a positive duration"},
+		{"HeartbeatTimeout", c.HeartbeatTimeout, raftMinTimeout, orDefault(DefaultHeartbeatTimeout, raftMinTimeout)},
+		{"ElectionTimeout", c.ElectionTimeout, raftMinTimeout, orDefault(DefaultElectionTimeout, raftMinTimeout)},
+		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout, raftMinTimeout, orDefault(DefaultLeaderLeaseTimeout, raftMinTimeout)},
+		{"ReconcileInterval", c.ReconcileInterval, time.Millisecond, orDefault(DefaultReconcileInterval, time.Millisecond)},
+		// Negative disables dead-server cleanup, as documented.
+		{"DeadServerTimeout", c.DeadServerTimeout, noMin, ""},
+		{"ProposeTimeout", c.ProposeTimeout, time.Millisecond, orDefault(DefaultProposeTimeout, time.Millisecond)},
+		{"LeaveTimeout", c.LeaveTimeout, time.Millisecond, orDefault(DefaultLeaveTimeout, time.Millisecond)},
+	}
 }
 
 // splitHostPort parses host:port and checks the port is a usable number.

@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,7 @@ func TestConfigValidation(t *testing.T) {
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = 2 * time.Second }, "LeaderLeaseTimeout"},
 		{"bad key length", func(c *Config) { c.SecretKey = []byte("short") }, "SecretKey"},
 		{"negative voters", func(c *Config) { c.MaxVoters = -1 }, "MaxVoters"},
+		{"heartbeat below raft's floor", func(c *Config) { c.LeaderLeaseTimeout, c.HeartbeatTimeout = time.Millisecond, time.Millisecond }, "LeaderLeaseTimeout"},
 	}
 	if _, err := valid.withDefaults(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
@@ -74,4 +77,95 @@ func TestAdvertiseRaftAddr(t *testing.T) {
 			t.Errorf("advertiseRaftAddr(%q, %s) = %q, %v; want %q (error %v)", tc.configured, tc.gossipIP, got, err, tc.want, tc.wantErr)
 		}
 	}
+}
+
+// TestConfigDurationFields has one row per duration field of Config: a value
+// that would crash or wedge the node (a negative ReconcileInterval used to
+// panic a background time.NewTicker after passing validation) must be
+// refused by name, with the fix in the message.
+func TestConfigDurationFields(t *testing.T) {
+	valid := Config{NodeName: "a", BindAddr: "127.0.0.1:7946", RaftAddr: "127.0.0.1:7947", BootstrapExpect: 1}
+	cases := []struct {
+		field string
+		edit  func(c *Config)
+		fix   string // must appear in the error; "" means the value is accepted
+	}{
+		{"JoinTimeout", func(c *Config) { c.JoinTimeout = -time.Second }, "use 0 to keep retrying"},
+		{"HeartbeatTimeout", func(c *Config) { c.HeartbeatTimeout = -time.Second }, "at least 5ms"},
+		{"ElectionTimeout", func(c *Config) { c.ElectionTimeout = -time.Second }, "at least 5ms"},
+		{"LeaderLeaseTimeout", func(c *Config) { c.LeaderLeaseTimeout = -time.Second }, "at least 5ms"},
+		{"ReconcileInterval", func(c *Config) { c.ReconcileInterval = -time.Second }, "use 0 for the default (2s)"},
+		{"DeadServerTimeout", func(c *Config) { c.DeadServerTimeout = -time.Second }, ""}, // negative disables cleanup
+		{"ProposeTimeout", func(c *Config) { c.ProposeTimeout = -time.Second }, "use 0 for the default (5s)"},
+		{"LeaveTimeout", func(c *Config) { c.LeaveTimeout = -time.Second }, "use 0 for the default (5s)"},
+	}
+	covered := make(map[string]bool)
+	for _, tc := range cases {
+		covered[tc.field] = true
+		t.Run(tc.field, func(t *testing.T) {
+			c := valid
+			tc.edit(&c)
+			_, err := c.withDefaults()
+			if tc.fix == "" {
+				if err != nil {
+					t.Fatalf("negative %s refused: %v", tc.field, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("negative %s: got %v, want ErrInvalidConfig", tc.field, err)
+			}
+			if !strings.HasPrefix(strings.TrimPrefix(err.Error(), ErrInvalidConfig.Error()+": "), tc.field+" is ") {
+				t.Fatalf("error %q does not start by naming %s", err, tc.field)
+			}
+			if !strings.Contains(err.Error(), tc.fix) {
+				t.Fatalf("error %q does not say how to fix it (%q)", err, tc.fix)
+			}
+		})
+	}
+	for _, name := range durationFieldNames() {
+		if !covered[name] {
+			t.Errorf("Config.%s is a duration with no row in this test; add one", name)
+		}
+	}
+}
+
+// TestConfigEveryDurationFieldHasARule keeps Config.durations complete: a
+// duration field added to Config without a validation rule fails here.
+func TestConfigEveryDurationFieldHasARule(t *testing.T) {
+	ruled := make(map[string]bool)
+	for _, r := range (Config{}).durations() {
+		ruled[r.name] = true
+	}
+	for _, name := range durationFieldNames() {
+		if !ruled[name] {
+			t.Errorf("Config.%s is a time.Duration with no row in Config.durations; add its rule", name)
+		}
+	}
+}
+
+// TestStartRefusesNegativeReconcileInterval is the reported crash: Start
+// must return the error instead of starting a node whose maintenance loop
+// panics.
+func TestStartRefusesNegativeReconcileInterval(t *testing.T) {
+	n, err := Start(context.Background(), Config{NodeName: "a", BindAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", BootstrapExpect: 1, ReconcileInterval: -time.Second})
+	if err == nil {
+		n.Shutdown()
+		t.Fatal("Start accepted ReconcileInterval -1s")
+	}
+	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ReconcileInterval") {
+		t.Fatalf("got %v, want ErrInvalidConfig naming ReconcileInterval", err)
+	}
+}
+
+// durationFieldNames returns the names of Config's time.Duration fields.
+func durationFieldNames() []string {
+	var names []string
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		if f := typ.Field(i); f.Type == reflect.TypeFor[time.Duration]() {
+			names = append(names, f.Name)
+		}
+	}
+	return names
 }

@@ -222,7 +222,9 @@ func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
 	d.wake()
 }
 
-func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger) (*memberlist.Memberlist, error) {
+// newMemberlist starts gossip. closed is set by the node just before it
+// shuts memberlist down; see memberlistLog.
+func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *atomic.Bool) (*memberlist.Memberlist, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	host, port, _ := splitHostPort(cfg.BindAddr)
@@ -247,7 +249,7 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger) (*memberl
 	// A replica that comes back under the same name at a new address (a
 	// rescheduled container) may reclaim its name once the old one is dead.
 	mc.DeadNodeReclaimTime = time.Second
-	mc.Logger = logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true, ForceLevel: hclog.NoLevel})
+	mc.Logger = newMemberlistLogger(logger, closed)
 	mc.LogOutput = nil
 	ml, err := memberlist.Create(mc)
 	if err != nil {

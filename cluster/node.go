@@ -29,17 +29,20 @@ type Node struct {
 	cfg    Config
 	logger hclog.Logger
 
-	fsm        *fsm.FSM
-	raft       *raft.Raft
-	trans      *raft.NetworkTransport
-	stores     io.Closer // the bolt store; nil in memory
-	mux        *transport.Mux
-	rpcServer  *transport.Server
-	rpc        *transport.Client
-	ml         *memberlist.Memberlist
-	gossip     *gossipDelegate
-	raftAddr   string
-	gossipAddr string
+	fsm       *fsm.FSM
+	raft      *raft.Raft
+	trans     *raft.NetworkTransport
+	stores    io.Closer // the bolt store; nil in memory
+	mux       *transport.Mux
+	rpcServer *transport.Server
+	rpc       *transport.Client
+	ml        *memberlist.Memberlist
+	gossip    *gossipDelegate
+	// gossipClosed is set just before close shuts memberlist down, from
+	// when on memberlist's complaints are about its own teardown.
+	gossipClosed atomic.Bool
+	raftAddr     string
+	gossipAddr   string
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -147,7 +150,7 @@ func (n *Node) open() error {
 		m.ID = string(n.raftID)
 	}
 	n.gossip.setMeta(m)
-	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"))
+	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed)
 	if err != nil {
 		return err
 	}
@@ -228,7 +231,9 @@ func (n *Node) raftConfig() *raft.Config {
 	// caller (and so Shutdown) would wait forever. The node's own group
 	// commit (batch.go) does the batching instead.
 	rc.BatchApplyCh = false
-	rc.Logger = n.logger.Named("raft")
+	// Raft's complaints about this node's own leave go to Debug once
+	// Shutdown has begun (shutdownlog.go).
+	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.shuttingDown}
 	return rc
 }
 
@@ -519,7 +524,6 @@ func (n *Node) State() *fsm.FSM { return n.fsm }
 // goroutines; every call returns the first call's result.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
-		n.setMeta(func(m *meta) { m.Leaving = true })
 		// Runs first: releasing the lease of a run that still goes on
 		// would let another node start the job alongside it.
 		release := n.stopLocalRuns()
@@ -530,6 +534,10 @@ func (n *Node) Shutdown() error {
 			n.logger.Warn("could not release this node's leases before leaving", "error", err)
 		}
 		cancel()
+		// Announce the leave only after the release: the leader removes a
+		// Leaving member from Raft at once, and a node out of the
+		// configuration no longer hears of its own release being applied.
+		n.setMeta(func(m *meta) { m.Leaving = true })
 		close(n.shutdownCh)
 		var errs []error
 		if err := n.leaveRaft(); err != nil {
@@ -565,6 +573,17 @@ func (n *Node) Kill() error {
 	return n.shutdownErr
 }
 
+// shuttingDown reports whether Shutdown, Kill or a failed Start has begun
+// to stop the node.
+func (n *Node) shuttingDown() bool {
+	select {
+	case <-n.shutdownCh:
+		return true
+	default:
+		return false
+	}
+}
+
 // close stops every component that open started, in reverse order. It
 // tolerates components that were never created.
 func (n *Node) close() error {
@@ -575,6 +594,7 @@ func (n *Node) close() error {
 	}
 	var errs []error
 	if n.ml != nil {
+		n.gossipClosed.Store(true)
 		if err := n.ml.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("stop gossip: %w", err))
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -42,7 +43,11 @@ type Options struct {
 	// Cluster, if set, makes every job run once per tick across all
 	// replicas that add a job of the same Name. Nil runs every tick locally.
 	Cluster *cluster.Node
-	// Logger defaults to the cluster node's logger, or a silent one.
+	// Logger receives the scheduler's logs, such as recovered panics and
+	// job errors. Nil means the cluster node's logger, or without a
+	// Cluster an hclog logger at Info on stderr (as cluster.Config's
+	// default), so a local scheduler never swallows a panic silently. Pass
+	// hclog.NewNullLogger() to silence it.
 	Logger hclog.Logger
 }
 
@@ -114,6 +119,11 @@ func New(opts Options) *Scheduler {
 		if logger == nil {
 			logger = opts.Cluster.Logger()
 		}
+	}
+	if logger == nil {
+		// Output is named, not left to hclog's default, so it is the
+		// os.Stderr of the moment New runs.
+		logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info, Output: os.Stderr})
 	}
 	return newScheduler(coord, logger)
 }

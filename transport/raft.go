@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -97,11 +99,31 @@ func (l *RaftLayer) forget(tc *trackedConn) {
 	l.mu.Unlock()
 }
 
+// closing reports whether Close has begun.
+func (l *RaftLayer) closing() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
 // trackedConn removes itself from its layer when closed.
 type trackedConn struct {
 	net.Conn
 	layer *RaftLayer
 	once  sync.Once
+}
+
+// Read reads from the stream. Once the layer is closed, a read cut short by
+// that close reports io.EOF, the end of the stream, rather than "use of
+// closed network connection": raft.NetworkTransport logs every read error
+// of an incoming stream except io.EOF at Error, and a node closing its own
+// streams on a graceful shutdown is not an error.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && errors.Is(err, net.ErrClosed) && c.layer.closing() {
+		err = io.EOF
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {

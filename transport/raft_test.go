@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -229,5 +230,33 @@ func TestRaftLayerCarriesRaftRPC(t *testing.T) {
 	}
 	if !resp.Success || resp.Term != 3 || resp.LastLog != 42 {
 		t.Errorf("response = %+v, want success, term 3, last log 42", resp)
+	}
+}
+
+// TestRaftLayerCloseEndsReadsWithEOF: a read blocked on a stream when the
+// layer closes returns io.EOF, as if the peer had hung up. Raft's
+// NetworkTransport logs any other read error of an incoming stream at
+// Error, so "use of closed network connection" used to be logged at ERROR by
+// every node on a graceful shutdown.
+func TestRaftLayerCloseEndsReadsWithEOF(t *testing.T) {
+	f := newMux(t)
+	layer := newRaftLayer(t, f, f.mux.Addr(), nil)
+	f.serve()
+	peer := dialRaw(t, f.addr(), byte(transport.KindRaft))
+	defer peer.Close()
+	in := recv(t, acceptAsync(layer), "Accept")
+	if in.err != nil {
+		t.Fatalf("Accept: %v", in.err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := in.conn.Read(make([]byte, 1))
+		read <- err
+	}()
+	if err := layer.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := recv(t, read, "the blocked Read to return"); err != io.EOF {
+		t.Fatalf("Read cut short by Close = %v, want io.EOF", err)
 	}
 }

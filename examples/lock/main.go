@@ -20,17 +20,25 @@
 // and writes with its old token, the store rejects the write, and w2's
 // Unlock reports the lease lost instead of freeing w1's lock.
 //
+// The workers coordinate through the store so the run always ends: a
+// worker that has done its -rounds keeps contending for the lock until
+// every worker has done its own (so the stalled holder always has someone
+// to lose the lock to), and they leave the cluster one after the other.
+// Each worker also gives up with an error after -timeout.
+//
 // The last line summarizes: accepted=N rejected_stale=M. The example exits
 // non-zero unless exactly the paused write was rejected.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -53,17 +61,27 @@ func main() {
 	raftAddr := flag.String("raft", "", "worker: raft host:port")
 	join := flag.String("join", "", "worker: a peer's gossip host:port")
 	store := flag.String("store", "", "worker: store URL")
-	rounds := flag.Int("rounds", 5, "lock rounds per worker")
+	rounds := flag.Int("rounds", 5, "lock rounds per worker (at least 2)")
 	pause := flag.Bool("pause", false, "worker: stall past the lease once")
+	timeout := flag.Duration("timeout", 2*time.Minute, "a worker gives up with an error after this long")
 	flag.Parse()
+	if *rounds < 2 {
+		fmt.Fprintln(os.Stderr, "error: -rounds must be at least 2")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	if *role == "worker" {
-		err = worker(ctx, *name, *gossip, *raftAddr, *join, *store, *rounds, *pause)
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		err = worker(ctx, workerConfig{name: *name, gossip: *gossip, raft: *raftAddr, join: *join, store: *store, rounds: *rounds, pause: *pause})
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%s did not finish within -timeout %s: %w", *name, *timeout, err)
+		}
 	} else {
-		err = parent(ctx, *rounds)
+		err = parent(ctx, *rounds, *timeout)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
@@ -71,23 +89,76 @@ func main() {
 	}
 }
 
+// workers are the worker names, in the order they leave the cluster.
+var workers = []string{"w1", "w2"}
+
 // fencedStore is the resource: it remembers the highest token it accepted.
+// It also keeps the workers' progress (see phase), which they read to know
+// when to stop.
 type fencedStore struct {
 	mu       sync.Mutex
 	highest  uint64
 	accepted int
 	rejected int
+	phases   map[string][]string // phase -> workers that reached it
+}
+
+// phase is a step of a worker's life that the others wait on.
+type phase string
+
+const (
+	// phaseFinished: the worker has done its rounds (it keeps contending
+	// until every worker has).
+	phaseFinished phase = "finished"
+	// phaseOut: the worker no longer takes the lock.
+	phaseOut phase = "out"
+	// phaseGone: the worker's node has left the cluster.
+	phaseGone phase = "gone"
+)
+
+// storeState is what GET /state returns.
+type storeState struct {
+	Highest uint64              `json:"highest"`
+	Phases  map[string][]string `json:"phases"`
+}
+
+func (s storeState) all(p phase) bool { return len(s.Phases[string(p)]) == len(workers) }
+
+func (s storeState) reached(p phase, worker string) bool {
+	for _, w := range s.Phases[string(p)] {
+		if w == worker {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *fencedStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	token, err := strconv.ParseUint(r.URL.Query().Get("token"), 10, 64)
+	q := r.URL.Query()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch r.URL.Path {
+	case "/write":
+		s.write(w, q)
+	case "/mark":
+		p, writer := q.Get("phase"), q.Get("writer")
+		if !(storeState{Phases: s.phases}).reached(phase(p), writer) {
+			s.phases[p] = append(s.phases[p], writer)
+		}
+	case "/state":
+		json.NewEncoder(w).Encode(storeState{Highest: s.highest, Phases: s.phases})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *fencedStore) write(w http.ResponseWriter, q url.Values) {
+	token, err := strconv.ParseUint(q.Get("token"), 10, 64)
 	if err != nil {
 		http.Error(w, "token must be a number", http.StatusBadRequest)
 		return
 	}
-	writer := r.URL.Query().Get("writer")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	writer := q.Get("writer")
 	if token < s.highest {
 		s.rejected++
 		fmt.Printf("store: REJECTED write from %s with stale token %d (highest %d)\n", writer, token, s.highest)
@@ -99,8 +170,8 @@ func (s *fencedStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Printf("store: accepted write from %s with token %d\n", writer, token)
 }
 
-func parent(ctx context.Context, rounds int) error {
-	st := &fencedStore{}
+func parent(ctx context.Context, rounds int, timeout time.Duration) error {
+	st := &fencedStore{phases: make(map[string][]string)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -108,9 +179,9 @@ func parent(ctx context.Context, rounds int) error {
 	srv := &http.Server{Handler: st}
 	go srv.Serve(ln)
 	defer srv.Close()
-	storeURL := "http://" + ln.Addr().String() + "/write"
+	storeURL := "http://" + ln.Addr().String()
 
-	ports, err := freePorts(4)
+	ports, err := freePorts(2 * len(workers))
 	if err != nil {
 		return err
 	}
@@ -119,29 +190,46 @@ func parent(ctx context.Context, rounds int) error {
 		return err
 	}
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
-	workers := []*exec.Cmd{
-		exec.CommandContext(ctx, self, "-role", "worker", "-name", "w1", "-gossip", addr(ports[0]), "-raft", addr(ports[1]),
-			"-join", addr(ports[2]), "-store", storeURL, "-rounds", strconv.Itoa(rounds)),
-		exec.CommandContext(ctx, self, "-role", "worker", "-name", "w2", "-gossip", addr(ports[2]), "-raft", addr(ports[3]),
-			"-join", addr(ports[0]), "-store", storeURL, "-rounds", strconv.Itoa(rounds), "-pause"),
-	}
-	for _, w := range workers {
-		w.Stdout, w.Stderr = os.Stdout, os.Stderr
-		if err := w.Start(); err != nil {
-			return fmt.Errorf("start worker: %w", err)
+	// If one worker fails, the other is interrupted rather than left
+	// waiting for it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(workers))
+	for i, name := range workers {
+		args := []string{"-role", "worker", "-name", name,
+			"-gossip", addr(ports[2*i]), "-raft", addr(ports[2*i+1]),
+			"-join", addr(ports[2*((i+1)%len(workers))]), "-store", storeURL,
+			"-rounds", strconv.Itoa(rounds), "-timeout", timeout.String()}
+		if name == "w2" {
+			args = append(args, "-pause")
 		}
+		cmd := exec.CommandContext(ctx, self, args...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start worker %s: %w", name, err)
+		}
+		go func() {
+			err := cmd.Wait()
+			if err != nil {
+				err = fmt.Errorf("worker %s: %w", name, err)
+				cancel()
+			}
+			errs <- err
+		}()
 	}
-	var errs []error
-	for _, w := range workers {
-		if err := w.Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("worker %v: %w", w.Args[4], err))
+	var failed []error
+	for range workers {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
 		}
 	}
 	st.mu.Lock()
 	accepted, rejected := st.accepted, st.rejected
 	st.mu.Unlock()
 	fmt.Printf("accepted=%d rejected_stale=%d\n", accepted, rejected)
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(failed...); err != nil {
 		return err
 	}
 	if rejected != 1 {
@@ -150,72 +238,125 @@ func parent(ctx context.Context, rounds int) error {
 	return nil
 }
 
-func worker(ctx context.Context, name, gossip, raftAddr, join, storeURL string, rounds int, pause bool) error {
-	logger := hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn})
-	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	node, err := cluster.Start(startCtx, cluster.Config{
-		NodeName: name, BindAddr: gossip, RaftAddr: raftAddr, Join: []string{join},
-		BootstrapExpect: 2, Logger: logger,
+type workerConfig struct {
+	name, gossip, raft, join, store string
+	rounds                          int
+	pause                           bool
+}
+
+func worker(ctx context.Context, wc workerConfig) error {
+	logger := hclog.New(&hclog.LoggerOptions{Name: wc.name, Level: hclog.Warn})
+	node, err := cluster.Start(ctx, cluster.Config{
+		NodeName: wc.name, BindAddr: wc.gossip, RaftAddr: wc.raft, Join: []string{wc.join},
+		BootstrapExpect: len(workers), Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
-	defer node.Shutdown()
+	defer node.Shutdown() // on error paths; the normal path shuts down in order below
+	st := &storeClient{url: wc.store, name: wc.name}
 
 	const ttl = 500 * time.Millisecond
-	for i := 0; i < rounds; i++ {
+	for i := 0; ; i++ {
+		if i >= wc.rounds {
+			// Done, but keep contending until every worker is, so a
+			// stalled holder always has someone to lose the lock to.
+			if err := st.mark(ctx, phaseFinished); err != nil {
+				return err
+			}
+			s, err := st.state(ctx)
+			if err != nil {
+				return err
+			}
+			if s.all(phaseFinished) {
+				break
+			}
+		}
 		lease, err := node.Lock(ctx, lockName, ttl)
 		if err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		fmt.Printf("%s: holds %s with token %d\n", name, lockName, lease.Token())
-		if pause && i == 1 {
-			fmt.Printf("%s: stalling for %s, past the %s lease\n", name, 3*ttl, ttl)
+		fmt.Printf("%s: holds %s with token %d\n", wc.name, lockName, lease.Token())
+		if wc.pause && i == 1 {
+			fmt.Printf("%s: stalling for %s, past the %s lease\n", wc.name, 3*ttl, ttl)
 			select {
 			case <-lease.Done():
-				fmt.Printf("%s: lease lost while stalled (Done closed)\n", name)
+				fmt.Printf("%s: lease lost while stalled (Done closed)\n", wc.name)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			// Let the other worker take the lock and write first.
-			if err := waitForOtherHolder(ctx, node, lease.Token()); err != nil {
+			// Let the new holder write first: the store's order is what
+			// the demonstration is about.
+			if err := st.await(ctx, func(s storeState) bool { return s.Highest > lease.Token() }); err != nil {
 				return err
 			}
 		}
-		if err := write(ctx, storeURL, name, lease.Token()); err != nil {
-			fmt.Printf("%s: write refused: %v\n", name, err)
+		if err := write(ctx, wc.store, wc.name, lease.Token()); err != nil {
+			fmt.Printf("%s: write refused: %v\n", wc.name, err)
 		}
 		if err := lease.Unlock(ctx); err != nil {
 			if errors.Is(err, cluster.ErrLeaseLost) {
-				fmt.Printf("%s: unlock: lease already lost; the new holder keeps the lock\n", name)
+				fmt.Printf("%s: unlock: lease already lost; the new holder keeps the lock\n", wc.name)
 				continue
 			}
 			return fmt.Errorf("unlock: %w", err)
 		}
 	}
-	return nil
+
+	// Leave one at a time, in the order of workers, once nobody takes the
+	// lock any more, so no leave races another's.
+	if err := st.mark(ctx, phaseOut); err != nil {
+		return err
+	}
+	for _, w := range workers {
+		if w == wc.name {
+			break
+		}
+		if err := st.await(ctx, func(s storeState) bool { return s.all(phaseOut) && s.reached(phaseGone, w) }); err != nil {
+			return err
+		}
+	}
+	if err := st.await(ctx, func(s storeState) bool { return s.all(phaseOut) }); err != nil {
+		return err
+	}
+	if err := node.Shutdown(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return st.mark(ctx, phaseGone)
 }
 
-// waitForOtherHolder waits until the other worker has taken the lock with a
-// higher token and written with it, so the stale write comes after.
-func waitForOtherHolder(ctx context.Context, node *cluster.Node, stale uint64) error {
+// storeClient is a worker's view of the store's coordination endpoints.
+type storeClient struct {
+	url, name string
+}
+
+func (c *storeClient) mark(ctx context.Context, p phase) error {
+	return post(ctx, c.url+"/mark?writer="+c.name+"&phase="+string(p))
+}
+
+func (c *storeClient) state(ctx context.Context) (storeState, error) {
+	var s storeState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/state", nil)
+	if err != nil {
+		return s, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// await polls the store until cond holds or ctx ends.
+func (c *storeClient) await(ctx context.Context, cond func(storeState) bool) error {
 	for {
-		st, ok := node.State().Lock(lockName)
-		if ok && st.Token > stale {
-			// Give the new holder its write; the store's order is what
-			// the demonstration is about, so wait for the lock to move on.
-			for {
-				cur, held := node.State().Lock(lockName)
-				if !held || cur.Token != st.Token {
-					return nil
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
+		s, err := c.state(ctx)
+		if err != nil {
+			return err
+		}
+		if cond(s) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -226,7 +367,11 @@ func waitForOtherHolder(ctx context.Context, node *cluster.Node, stale uint64) e
 }
 
 func write(ctx context.Context, storeURL, writer string, token uint64) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, storeURL+"?writer="+writer+"&token="+strconv.FormatUint(token, 10), nil)
+	return post(ctx, storeURL+"/write?writer="+writer+"&token="+strconv.FormatUint(token, 10))
+}
+
+func post(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
 		return err
 	}

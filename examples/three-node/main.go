@@ -98,9 +98,9 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 	defer os.RemoveAll(dataDir)
 
 	// Cluster logs go through a gate that is closed once the nodes are shut
-	// down: memberlist's background goroutines can still log a line (such as
-	// "Failed to send gossip ... use of closed network connection") after
-	// Node.Shutdown returns, and the summary must stay the last line.
+	// down: memberlist's Shutdown does not wait for a probe in flight, which
+	// can still log a line (at Debug) after Node.Shutdown returns, and the
+	// summary must stay the last line at every -log-level.
 	logs := &gatedWriter{w: os.Stderr}
 	defer logs.close()
 	cfgs, err := configs(dataDir, level, logs)

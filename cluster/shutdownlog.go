@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"log"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// raftShutdownNoise lists the Warn and Error messages hashicorp/raft writes
+// because of this node's own graceful leave. They are expected then, and
+// logged at Debug so that a graceful shutdown logs nothing above Info; at
+// any other time they keep their level. Add a message here only with the
+// step of the leave that causes it.
+var raftShutdownNoise = []string{
+	// leaveRaft removed this node from the configuration; its election
+	// timer still fires until Raft stops.
+	"not part of stable configuration, aborting election",
+	"heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election",
+	// leaveRaft handed leadership over; the old leader's replication to the
+	// new one then meets the new term.
+	"peer has newer term, stopping replication",
+}
+
+// leavingLogger is the logger Raft gets. It writes every line through,
+// except the raftShutdownNoise messages once this node's shutdown has
+// begun (leaving reports that), which it writes at Debug. It is safe for
+// concurrent use, as the hclog.Logger it wraps.
+type leavingLogger struct {
+	hclog.Logger
+	leaving func() bool
+}
+
+func (l leavingLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level > hclog.Info && slices.Contains(raftShutdownNoise, msg) && l.leaving() {
+		level = hclog.Debug
+	}
+	l.Logger.Log(level, msg, args...)
+}
+
+func (l leavingLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }
+func (l leavingLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
+
+func (l leavingLogger) With(args ...any) hclog.Logger {
+	return leavingLogger{l.Logger.With(args...), l.leaving}
+}
+
+func (l leavingLogger) Named(name string) hclog.Logger {
+	return leavingLogger{l.Logger.Named(name), l.leaving}
+}
+
+func (l leavingLogger) ResetNamed(name string) hclog.Logger {
+	return leavingLogger{l.Logger.ResetNamed(name), l.leaving}
+}
+
+// memberlistLog adapts memberlist's "[LEVEL] memberlist: ..." lines to
+// hclog at the same level. memberlist's Shutdown closes its sockets without
+// waiting for a probe or gossip round in flight, which then fails writing to
+// them ("use of closed network connection") or reports its peer unreachable,
+// possibly after Shutdown returned. So once this node has shut memberlist
+// down (closed is set), everything memberlist still says is about its own
+// teardown and is written at Debug.
+type memberlistLog struct {
+	logger hclog.Logger
+	closed *atomic.Bool
+}
+
+var memberlistLevels = []struct {
+	tag   string
+	level hclog.Level
+}{
+	{"[TRACE]", hclog.Trace},
+	{"[DEBUG]", hclog.Debug},
+	{"[INFO]", hclog.Info},
+	{"[WARN]", hclog.Warn},
+	{"[ERR]", hclog.Error},
+	{"[ERROR]", hclog.Error},
+}
+
+// Write logs one line; memberlist's *log.Logger writes each line at once.
+func (w memberlistLog) Write(p []byte) (int, error) {
+	msg := strings.TrimRight(string(p), "\n")
+	level := hclog.Info
+	for _, l := range memberlistLevels {
+		if rest, ok := strings.CutPrefix(msg, l.tag); ok {
+			level, msg = l.level, strings.TrimSpace(rest)
+			break
+		}
+	}
+	if level > hclog.Info && w.closed.Load() {
+		level = hclog.Debug
+	}
+	w.logger.Log(level, msg)
+	return len(p), nil
+}
+
+// newMemberlistLogger returns the *log.Logger memberlist writes to.
+func newMemberlistLogger(logger hclog.Logger, closed *atomic.Bool) *log.Logger {
+	return log.New(memberlistLog{logger: logger, closed: closed}, "", 0)
+}
