@@ -276,6 +276,7 @@ func (c Config) durations() []durationRule {
 		{"DeadServerTimeout", c.DeadServerTimeout, noMin, ""},
 		{"ProposeTimeout", c.ProposeTimeout, time.Millisecond, orDefault(DefaultProposeTimeout, time.Millisecond)},
 		{"LeaveTimeout", c.LeaveTimeout, time.Millisecond, orDefault(DefaultLeaveTimeout, time.Millisecond)},
+		{"ServerStabilizationTime", c.ServerStabilizationTime, time.Millisecond, orDefault(DefaultServerStabilizationTime, time.Millisecond)},
 	}
 }
 

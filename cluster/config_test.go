@@ -98,6 +98,7 @@ func TestConfigDurationFields(t *testing.T) {
 		{"DeadServerTimeout", func(c *Config) { c.DeadServerTimeout = -time.Second }, ""}, // negative disables cleanup
 		{"ProposeTimeout", func(c *Config) { c.ProposeTimeout = -time.Second }, "use 0 for the default (5s)"},
 		{"LeaveTimeout", func(c *Config) { c.LeaveTimeout = -time.Second }, "use 0 for the default (5s)"},
+		{"ServerStabilizationTime", func(c *Config) { c.ServerStabilizationTime = -time.Second }, "use 0 for the default (10s)"},
 	}
 	covered := make(map[string]bool)
 	for _, tc := range cases {
