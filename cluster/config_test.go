@@ -27,7 +27,8 @@ func TestConfigValidation(t *testing.T) {
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = 2 * time.Second }, "LeaderLeaseTimeout"},
 		{"bad key length", func(c *Config) { c.SecretKey = []byte("short") }, "SecretKey"},
 		{"negative voters", func(c *Config) { c.MaxVoters = -1 }, "MaxVoters"},
-		{"heartbeat below raft's floor", func(c *Config) { c.LeaderLeaseTimeout, c.HeartbeatTimeout = time.Millisecond, time.Millisecond }, "LeaderLeaseTimeout"},
+		{"lease below raft's floor", func(c *Config) { c.LeaderLeaseTimeout = time.Millisecond }, "LeaderLeaseTimeout"},
+		{"heartbeat below raft's floor", func(c *Config) { c.LeaderLeaseTimeout, c.HeartbeatTimeout = time.Millisecond, time.Millisecond }, "HeartbeatTimeout"},
 	}
 	if _, err := valid.withDefaults(); err != nil {
 		t.Fatalf("valid config rejected: %v", err)
