@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"log"
 	"slices"
 	"strings"
@@ -37,7 +38,27 @@ func (l leavingLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level > hclog.Info && slices.Contains(raftShutdownNoise, msg) && l.leaving() {
 		level = hclog.Debug
 	}
+	if level == hclog.Warn && isFirstElection(msg, args) {
+		level = hclog.Info
+	}
 	l.Logger.Log(level, msg, args...)
+}
+
+// isFirstElection reports whether a Raft line announces an election by a
+// node that has never known a leader: every new cluster, and every node
+// started after a full stop, holds one. hashicorp/raft logs it at Warn, the
+// same as an election after a lost leader, which is worth a Warn; the first
+// one is routine and stays at Info.
+func isFirstElection(msg string, args []any) bool {
+	if msg != "heartbeat timeout reached, starting election" {
+		return false
+	}
+	for i := 0; i+1 < len(args); i += 2 {
+		if k, ok := args[i].(string); ok && k == "last-leader-id" {
+			return fmt.Sprint(args[i+1]) == ""
+		}
+	}
+	return false
 }
 
 func (l leavingLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, args...) }

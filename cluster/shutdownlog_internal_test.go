@@ -1,0 +1,35 @@
+package cluster
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// TestFirstElectionIsInfo checks that Raft's election line is a Warn only
+// when the node had known a leader before, as after a lost leader.
+func TestFirstElectionIsInfo(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []any
+		wantTag string
+	}{
+		{"never had a leader", []any{"last-leader-addr", raft.ServerAddress(""), "last-leader-id", raft.ServerID("")}, "[INFO]"},
+		{"lost its leader", []any{"last-leader-addr", raft.ServerAddress("127.0.0.1:7947"), "last-leader-id", raft.ServerID("n1")}, "[WARN]"},
+		{"no leader key", nil, "[WARN]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			base := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace})
+			l := leavingLogger{Logger: base, leaving: func() bool { return false }}
+			l.Warn("heartbeat timeout reached, starting election", tc.args...)
+			if !strings.Contains(out.String(), tc.wantTag) {
+				t.Fatalf("got %q, want a %s line", out.String(), tc.wantTag)
+			}
+		})
+	}
+}
