@@ -2,18 +2,13 @@ module github.com/interlockraft/interlock
 
 go 1.26.8
 
-// The core dependencies must agree without a replace directive, because a
-// replace does not reach the modules that import Interlock. raft-boltdb/v2
-// v2.3.1, the newest served, imports go-metrics/compat, which go-metrics
-// v0.7.0 deleted; raft v1.8.0 and memberlist v0.7.0 require v0.7.0. So raft
-// stays at v1.7.3 and memberlist at v0.6.0, the newest that require a
-// go-metrics with compat (v0.6.0). Move them up together with a raft-boltdb
-// that no longer imports compat.
+replace github.com/hashicorp/go-metrics => github.com/hashicorp/go-metrics v0.6.1
+
 require (
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/hashicorp/go-hclog v1.6.3
-	github.com/hashicorp/memberlist v0.6.0
-	github.com/hashicorp/raft v1.7.3
+	github.com/hashicorp/memberlist v0.7.0
+	github.com/hashicorp/raft v1.8.0
 	github.com/hashicorp/raft-autopilot v0.3.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
 	go.etcd.io/bbolt v1.3.5
@@ -27,7 +22,7 @@ require (
 	github.com/google/btree v1.1.3 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect
-	github.com/hashicorp/go-metrics v0.6.0 // indirect
+	github.com/hashicorp/go-metrics v0.7.0 // indirect
 	github.com/hashicorp/go-msgpack/v2 v2.1.5 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/hashicorp/go-sockaddr v1.0.7 // indirect
