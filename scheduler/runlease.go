@@ -54,8 +54,10 @@ type activeRun struct {
 }
 
 // cancelGuard is how long before a lease's local deadline its run is
-// cancelled: a twentieth of the lease, at most 50ms.
-func cancelGuard(ttl time.Duration) time.Duration { return min(ttl/20, 50*time.Millisecond) }
+// cancelled: a tenth of the lease, at most 250ms. A twentieth capped at
+// 50ms proved too thin in CI: under -race on two busy cores the timer woke
+// more than 50ms late once, and another node had started the next run.
+func cancelGuard(ttl time.Duration) time.Duration { return min(ttl/10, 250*time.Millisecond) }
 
 // cancelAt is when the timer cancels the run.
 func (a *activeRun) cancelAt() time.Time { return a.validUntil.Add(-cancelGuard(a.ttl)) }
