@@ -1,6 +1,6 @@
 module github.com/interlockraft/interlock
 
-go 1.26.8
+go 1.25.0
 
 // No replace directive: a replace applies only to this module's own builds,
 // never to a module that imports Interlock, so the versions below must agree

@@ -1,6 +1,6 @@
 module github.com/interlockraft/interlock/integration/bench
 
-go 1.26.8
+go 1.26.0
 
 // The benchmarks measure the checkout they sit in, so Interlock itself is
 // replaced by ../..; no dependency is replaced. raft, memberlist and
