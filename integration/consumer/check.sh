@@ -43,7 +43,7 @@ if [ -z "$go_version" ]; then
 fi
 
 cd "$work"
-step "module in $work (go $go_version), Interlock replaced by $root"
+step "$(go version); module in $work (go $go_version), Interlock replaced by $root"
 go mod init example.com/interlock-consumer >/dev/null 2>&1
 go mod edit -go="$go_version" \
 	-require="$interlock@v0.0.0-00010101000000-000000000000" \
