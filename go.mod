@@ -8,7 +8,7 @@ go 1.25.0
 //
 //   - raft-boltdb/v2 v2.3.1 is the newest release and imports
 //     github.com/hashicorp/go-metrics/compat, a package that go-metrics v0.7.0
-//     deleted. Every version here must therefore leave go-metrics at v0.6.x.
+//     deleted. Every version here must therefore keep go-metrics below v0.7.0.
 //   - go-metrics v0.6.1 (listed below as indirect) is the newest release that
 //     still has compat. It is required here so that importers get it too.
 //   - raft v1.7.2, not v1.8.0: v1.8.0 requires go-metrics v0.7.0. Nor
