@@ -44,7 +44,10 @@ fi
 
 cd "$work"
 step "$(go version); module in $work (go $go_version), Interlock replaced by $root"
-go mod init example.com/interlock-consumer >/dev/null 2>&1
+if ! out="$(go mod init example.com/interlock-consumer 2>&1)"; then
+	echo "$out" >&2
+	exit 1
+fi
 go mod edit -go="$go_version" \
 	-require="$interlock@v0.0.0-00010101000000-000000000000" \
 	-replace="$interlock=$root"
