@@ -1,11 +1,18 @@
-.PHONY: demo test vet bench bench-quick
+.PHONY: demo test vet bench bench-quick consumer-check
 
 # Three nodes in one process; fails unless every tick ran exactly once.
 demo:
 	go run ./examples/three-node -for 15s
 
+# Includes TestConsumerModule, which runs consumer-check's script.
 test:
 	go test -race -count=1 -timeout 15m ./...
+
+# Builds and runs a program in a throwaway module outside the checkout that
+# requires Interlock with no replace for its dependencies, as an
+# application does after go get.
+consumer-check:
+	integration/consumer/check.sh
 
 vet:
 	go vet ./...

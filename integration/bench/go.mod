@@ -1,10 +1,12 @@
 module github.com/interlockraft/interlock/integration/bench
 
-go 1.26.8
+go 1.26.0
 
+// The benchmarks measure the checkout they sit in, so Interlock itself is
+// replaced by ../..; no dependency is replaced. raft, memberlist and
+// go-metrics stay at the versions the main go.mod pins and explains
+// (go-metrics v0.7.0 dropped the compat package that raft-boltdb/v2 imports).
 replace github.com/interlockraft/interlock => ../..
-
-replace github.com/hashicorp/go-metrics => github.com/hashicorp/go-metrics v0.6.1
 
 require (
 	github.com/ehsaniara/gointerlock v1.1.1
@@ -50,13 +52,13 @@ require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.29.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect
-	github.com/hashicorp/go-metrics v0.7.0 // indirect
+	github.com/hashicorp/go-metrics v0.6.1 // indirect
 	github.com/hashicorp/go-msgpack/v2 v2.1.5 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/hashicorp/go-sockaddr v1.0.7 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
-	github.com/hashicorp/memberlist v0.7.0 // indirect
-	github.com/hashicorp/raft v1.8.0 // indirect
+	github.com/hashicorp/memberlist v0.6.0 // indirect
+	github.com/hashicorp/raft v1.7.2 // indirect
 	github.com/hashicorp/raft-autopilot v0.3.0 // indirect
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1 // indirect
 	github.com/jmespath/go-jmespath v0.4.0 // indirect
