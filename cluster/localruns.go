@@ -7,13 +7,12 @@ import (
 	"github.com/interlockraft/interlock/internal/runreg"
 )
 
-// LocalRuns returns the registry of this node's job runs, shared by every
-// Scheduler that uses the node. It is for the scheduler package, which
-// keeps through it at most one run per (job, scheduled instant) on this
-// node and one Scheduler per job name; applications do not call it.
-// Shutdown and Kill close it, which stops the node's Schedulers and cancels
+// localRuns returns the registry of this node's job runs, shared by every
+// Scheduler that uses the node. The scheduler keeps through it at most one
+// run per (job, scheduled instant) on this node and one Scheduler per job
+// name. Shutdown closes it, which stops the node's Schedulers and cancels
 // their runs. Safe for concurrent use.
-func (n *Node) LocalRuns() *runreg.Registry { return n.runs }
+func (n *Node) localRuns() *runreg.Registry { return n.runs }
 
 // stopLocalRuns stops this node's Schedulers and cancels their runs, waits
 // up to LeaveTimeout for the runs to return, and encodes the node release:

@@ -86,7 +86,9 @@ func TestStopWithForwardInFlight(t *testing.T) {
 			dialers[fi].silence(c.Nodes[li].RaftAddr())
 
 			proposed := make(chan error, 1)
-			go func() { proposed <- f.Register(context.Background(), []string{"never-answered"}, nil) }()
+			go func() {
+				proposed <- cluster.Plumbing(f).Register(context.Background(), []string{"never-answered"}, nil)
+			}()
 			clustertest.Eventually(t, 10*time.Second, func() bool { return dialers[fi].swallowed.Load() > 0 },
 				"%s never forwarded the registration to the leader", f.Name())
 
