@@ -26,7 +26,7 @@ func TestDuplicateNodeNameIsRefused(t *testing.T) {
 		Logger:          clustertest.Logger("impostor"),
 	})
 	if err == nil {
-		n.Shutdown()
+		n.Shutdown(context.Background())
 		t.Fatal("a second live node with the same NodeName was accepted")
 	}
 	if !errors.Is(err, cluster.ErrNameConflict) {
@@ -47,7 +47,7 @@ func TestSameNameAtNewAddressReplacesStalePeer(t *testing.T) {
 	leader := c.Leader(10 * time.Second)
 	victim := (leader + 1) % 3
 	name := c.Nodes[victim].Name()
-	if err := c.Nodes[victim].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[victim]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[victim] = nil

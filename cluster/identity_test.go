@@ -33,7 +33,7 @@ func TestForgetfulMemoryOnlyNodeCannotElect(t *testing.T) {
 		}
 	}})
 	c.Leader(10 * time.Second)
-	if err := c.Nodes[durable].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[durable]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[durable] = nil
@@ -45,7 +45,7 @@ func TestForgetfulMemoryOnlyNodeCannotElect(t *testing.T) {
 		t.Fatalf("claim with node1 down: %v %+v", err, res)
 	}
 	for _, i := range []int{0, 2} {
-		if err := c.Nodes[i].Kill(); err != nil {
+		if err := clustertest.Kill(c.Nodes[i]); err != nil {
 			t.Fatal(err)
 		}
 		c.Nodes[i] = nil
@@ -90,7 +90,7 @@ func TestMemoryOnlyRestartRejoinsUnderNewIdentity(t *testing.T) {
 	leader := c.Leader(10 * time.Second)
 	victim := (leader + 1) % 3
 	name := c.Nodes[victim].Name()
-	if err := c.Nodes[victim].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[victim]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[victim] = nil

@@ -60,10 +60,10 @@ func TestShutdownIsGracefulAndIdempotent(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
 	c.Leader(10 * time.Second)
 	leaving := c.Nodes[0]
-	if err := leaving.Shutdown(); err != nil {
+	if err := leaving.Shutdown(context.Background()); err != nil {
 		t.Fatalf("first shutdown: %v", err)
 	}
-	if err := leaving.Shutdown(); err != nil {
+	if err := leaving.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second shutdown: %v", err)
 	}
 	c.Nodes[0] = nil
@@ -117,7 +117,7 @@ func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
 		st, ok := cluster.Plumbing(c.Nodes[2]).LastGrant("persisted")
 		return ok && st.Token == res.Index
 	}, "grant never reached node2")
-	if err := c.Nodes[2].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[2]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[2] = nil

@@ -149,7 +149,7 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 	})
 	t.Run("register", func(t *testing.T) {
 		injected(t, func(ctx context.Context) error { return cluster.Plumbing(f).Register(ctx, []string{"retry-job"}, nil) })
-		if got := leader.State().Registered("retry-job"); !slices.Contains(got, f.Name()) {
+		if got := cluster.State(leader).Registered("retry-job"); !slices.Contains(got, f.Name()) {
 			t.Fatalf("retry-job registered by %v, want %s among them", got, f.Name())
 		}
 	})
@@ -175,14 +175,14 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 			l, err = f.Lock(ctx, "retry-lock", 10*time.Second)
 			return err
 		})
-		if st, ok := leader.State().Lock("retry-lock"); !ok || st.Token != l.Token() || st.Node != f.Name() {
+		if st, ok := cluster.State(leader).Lock("retry-lock"); !ok || st.Token != l.Token() || st.Node != f.Name() {
 			t.Fatalf("retried Lock got token %d; the state machine holds %+v", l.Token(), st)
 		}
 		injected(t, func(ctx context.Context) error { return l.Renew(ctx) })
 		// The release's call ID makes the retry answer as the first
 		// attempt did, although the lock is already free.
 		injected(t, func(ctx context.Context) error { return l.Unlock(ctx) })
-		if st, ok := leader.State().Lock("retry-lock"); ok {
+		if st, ok := cluster.State(leader).Lock("retry-lock"); ok {
 			t.Fatalf("lock still held after Unlock: %+v", st)
 		}
 	})

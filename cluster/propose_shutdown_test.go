@@ -68,8 +68,8 @@ func TestStopWithForwardInFlight(t *testing.T) {
 		// to leave gossip.
 		within time.Duration
 	}{
-		{"Kill", (*cluster.Node).Kill, 5 * time.Second},
-		{"Shutdown", (*cluster.Node).Shutdown, 15 * time.Second},
+		{"Kill", clustertest.Kill, 5 * time.Second},
+		{"Shutdown", func(n *cluster.Node) error { return n.Shutdown(context.Background()) }, 15 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -285,8 +285,10 @@ func shutdown(cl []*cluster.Node) {
 			followers = append(followers, n)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, n := range append(followers, leaders...) {
-		if err := n.Shutdown(); err != nil {
+		if err := n.Shutdown(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "three-node: shut down %s: %v\n", n.Name(), err)
 		}
 	}

@@ -11,10 +11,10 @@
 package runreg
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
-	"time"
 )
 
 var (
@@ -191,11 +191,9 @@ func (r *Registry) Close() {
 	}
 }
 
-// Wait waits until no run is in progress or until timeout passes, and
-// returns the runs still in progress then, sorted by job and instant.
-func (r *Registry) Wait(timeout time.Duration) []Run {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+// Wait waits until no run is in progress or until ctx ends, and returns
+// the runs still in progress then, sorted by job and instant.
+func (r *Registry) Wait(ctx context.Context) []Run {
 	for {
 		r.mu.Lock()
 		left, ended := r.activeLocked(), r.ended
@@ -205,7 +203,7 @@ func (r *Registry) Wait(timeout time.Duration) []Run {
 		}
 		select {
 		case <-ended:
-		case <-timer.C:
+		case <-ctx.Done():
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.activeLocked()
