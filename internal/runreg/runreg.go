@@ -6,8 +6,8 @@
 // held. It also lets the node stop its runs before it gives up their run
 // leases on Shutdown.
 //
-// It is internal: applications reach it only through cluster.Node and the
-// scheduler package.
+// It is internal: a node hands it to the scheduler through internal/seam,
+// and applications never reach it.
 package runreg
 
 import (
