@@ -21,7 +21,8 @@ type GoInterval struct {
 	Interval time.Duration
 	// Arg is the function to run. Required.
 	Arg func()
-	// Cluster is this replica's node. Nil runs every tick locally.
+	// Cluster is this replica's *cluster.Node, or a schedulertest fake in
+	// tests. Nil runs every tick locally.
 	Cluster Cluster
 }
 
