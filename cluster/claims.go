@@ -7,14 +7,14 @@ import (
 	"github.com/interlockraft/interlock/fsm"
 )
 
-// Claim asks the cluster to grant this node the given (job, instant) pairs,
+// claim asks the cluster to grant this node the given (job, instant) pairs,
 // in one Raft entry; a claim's At, not its tick index, names the tick. It
 // returns once the entry is committed and applied on the leader, with one
 // Outcome per claim; a granted Outcome's Token is the run's fencing token.
 // It retries across leader changes until ctx ends; a retry that reaches the
 // state machine again, even in the entry that granted the original, gets
 // the same grant and token.
-func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (n *Node) claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
 	resp, err := n.submit(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
 	if err != nil {
 		return nil, err
@@ -29,18 +29,18 @@ func (n *Node) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult,
 	return res, nil
 }
 
-// Register records in the cluster that this node runs the add jobs and no
+// register records in the cluster that this node runs the add jobs and no
 // longer runs the remove jobs, so ticks are spread over the nodes that can
 // run them.
-func (n *Node) Register(ctx context.Context, add, remove []string) error {
+func (n *Node) register(ctx context.Context, add, remove []string) error {
 	_, err := n.submit(ctx, fsm.EncodeRegistration(fsm.Registration{Node: n.cfg.NodeName, Add: add, Remove: remove}))
 	return err
 }
 
-// Candidates returns the sorted names of the live nodes that registered the
+// candidates returns the sorted names of the live nodes that registered the
 // job: the nodes a tick of it may be spread over. It reads local state and
 // never blocks on the network.
-func (n *Node) Candidates(job string) []string {
+func (n *Node) candidates(job string) []string {
 	registered := n.fsm.Registered(job)
 	alive := *n.alive.Load()
 	out := make([]string, 0, len(registered))
@@ -52,19 +52,19 @@ func (n *Node) Candidates(job string) []string {
 	return out
 }
 
-// LastGrant returns the latest grant of a job as this node's state machine
+// lastGrant returns the latest grant of a job as this node's state machine
 // knows it, which may lag the leader's by a few milliseconds. Compare its
 // LastAt, the granted instant, with a tick's instant: tick indexes differ
 // between replicas configured with different intervals.
-func (n *Node) LastGrant(job string) (fsm.JobState, bool) {
+func (n *Node) lastGrant(job string) (fsm.JobState, bool) {
 	return n.fsm.Job(job)
 }
 
-// UpdateRuns renews the run leases of renew and ends those of done, all
+// updateRuns renews the run leases of renew and ends those of done, all
 // held by this node, in one Raft entry. It returns, in renew's order,
 // whether each lease was still held; a false means another node may now run
 // the job, so the run should stop.
-func (n *Node) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
+func (n *Node) updateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
 	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done}))
 	if err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func TestCleanupJudgesHealthByRaftNotGossipAlone(t *testing.T) {
 	// failed, then the two others at once, well within DeadServerTimeout:
 	// from then on there is no quorum, so nothing can be removed before
 	// back returns.
-	if err := c.Nodes[back].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[back]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[back] = nil
@@ -52,7 +52,7 @@ func TestCleanupJudgesHealthByRaftNotGossipAlone(t *testing.T) {
 		return memberFailed(c.Nodes[leader], backName) && memberFailed(c.Nodes[survivor], backName)
 	}, "gossip never marked %s failed", backName)
 	for _, i := range dead {
-		if err := c.Nodes[i].Kill(); err != nil {
+		if err := clustertest.Kill(c.Nodes[i]); err != nil {
 			t.Fatal(err)
 		}
 		c.Nodes[i] = nil
@@ -118,7 +118,7 @@ func TestCleanupJudgesHealthByRaftNotGossipAlone(t *testing.T) {
 	l := c.Leader(10 * time.Second)
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	if r, err := c.Nodes[l].Claim(cctx, []fsm.Claim{claimNow("after-cleanup", 1)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(c.Nodes[l]).Claim(cctx, []fsm.Claim{claimNow("after-cleanup", 1)}); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim after the cleanup: %v %+v", err, r)
 	}
 }

@@ -123,9 +123,10 @@ type Config struct {
 	// ProposeTimeout bounds one Raft proposal on the leader. Default 5s.
 	ProposeTimeout time.Duration
 
-	// LeaveTimeout bounds the graceful part of Shutdown, and separately
-	// how long Shutdown first waits for the node's job runs to return
-	// after cancelling them. Default 5s.
+	// LeaveTimeout bounds each wait of a graceful Shutdown: for the
+	// node's job runs to return after cancelling them, for the release of
+	// its leases, and for its Raft leave. Shutdown's ctx bounds the whole.
+	// Default 5s.
 	LeaveTimeout time.Duration
 
 	// SnapshotThreshold and TrailingLogs tune Raft log compaction.

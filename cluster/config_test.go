@@ -152,7 +152,7 @@ func TestConfigEveryDurationFieldHasARule(t *testing.T) {
 func TestStartRefusesNegativeReconcileInterval(t *testing.T) {
 	n, err := Start(context.Background(), Config{NodeName: "a", BindAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", BootstrapExpect: 1, ReconcileInterval: -time.Second})
 	if err == nil {
-		n.Shutdown()
+		n.Shutdown(context.Background())
 		t.Fatal("Start accepted ReconcileInterval -1s")
 	}
 	if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "ReconcileInterval") {

@@ -26,7 +26,7 @@ func TestDuplicateNodeNameIsRefused(t *testing.T) {
 		Logger:          clustertest.Logger("impostor"),
 	})
 	if err == nil {
-		n.Shutdown()
+		n.Shutdown(context.Background())
 		t.Fatal("a second live node with the same NodeName was accepted")
 	}
 	if !errors.Is(err, cluster.ErrNameConflict) {
@@ -47,7 +47,7 @@ func TestSameNameAtNewAddressReplacesStalePeer(t *testing.T) {
 	leader := c.Leader(10 * time.Second)
 	victim := (leader + 1) % 3
 	name := c.Nodes[victim].Name()
-	if err := c.Nodes[victim].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[victim]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[victim] = nil
@@ -82,7 +82,7 @@ func TestSameNameAtNewAddressReplacesStalePeer(t *testing.T) {
 	}, "configuration never moved %s to its new address", name)
 	// One cluster, one leader, and it still commits.
 	l := c.Leader(10 * time.Second)
-	if _, err := c.Nodes[l].Claim(ctx, []fsm.Claim{claimNow("after-move", 1)}); err != nil {
+	if _, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("after-move", 1)}); err != nil {
 		t.Fatalf("claim after the move: %v", err)
 	}
 }

@@ -33,19 +33,19 @@ func TestForgetfulMemoryOnlyNodeCannotElect(t *testing.T) {
 		}
 	}})
 	c.Leader(10 * time.Second)
-	if err := c.Nodes[durable].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[durable]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[durable] = nil
 	l := c.Leader(15 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := c.Nodes[l].Claim(ctx, []fsm.Claim{claimNow("once", 1)})
+	res, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("once", 1)})
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim with node1 down: %v %+v", err, res)
 	}
 	for _, i := range []int{0, 2} {
-		if err := c.Nodes[i].Kill(); err != nil {
+		if err := clustertest.Kill(c.Nodes[i]); err != nil {
 			t.Fatal(err)
 		}
 		c.Nodes[i] = nil
@@ -74,7 +74,7 @@ func TestForgetfulMemoryOnlyNodeCannotElect(t *testing.T) {
 		if n == nil {
 			continue
 		}
-		st, ok := n.LastGrant("once")
+		st, ok := cluster.Plumbing(n).LastGrant("once")
 		if !ok || st.Token != res.Index {
 			t.Errorf("%s started under leader %s without the committed grant (token %d; it has %+v, %v): the restarted memory-only node voted with an empty log",
 				n.Name(), n.Leader(), res.Index, st, ok)
@@ -90,7 +90,7 @@ func TestMemoryOnlyRestartRejoinsUnderNewIdentity(t *testing.T) {
 	leader := c.Leader(10 * time.Second)
 	victim := (leader + 1) % 3
 	name := c.Nodes[victim].Name()
-	if err := c.Nodes[victim].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[victim]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[victim] = nil
@@ -113,7 +113,7 @@ func TestMemoryOnlyRestartRejoinsUnderNewIdentity(t *testing.T) {
 		}
 		return false
 	}, "%s never listed once as a voter again", name)
-	if r, err := n.Claim(ctx, []fsm.Claim{claimNow("after-restart", 1)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("after-restart", 1)}); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim through the restarted node: %v %+v", err, r)
 	}
 }

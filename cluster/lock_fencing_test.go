@@ -242,7 +242,7 @@ func TestLockStaleHolderIsFenced(t *testing.T) {
 	}
 	for _, n := range c.Nodes {
 		clustertest.Eventually(t, 5*time.Second, func() bool {
-			st, _ := n.State().Lock("stale")
+			st, _ := cluster.State(n).Lock("stale")
 			return st.Token == b.Token()
 		}, "%s does not show B (token %d) holding the lock", n.Name(), b.Token())
 	}
@@ -318,7 +318,7 @@ func TestLockCancellationAtAnyPoint(t *testing.T) {
 		wg.Wait()
 		for _, n := range c.Nodes {
 			clustertest.Eventually(t, 5*time.Second, func() bool {
-				_, ok := n.State().Lock(name)
+				_, ok := cluster.State(n).Lock(name)
 				return !ok
 			}, "iteration %d: %s still has state for the lock after every caller returned: %+v", it, n.Name(), lockState(n, name))
 		}
@@ -337,7 +337,7 @@ func TestLockCancellationAtAnyPoint(t *testing.T) {
 }
 
 func lockState(n *cluster.Node, name string) string {
-	st, ok := n.State().Lock(name)
+	st, ok := cluster.State(n).Lock(name)
 	if !ok {
 		return "free"
 	}
@@ -355,7 +355,7 @@ func TestLockLeaseSurvivesLeaderKill(t *testing.T) {
 	t.Cleanup(func() {
 		for _, n := range c.Nodes {
 			if n != nil {
-				n.Kill()
+				clustertest.Kill(n)
 			}
 		}
 	})
@@ -391,7 +391,7 @@ func TestLockLeaseSurvivesLeaderKill(t *testing.T) {
 		}
 	}()
 
-	if err := c.Nodes[leader].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[leader]); err != nil {
 		t.Logf("kill: %v", err)
 	}
 	c.Nodes[leader] = nil
@@ -406,7 +406,7 @@ func TestLockLeaseSurvivesLeaderKill(t *testing.T) {
 	}
 	for _, i := range []int{h, o} {
 		clustertest.Eventually(t, 5*time.Second, func() bool {
-			st, _ := c.Nodes[i].State().Lock("survive")
+			st, _ := cluster.State(c.Nodes[i]).Lock("survive")
 			return st.Token == token
 		}, "node%d does not show the lease (token %d) holding the lock: %s", i, token, lockState(c.Nodes[i], "survive"))
 	}

@@ -121,7 +121,7 @@ func TestLockWaiterWokenAfterSnapshotInstall(t *testing.T) {
 		waiter <- result{l, err}
 	}()
 	clustertest.Eventually(t, 5*time.Second, func() bool { return queued(ln, name) == 1 }, "follower's waiter never queued")
-	st, _ := ln.State().Lock(name)
+	st, _ := cluster.State(ln).Lock(name)
 	waiterOwner := st.Waiters[0].Owner
 	next := make(chan result, 1)
 	go func() {
@@ -133,10 +133,10 @@ func TestLockWaiterWokenAfterSnapshotInstall(t *testing.T) {
 	// Let the follower apply everything so far, so that what it misses
 	// below is exactly what the snapshot settles.
 	clustertest.Eventually(t, 5*time.Second, func() bool {
-		return fol.State().AppliedIndex() == ln.State().AppliedIndex()
+		return cluster.State(fol).AppliedIndex() == cluster.State(ln).AppliedIndex()
 	}, "follower never caught up before the cut")
 	fn.isolate(fi, 3)
-	followerApplied := fol.State().AppliedIndex()
+	followerApplied := cluster.State(fol).AppliedIndex()
 	if err := holder.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -161,10 +161,10 @@ func TestLockWaiterWokenAfterSnapshotInstall(t *testing.T) {
 	if err := cluster.RaftSnapshot(ln); err != nil {
 		t.Fatalf("leader snapshot: %v", err)
 	}
-	if got := fol.State().AppliedIndex(); got != followerApplied {
+	if got := cluster.State(fol).AppliedIndex(); got != followerApplied {
 		t.Fatalf("cut-off follower applied %d entries meanwhile", got-followerApplied)
 	}
-	if _, ok := ln.State().Lock(name); ok {
+	if _, ok := cluster.State(ln).Lock(name); ok {
 		t.Fatalf("lock %q not free before healing", name)
 	}
 
@@ -181,7 +181,7 @@ func TestLockWaiterWokenAfterSnapshotInstall(t *testing.T) {
 		if r.l.Token() <= holder.Token() {
 			t.Fatalf("lease token %d not above the first holder's %d", r.l.Token(), holder.Token())
 		}
-		if st, _ := ln.State().Lock(name); st.Owner == waiterOwner || !strings.HasPrefix(st.Owner, fol.Name()+"/") {
+		if st, _ := cluster.State(ln).Lock(name); st.Owner == waiterOwner || !strings.HasPrefix(st.Owner, fol.Name()+"/") {
 			t.Fatalf("lock owner after the retry is %q, want a new owner of %s (not %q)", st.Owner, fol.Name(), waiterOwner)
 		}
 		if err := r.l.Unlock(ctx); err != nil {

@@ -373,7 +373,7 @@ func TestLockOpsRetriedAfterLostReply(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TryLock whose first reply was lost: %v", err)
 	}
-	if st, _ := c.Nodes[leader].State().Lock("retried"); st.Token != l.Token() {
+	if st, _ := cluster.State(c.Nodes[leader]).Lock("retried"); st.Token != l.Token() {
 		t.Fatalf("TryLock returned token %d, the lock's token is %d", l.Token(), st.Token)
 	}
 	if err := lose("Renew", func() error { return l.Renew(ctx) }); err != nil {
@@ -414,7 +414,7 @@ func TestLockOpsRetriedAfterLostReply(t *testing.T) {
 	if w == nil {
 		t.FailNow()
 	}
-	if st, _ := c.Nodes[leader].State().Lock("retried"); st.Token != w.Token() || len(st.Waiters) != 0 {
+	if st, _ := cluster.State(c.Nodes[leader]).Lock("retried"); st.Token != w.Token() || len(st.Waiters) != 0 {
 		t.Fatalf("after handoff: %s, want the waiter (token %d) holding with nobody queued", lockState(c.Nodes[leader], "retried"), w.Token())
 	}
 	if err := w.Unlock(ctx); err != nil {
@@ -807,7 +807,7 @@ func TestLockLinearizablePartitions(t *testing.T) {
 func pickKillMoment(n *cluster.Node, name string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		st, _ := n.State().Lock(name)
+		st, _ := cluster.State(n).Lock(name)
 		involved := st.Node == n.Name()
 		for _, w := range st.Waiters {
 			involved = involved || w.Node == n.Name()
@@ -837,7 +837,7 @@ func TestLockLinearizableLeaderKill(t *testing.T) {
 			t.Cleanup(func() {
 				for _, n := range c.Nodes {
 					if n != nil {
-						n.Kill()
+						clustertest.Kill(n)
 					}
 				}
 			})
@@ -852,7 +852,7 @@ func TestLockLinearizableLeaderKill(t *testing.T) {
 			// the leader's clients neither hold the lock nor wait for it.
 			pickKillMoment(c.Nodes[leader], r.name, time.Second)
 			r.dead[leader].Store(true)
-			if err := c.Nodes[leader].Kill(); err != nil {
+			if err := clustertest.Kill(c.Nodes[leader]); err != nil {
 				t.Logf("kill: %v", err)
 			}
 			c.Nodes[leader] = nil

@@ -95,7 +95,7 @@ func TestLockWaitersAreServedInFIFOOrder(t *testing.T) {
 }
 
 func queued(n *cluster.Node, name string) int {
-	st, _ := n.State().Lock(name)
+	st, _ := cluster.State(n).Lock(name)
 	return len(st.Waiters)
 }
 

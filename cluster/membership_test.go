@@ -49,7 +49,7 @@ func TestDeadVoterIsReplacedByNonVoter(t *testing.T) {
 	}
 	name := c.Nodes[victim].Name()
 	killedAt := time.Now()
-	if err := c.Nodes[victim].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[victim]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[victim] = nil
@@ -80,7 +80,7 @@ func TestDeadServerCleanupKeepsQuorum(t *testing.T) {
 	killed := 0
 	for i := range c.Nodes {
 		if i != leader && killed < 3 {
-			if err := c.Nodes[i].Kill(); err != nil {
+			if err := clustertest.Kill(c.Nodes[i]); err != nil {
 				t.Fatal(err)
 			}
 			c.Nodes[i] = nil

@@ -510,70 +510,91 @@ func (n *Node) Servers() ([]Server, error) {
 // AppliedIndex returns the index of the last Raft entry this node applied.
 func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 
-// State returns this node's state machine, for read-only inspection.
-func (n *Node) State() *fsm.FSM { return n.fsm }
+// Shutdown leaves the cluster gracefully and releases everything, in the
+// style of http.Server's Shutdown. In order, it stops the Schedulers that
+// use this node (their Run returns) and cancels their runs, waiting for the
+// runs to return; it releases the node's locks, registrations and the run
+// leases of the runs that ended (a run still going keeps its lease until it
+// expires); it hands leadership over if it has it, asks the leader to
+// remove it from the Raft configuration, leaves gossip, then stops Raft and
+// closes its listeners and stores.
+//
+// ctx bounds the whole graceful shutdown, and Config.LeaveTimeout bounds
+// each of its waits (for the runs, the release, the Raft leave), so
+// Shutdown(context.Background()) returns within a few LeaveTimeouts even
+// with no peer left to answer. If ctx ends first, Shutdown stops what is
+// left at once, as a crash would: it skips the rest of the graceful leave,
+// so peers see the node fail rather than leave and the leases it did not
+// release expire by their TTL, and it returns an error wrapping ctx.Err().
+// A ctx that has already ended stops the node at once without leaving;
+// clustertest.Kill uses that to simulate a crash.
+//
+// It is safe to call more than once and from several goroutines: the first
+// call shuts the node down, and every call waits for it and returns its
+// result, whatever ctx the later calls pass.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx) })
+	return n.shutdownErr
+}
 
-// Shutdown leaves the cluster gracefully and releases everything: it stops
-// the Schedulers that use this node (their Run returns) and cancels their
-// runs, waiting up to LeaveTimeout for the runs to return; it releases the
-// node's locks, registrations and the run leases of the runs that ended (a
-// run still going keeps its lease until it expires); it hands leadership
-// over if it has it, asks the leader to remove it from the Raft
-// configuration, leaves gossip, then stops Raft and closes its listeners
-// and stores. It is safe to call more than once and from several
-// goroutines; every call returns the first call's result.
-func (n *Node) Shutdown() error {
-	n.shutdownOnce.Do(func() {
-		// Runs first: releasing the lease of a run that still goes on
-		// would let another node start the job alongside it.
-		release := n.stopLocalRuns()
-		// Free this node's locks, queue places, registrations and run
-		// leases at once, rather than after their TTLs.
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
-		if _, err := n.submit(ctx, release); err != nil {
-			n.logger.Warn("could not release this node's leases before leaving", "error", err)
-		}
-		cancel()
-		// Announce the leave only after the release: the leader removes a
-		// Leaving member from Raft at once, and a node out of the
-		// configuration no longer hears of its own release being applied.
-		n.setMeta(func(m *meta) { m.Leaving = true })
-		close(n.shutdownCh)
-		var errs []error
-		if err := n.leaveRaft(); err != nil {
-			n.logger.Warn("graceful raft leave incomplete", "error", err)
-		}
-		// Leave propagates within a gossip round or two on a LAN; waiting
-		// longer only matters when no peer is left to hear it.
-		if err := n.ml.Leave(min(n.cfg.LeaveTimeout, 2*time.Second)); err != nil {
+// shutdown is Shutdown's body, run once.
+func (n *Node) shutdown(ctx context.Context) error {
+	// Runs first: releasing the lease of a run that still goes on would
+	// let another node start the job alongside it.
+	release, ok := n.stopLocalRuns(ctx)
+	if !ok {
+		return n.stopAtOnce(ctx)
+	}
+	// Free this node's locks, queue places, registrations and run leases
+	// at once, rather than after their TTLs.
+	rctx, cancel := context.WithTimeout(ctx, n.cfg.LeaveTimeout)
+	_, err := n.submit(rctx, release)
+	cancel()
+	if ctx.Err() != nil {
+		return n.stopAtOnce(ctx)
+	}
+	if err != nil {
+		n.logger.Warn("could not release this node's leases before leaving", "error", err)
+	}
+	// Announce the leave only after the release: the leader removes a
+	// Leaving member from Raft at once, and a node out of the
+	// configuration no longer hears of its own release being applied.
+	n.setMeta(func(m *meta) { m.Leaving = true })
+	close(n.shutdownCh)
+	if err := n.leaveRaft(ctx); ctx.Err() != nil {
+		return n.stopAtOnce(ctx)
+	} else if err != nil {
+		n.logger.Warn("graceful raft leave incomplete", "error", err)
+	}
+	// Leave propagates within a gossip round or two on a LAN; waiting
+	// longer only matters when no peer is left to hear it. memberlist's
+	// Leave takes a timeout, not a context: give it what ctx has left.
+	wait := min(n.cfg.LeaveTimeout, 2*time.Second)
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(deadline))
+	}
+	if wait > 0 {
+		if err := n.ml.Leave(wait); err != nil && ctx.Err() == nil {
 			n.logger.Warn("gossip leave incomplete", "error", err)
 		}
-		errs = append(errs, n.close())
-		n.shutdownErr = errors.Join(errs...)
-		n.logger.Info("node shut down")
-	})
-	return n.shutdownErr
+	}
+	if ctx.Err() != nil {
+		return n.stopAtOnce(ctx)
+	}
+	err = n.close()
+	n.logger.Info("node shut down")
+	return err
 }
 
-// Kill stops the node at once without leaving Raft or gossip, as a crash
-// would: peers see it fail, not leave, and its Raft entry stays until it
-// comes back or is cleaned up. It cancels the runs of the Schedulers that
-// use this node and stops them, without waiting for the runs to return;
-// their run leases expire by their TTL. Use Shutdown in production; Kill
-// exists for failure drills and tests. It shares Shutdown's once-only
-// guard.
-func (n *Node) Kill() error {
-	n.shutdownOnce.Do(func() {
-		// A crash ends the process's runs too: cancel them and stop the
-		// Schedulers, without waiting and without releasing any lease.
-		n.runs.Close()
-		n.shutdownErr = n.close()
-		n.logger.Info("node killed")
-	})
-	return n.shutdownErr
+// stopAtOnce stops what is left of the node when Shutdown's ctx ended
+// before the graceful leave finished, and says so in the error it returns.
+func (n *Node) stopAtOnce(ctx context.Context) error {
+	err := n.close()
+	n.logger.Info("node stopped at once: the shutdown context ended before a graceful leave", "error", ctx.Err())
+	return errors.Join(fmt.Errorf("interlock: shutdown of node %s cut short, so it stopped at once without finishing its graceful leave: %w", n.cfg.NodeName, ctx.Err()), err)
 }
 
-// shuttingDown reports whether Shutdown, Kill or a failed Start has begun
+// shuttingDown reports whether Shutdown or a failed Start has begun
 // to stop the node.
 func (n *Node) shuttingDown() bool {
 	select {

@@ -24,7 +24,7 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 	other := (leader + 2) % 3
 	ctx := context.Background()
 
-	res, err := c.Nodes[follower].Claim(ctx, []fsm.Claim{claimNow("j", 1), claimNow("k", 1)})
+	res, err := cluster.Plumbing(c.Nodes[follower]).Claim(ctx, []fsm.Claim{claimNow("j", 1), claimNow("k", 1)})
 	if err != nil {
 		t.Fatalf("claim through follower: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 	// At, not by the index.
 	again := claimNow("j", 1)
 	again.At, again.Deadline = res.Outcomes[0].At, res.Outcomes[0].At+int64(time.Minute)
-	res2, err := c.Nodes[other].Claim(ctx, []fsm.Claim{again})
+	res2, err := cluster.Plumbing(c.Nodes[other]).Claim(ctx, []fsm.Claim{again})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 	// Every node's state machine converges on the grant.
 	clustertest.Eventually(t, 5*time.Second, func() bool {
 		for _, n := range c.Nodes {
-			st, ok := n.LastGrant("j")
+			st, ok := cluster.Plumbing(n).LastGrant("j")
 			if !ok || st.Token != res.Index {
 				return false
 			}
@@ -60,10 +60,10 @@ func TestShutdownIsGracefulAndIdempotent(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
 	c.Leader(10 * time.Second)
 	leaving := c.Nodes[0]
-	if err := leaving.Shutdown(); err != nil {
+	if err := leaving.Shutdown(context.Background()); err != nil {
 		t.Fatalf("first shutdown: %v", err)
 	}
-	if err := leaving.Shutdown(); err != nil {
+	if err := leaving.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second shutdown: %v", err)
 	}
 	c.Nodes[0] = nil
@@ -101,7 +101,7 @@ func TestLeaderShutdownHandsOver(t *testing.T) {
 	if c.Nodes[next].Name() == old {
 		t.Fatalf("leader unchanged after its shutdown")
 	}
-	if _, err := c.Nodes[next].Claim(context.Background(), []fsm.Claim{claimNow("after-handover", 1)}); err != nil {
+	if _, err := cluster.Plumbing(c.Nodes[next]).Claim(context.Background(), []fsm.Claim{claimNow("after-handover", 1)}); err != nil {
 		t.Fatalf("claim after handover: %v", err)
 	}
 }
@@ -109,15 +109,15 @@ func TestLeaderShutdownHandsOver(t *testing.T) {
 func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
 	c.Leader(10 * time.Second)
-	res, err := c.Nodes[1].Claim(context.Background(), []fsm.Claim{claimNow("persisted", 7)})
+	res, err := cluster.Plumbing(c.Nodes[1]).Claim(context.Background(), []fsm.Claim{claimNow("persisted", 7)})
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim: %v %+v", err, res)
 	}
 	clustertest.Eventually(t, 5*time.Second, func() bool {
-		st, ok := c.Nodes[2].LastGrant("persisted")
+		st, ok := cluster.Plumbing(c.Nodes[2]).LastGrant("persisted")
 		return ok && st.Token == res.Index
 	}, "grant never reached node2")
-	if err := c.Nodes[2].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[2]); err != nil {
 		t.Fatal(err)
 	}
 	c.Nodes[2] = nil
@@ -129,7 +129,7 @@ func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	c.Nodes[2] = n
-	st, ok := n.LastGrant("persisted")
+	st, ok := cluster.Plumbing(n).LastGrant("persisted")
 	if !ok || st.Token != res.Index || st.LastTick != 7 {
 		t.Fatalf("restarted node lost the grant: %+v %v", st, ok)
 	}
@@ -141,7 +141,7 @@ func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
 		t.Fatalf("configuration after restart = %+v, want the original 3", servers)
 	}
 	// It works again: a claim through it is granted.
-	if r, err := n.Claim(ctx, []fsm.Claim{claimNow("persisted", 8)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("persisted", 8)}); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim after restart: %v %+v", err, r)
 	}
 }
@@ -237,7 +237,7 @@ func TestSingleNode(t *testing.T) {
 	if !c.Nodes[0].IsLeader() || c.Nodes[0].Leader() != c.Nodes[0].Name() {
 		t.Fatalf("single node is not its own leader")
 	}
-	res, err := c.Nodes[0].Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)})
+	res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)})
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim: %v %+v", err, res)
 	}

@@ -314,7 +314,7 @@ func (n *Node) removeServer(id raft.ServerID) error {
 // leaveRaft takes this node out of the Raft configuration: it hands over
 // leadership if it has it, then asks the leader to remove it, so the
 // remaining nodes keep a quorum of the shrunken configuration.
-func (n *Node) leaveRaft() error {
+func (n *Node) leaveRaft(ctx context.Context) error {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
@@ -331,7 +331,7 @@ func (n *Node) leaveRaft() error {
 	if !member || others == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.LeaveTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaveTimeout)
 	defer cancel()
 	if n.IsLeader() {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {

@@ -138,31 +138,31 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 	t.Run("claim", func(t *testing.T) {
 		var res *fsm.ClaimResult
 		injected(t, func(ctx context.Context) (err error) {
-			res, err = f.Claim(ctx, []fsm.Claim{claim("retry-claim", false)})
+			res, err = cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-claim", false)})
 			return err
 		})
-		st, ok := leader.LastGrant("retry-claim")
+		st, ok := cluster.Plumbing(leader).LastGrant("retry-claim")
 		o := res.Outcomes[0]
 		if !ok || !o.Granted() || o.Token != st.Token || st.Holder != f.Name() {
 			t.Fatalf("retried claim answered %+v; the state machine holds %+v: want the original grant", o, st)
 		}
 	})
 	t.Run("register", func(t *testing.T) {
-		injected(t, func(ctx context.Context) error { return f.Register(ctx, []string{"retry-job"}, nil) })
-		if got := leader.State().Registered("retry-job"); !slices.Contains(got, f.Name()) {
+		injected(t, func(ctx context.Context) error { return cluster.Plumbing(f).Register(ctx, []string{"retry-job"}, nil) })
+		if got := cluster.State(leader).Registered("retry-job"); !slices.Contains(got, f.Name()) {
 			t.Fatalf("retry-job registered by %v, want %s among them", got, f.Name())
 		}
 	})
 	t.Run("run lease renewal", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, err := f.Claim(ctx, []fsm.Claim{claim("retry-run", true)})
+		res, err := cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-run", true)})
 		if err != nil || !res.Outcomes[0].Granted() {
 			t.Fatalf("exclusive claim: %+v, %v", res, err)
 		}
 		var held []bool
 		injected(t, func(ctx context.Context) (err error) {
-			held, err = f.UpdateRuns(ctx, []fsm.RunRef{{Job: "retry-run", Tick: 1}}, nil)
+			held, err = cluster.Plumbing(f).UpdateRuns(ctx, []fsm.RunRef{{Job: "retry-run", Tick: 1}}, nil)
 			return err
 		})
 		if !slices.Equal(held, []bool{true}) {
@@ -175,14 +175,14 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 			l, err = f.Lock(ctx, "retry-lock", 10*time.Second)
 			return err
 		})
-		if st, ok := leader.State().Lock("retry-lock"); !ok || st.Token != l.Token() || st.Node != f.Name() {
+		if st, ok := cluster.State(leader).Lock("retry-lock"); !ok || st.Token != l.Token() || st.Node != f.Name() {
 			t.Fatalf("retried Lock got token %d; the state machine holds %+v", l.Token(), st)
 		}
 		injected(t, func(ctx context.Context) error { return l.Renew(ctx) })
 		// The release's call ID makes the retry answer as the first
 		// attempt did, although the lock is already free.
 		injected(t, func(ctx context.Context) error { return l.Unlock(ctx) })
-		if st, ok := leader.State().Lock("retry-lock"); ok {
+		if st, ok := cluster.State(leader).Lock("retry-lock"); ok {
 			t.Fatalf("lock still held after Unlock: %+v", st)
 		}
 	})

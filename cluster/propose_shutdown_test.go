@@ -68,8 +68,8 @@ func TestStopWithForwardInFlight(t *testing.T) {
 		// to leave gossip.
 		within time.Duration
 	}{
-		{"Kill", (*cluster.Node).Kill, 5 * time.Second},
-		{"Shutdown", (*cluster.Node).Shutdown, 15 * time.Second},
+		{"Kill", clustertest.Kill, 5 * time.Second},
+		{"Shutdown", func(n *cluster.Node) error { return n.Shutdown(context.Background()) }, 15 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +86,9 @@ func TestStopWithForwardInFlight(t *testing.T) {
 			dialers[fi].silence(c.Nodes[li].RaftAddr())
 
 			proposed := make(chan error, 1)
-			go func() { proposed <- f.Register(context.Background(), []string{"never-answered"}, nil) }()
+			go func() {
+				proposed <- cluster.Plumbing(f).Register(context.Background(), []string{"never-answered"}, nil)
+			}()
 			clustertest.Eventually(t, 10*time.Second, func() bool { return dialers[fi].swallowed.Load() > 0 },
 				"%s never forwarded the registration to the leader", f.Name())
 

@@ -257,6 +257,6 @@ func startLongJob(t *testing.T, tr *runTrace, f scheduler.Func, lease, bound tim
 // shutdownAsync shuts n down in the background.
 func shutdownAsync(n *cluster.Node) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- n.Shutdown() }()
+	go func() { done <- n.Shutdown(context.Background()) }()
 	return done
 }

@@ -140,7 +140,7 @@ func TestClusterSurvivesLeaderCrash(t *testing.T) {
 	killed := c.Nodes[leader].Name()
 	stop(leader)
 	crashAt := time.Now()
-	if err := c.Nodes[leader].Kill(); err != nil {
+	if err := clustertest.Kill(c.Nodes[leader]); err != nil {
 		t.Fatalf("kill leader: %v", err)
 	}
 	c.Nodes[leader] = nil
@@ -225,7 +225,7 @@ func TestQuorumLossPausesJobsUntilItReturns(t *testing.T) {
 	// Kill two of three nodes: the survivor keeps its scheduler running.
 	for _, i := range []int{1, 2} {
 		stop(i)
-		if err := c.Nodes[i].Kill(); err != nil {
+		if err := clustertest.Kill(c.Nodes[i]); err != nil {
 			t.Fatal(err)
 		}
 		c.Nodes[i] = nil

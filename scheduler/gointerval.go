@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/interlockraft/interlock/cluster"
 )
 
 // GoInterval is a drop-in for gointerlock's GoInterval: keep Name, Interval
@@ -23,8 +21,9 @@ type GoInterval struct {
 	Interval time.Duration
 	// Arg is the function to run. Required.
 	Arg func()
-	// Cluster is this replica's node. Nil runs every tick locally.
-	Cluster *cluster.Node
+	// Cluster is this replica's *cluster.Node, or a schedulertest fake in
+	// tests. Nil runs every tick locally.
+	Cluster Cluster
 }
 
 // Run runs the job until ctx ends or the Cluster node shuts down, then
@@ -42,7 +41,7 @@ func (g *GoInterval) Run(ctx context.Context) error {
 	case g.Cluster != nil && g.Name == "":
 		return fmt.Errorf("%w: GoInterval.Name is empty with a Cluster; give the job a Name that is the same on every replica", ErrInvalidJob)
 	}
-	s := New(Options{Cluster: g.Cluster})
+	s := newFromOptions(Options{Cluster: g.Cluster}, "GoInterval.Cluster")
 	arg := g.Arg
 	if err := s.Add(Job{Name: g.Name, Interval: g.Interval, Func: func(context.Context, Run) error {
 		arg()

@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/seam"
 )
 
 // eventually polls cond every few milliseconds until it holds, and fails
@@ -148,7 +150,7 @@ type fakeCoord struct {
 	lastGrants int
 }
 
-var _ Coordinator = (*fakeCoord)(nil)
+var _ seam.Coordinator = (*fakeCoord)(nil)
 
 func newFakeCoord(name string, candidates ...string) *fakeCoord {
 	return &fakeCoord{name: name, fsm: fsm.New(nil), candidates: candidates, stolen: map[string]uint64{}}
@@ -157,6 +159,8 @@ func newFakeCoord(name string, candidates ...string) *fakeCoord {
 func jobTick(job string, tick int64) string { return fmt.Sprintf("%s/%d", job, tick) }
 
 func (f *fakeCoord) Name() string { return f.name }
+
+func (f *fakeCoord) Logger() hclog.Logger { return hclog.NewNullLogger() }
 
 // applyLocked commits one claim batch to the FSM at the next index, stamped
 // with the current time, as the leader would.

@@ -102,6 +102,11 @@ var (
 	// running on the same cluster node: at most one of them may schedule a
 	// Name on a node at a time, or the node would run its ticks twice.
 	ErrDuplicateJob = errors.New("scheduler: duplicate job name")
+
+	// ErrInvalidCluster means Options.Cluster or GoInterval.Cluster holds a
+	// value of a type the scheduler cannot coordinate through: it must be
+	// a *cluster.Node or a *schedulertest.Cluster.
+	ErrInvalidCluster = errors.New("scheduler: invalid cluster")
 )
 
 // normalize checks a job and fills its defaults.

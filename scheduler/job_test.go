@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/interlockraft/interlock/internal/seam"
 )
 
 func noop(context.Context, Run) error { return nil }
@@ -34,7 +36,7 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 			_, err := tt.job.normalize(tt.clustered)
 			checkInvalid(t, "normalize", err, tt.field)
 
-			var coord Coordinator
+			var coord seam.Coordinator
 			if tt.clustered {
 				coord = newFakeCoord("me", "me")
 			}
@@ -115,7 +117,7 @@ func TestAddStoresNormalizedJob(t *testing.T) {
 
 func TestAddDuplicateName(t *testing.T) {
 	for _, clustered := range []bool{false, true} {
-		var coord Coordinator
+		var coord seam.Coordinator
 		if clustered {
 			coord = newFakeCoord("me", "me")
 		}

@@ -8,14 +8,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/seam"
 )
-
-// runLeaser is implemented by coordinators that keep run leases, as
-// *cluster.Node does. With one, a SkipIfRunning job's tick is granted only
-// while no other run of the job holds its lease, on any node.
-type runLeaser interface {
-	UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error)
-}
 
 // leaseKeeper renews the run leases of this node's running jobs and ends
 // them when the runs finish. Renewals and ends that fall due together go
@@ -33,7 +27,7 @@ type runLeaser interface {
 // leader's expiry can follow the deadline by as little as one commit, and a
 // busy process may wake the timer later than that.
 type leaseKeeper struct {
-	coord  runLeaser
+	coord  seam.RunLeaser
 	logger hclog.Logger
 
 	mu     sync.Mutex
@@ -62,7 +56,7 @@ func cancelGuard(ttl time.Duration) time.Duration { return min(ttl/10, 250*time.
 // cancelAt is when the timer cancels the run.
 func (a *activeRun) cancelAt() time.Time { return a.validUntil.Add(-cancelGuard(a.ttl)) }
 
-func newLeaseKeeper(coord runLeaser, logger hclog.Logger) *leaseKeeper {
+func newLeaseKeeper(coord seam.RunLeaser, logger hclog.Logger) *leaseKeeper {
 	return &leaseKeeper{coord: coord, logger: logger, active: make(map[fsm.RunRef]*activeRun), kick: make(chan struct{}, 1)}
 }
 

@@ -17,32 +17,26 @@ import (
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/internal/runreg"
+	"github.com/interlockraft/interlock/internal/seam"
 )
 
-// Coordinator is what the scheduler needs from a cluster node. *cluster.Node
-// implements it; unit tests use a fake.
-type Coordinator interface {
+// Cluster is the node a Scheduler coordinates its ticks through: a
+// *cluster.Node in production, or a *schedulertest.Cluster in tests of
+// jobs. The scheduler reaches the node's plumbing (claims, registrations,
+// run leases) through an internal seam that those two types provide, so a
+// value of any other type is refused by Add and Run.
+type Cluster interface {
+	// Name is the node's name, reported in Run.Node.
 	Name() string
-	Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error)
-	Register(ctx context.Context, add, remove []string) error
-	Candidates(job string) []string
-	LastGrant(job string) (fsm.JobState, bool)
-}
-
-// localRunner is implemented by coordinators that keep one registry of
-// runs for their whole node, as *cluster.Node does. Every Scheduler of the
-// node shares it, so a job name is scheduled by one Scheduler at a time and
-// a (job, instant) runs at most once on the node, and the node can stop
-// the runs before it leaves.
-type localRunner interface {
-	LocalRuns() *runreg.Registry
 }
 
 // Options configures a Scheduler.
 type Options struct {
 	// Cluster, if set, makes every job run once per tick across all
-	// replicas that add a job of the same Name. Nil runs every tick locally.
-	Cluster *cluster.Node
+	// replicas that add a job of the same Name: this replica's
+	// *cluster.Node, or a *schedulertest.Cluster in tests. Nil (or a nil
+	// *cluster.Node) runs every tick locally.
+	Cluster Cluster
 	// Logger receives the scheduler's logs, such as recovered panics and
 	// job errors. Nil means the cluster node's logger, or without a
 	// Cluster an hclog logger at Info on stderr (as cluster.Config's
@@ -73,7 +67,9 @@ type Stats struct {
 // Scheduler runs many jobs. Add and Remove are safe to call concurrently
 // with Run and with each other.
 type Scheduler struct {
-	coord  Coordinator
+	coord seam.Coordinator
+	// err, if set, is why Options could not be used; Add and Run return it.
+	err    error
 	node   string
 	logger hclog.Logger
 
@@ -111,13 +107,25 @@ type jobState struct {
 }
 
 // New returns a scheduler with no jobs.
-func New(opts Options) *Scheduler {
-	var coord Coordinator
+// An Options.Cluster that is not one of the types Cluster names makes Add
+// and Run return an error wrapping ErrInvalidCluster.
+func New(opts Options) *Scheduler { return newFromOptions(opts, "Options.Cluster") }
+
+// newFromOptions is New, naming the field Cluster came from in its error.
+func newFromOptions(opts Options, field string) *Scheduler {
+	var coord seam.Coordinator
+	var err error
 	logger := opts.Logger
 	if opts.Cluster != nil {
-		coord = opts.Cluster
-		if logger == nil {
-			logger = opts.Cluster.Logger()
+		c, ok := seam.Of(opts.Cluster)
+		switch {
+		case !ok:
+			err = fmt.Errorf("%w: %s: %T is not a *cluster.Node or a *schedulertest.Cluster; pass the node cluster.Start returned, or schedulertest.NewCluster in tests", ErrInvalidCluster, field, opts.Cluster)
+		case c != nil:
+			coord = c
+			if logger == nil {
+				logger = c.Logger()
+			}
 		}
 	}
 	if logger == nil {
@@ -125,10 +133,12 @@ func New(opts Options) *Scheduler {
 		// os.Stderr of the moment New runs.
 		logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info, Output: os.Stderr})
 	}
-	return newScheduler(coord, logger)
+	s := newScheduler(coord, logger)
+	s.err = err
+	return s
 }
 
-func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
+func newScheduler(coord seam.Coordinator, logger hclog.Logger) *Scheduler {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -140,10 +150,10 @@ func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
 	}
 	if coord != nil {
 		s.node = coord.Name()
-		if rl, ok := coord.(runLeaser); ok {
+		if rl, ok := coord.(seam.RunLeaser); ok {
 			s.keeper = newLeaseKeeper(rl, s.logger)
 		}
-		if lr, ok := coord.(localRunner); ok {
+		if lr, ok := coord.(seam.LocalRunner); ok {
 			s.reg = lr.LocalRuns()
 		}
 	}
@@ -158,6 +168,9 @@ func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
 // Scheduler or, while Run runs, scheduled by another Scheduler running on
 // the same node.
 func (s *Scheduler) Add(j Job) error {
+	if s.err != nil {
+		return s.err
+	}
 	j, err := j.normalize(s.coord != nil)
 	if err != nil {
 		return err
@@ -246,6 +259,9 @@ func (s *Scheduler) poke() {
 // and one wrapping cluster.ErrShutdown if the node is shutting down. The
 // names are free again when Run returns.
 func (s *Scheduler) Run(ctx context.Context) error {
+	if s.err != nil {
+		return s.err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.mu.Lock()

@@ -146,7 +146,7 @@ func (c *Cluster) Shutdown() {
 		wg.Add(1)
 		go func(i int, n *cluster.Node) {
 			defer wg.Done()
-			if err := n.Shutdown(); err != nil {
+			if err := n.Shutdown(context.Background()); err != nil {
 				c.t.Logf("shutdown node %d: %v", i, err)
 			}
 		}(i, n)
@@ -173,7 +173,7 @@ func (c *Cluster) Stop(i int) {
 	if n == nil {
 		return
 	}
-	if err := n.Shutdown(); err != nil {
+	if err := n.Shutdown(context.Background()); err != nil {
 		c.t.Logf("stop node %d: %v", i, err)
 	}
 }

@@ -204,7 +204,9 @@ func run(o options) error {
 		defer func() {
 			// Reached on every return after Start; on the normal path the
 			// scheduler and HTTP server are stopped by then.
-			if err := node.Shutdown(); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := node.Shutdown(sctx); err != nil {
 				fmt.Fprintln(os.Stderr, "cache: node shutdown:", err)
 			}
 		}()

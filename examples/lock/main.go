@@ -253,7 +253,7 @@ func worker(ctx context.Context, wc workerConfig) error {
 	if err != nil {
 		return err
 	}
-	defer node.Shutdown() // on error paths; the normal path shuts down in order below
+	defer node.Shutdown(context.Background()) // on error paths; the normal path shuts down in order below
 	st := &storeClient{url: wc.store, name: wc.name}
 
 	const ttl = 500 * time.Millisecond
@@ -319,7 +319,9 @@ func worker(ctx context.Context, wc workerConfig) error {
 	if err := st.await(ctx, func(s storeState) bool { return s.all(phaseOut) }); err != nil {
 		return err
 	}
-	if err := node.Shutdown(); err != nil {
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return st.mark(ctx, phaseGone)

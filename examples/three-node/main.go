@@ -11,14 +11,14 @@
 //
 //	run job=report tick=1764104412 node=node1 token=42 at=21:40:12.000
 //
-// After -for (measured from the moment all three schedulers have registered
-// the job) or on SIGINT/SIGTERM, it stops the schedulers, shuts the nodes
+// After -for (measured from the first run, when the schedulers are under
+// way) or on SIGINT/SIGTERM, it stops the schedulers, shuts the nodes
 // down and prints, as its last line,
 //
 //	ticks=N runs=N duplicates=0 missed=0
 //
 // counted from the recorded runs: ticks is the number of tick indexes from
-// the first tick after all three schedulers started up to the last tick
+// the first tick after the first run up to the last tick
 // scheduled at least one interval before the stop, so each counted tick had
 // its full start window; runs is the runs seen for those ticks; duplicates is
 // the runs of a counted tick beyond its first; missed is the counted ticks
@@ -118,7 +118,7 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 		fmt.Printf("node %s ready: gossip %s raft %s leader %s\n", n.Name(), n.GossipAddr(), n.RaftAddr(), n.Leader())
 	}
 
-	rec := &recorder{runs: make(map[int64][]scheduler.Run)}
+	rec := &recorder{runs: make(map[int64][]scheduler.Run), first: make(chan struct{})}
 	schedCtx, stopScheds := context.WithCancel(context.Background())
 	defer stopScheds()
 	var schedsDone sync.WaitGroup
@@ -138,9 +138,11 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 		schedsDone.Wait()
 	}
 
-	// The schedulers have started once every node sees all three registered
-	// for the job; from then on every tick is ranked over all three.
-	if err := waitRegistered(ctx, cl, 30*time.Second); err != nil {
+	// The schedulers are under way once a tick has run: from then on at
+	// least one of them claims every tick, and each claims even a tick
+	// ranked for a replica that has not registered yet, after its fallback
+	// delay.
+	if err := rec.waitFirst(ctx, 30*time.Second); err != nil {
 		stopSchedulers()
 		return 1, err
 	}
@@ -272,34 +274,6 @@ func startCluster(ctx context.Context, cfgs []cluster.Config) ([]*cluster.Node, 
 	return out, errors.Join(errs...)
 }
 
-// waitRegistered waits until every node sees every node registered for the
-// job.
-func waitRegistered(ctx context.Context, cl []*cluster.Node, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for {
-		ready := true
-		var seen []string
-		for _, n := range cl {
-			c := n.Candidates(jobName)
-			seen = append(seen, fmt.Sprintf("%s sees %v", n.Name(), c))
-			if len(c) != len(cl) {
-				ready = false
-			}
-		}
-		if ready {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("schedulers did not all register job %q: %w (%s)", jobName, ctx.Err(), strings.Join(seen, "; "))
-		case <-poll.C:
-		}
-	}
-}
-
 // shutdown stops the nodes one at a time, followers first and the leader
 // last, so leadership need not move while the others leave.
 func shutdown(cl []*cluster.Node) {
@@ -311,8 +285,10 @@ func shutdown(cl []*cluster.Node) {
 			followers = append(followers, n)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for _, n := range append(followers, leaders...) {
-		if err := n.Shutdown(); err != nil {
+		if err := n.Shutdown(ctx); err != nil {
 			fmt.Fprintf(os.Stderr, "three-node: shut down %s: %v\n", n.Name(), err)
 		}
 	}
@@ -322,9 +298,13 @@ func shutdown(cl []*cluster.Node) {
 type recorder struct {
 	mu   sync.Mutex
 	runs map[int64][]scheduler.Run
+	// first is closed by the first run.
+	first     chan struct{}
+	firstOnce sync.Once
 }
 
 func (r *recorder) record(_ context.Context, run scheduler.Run) error {
+	r.firstOnce.Do(func() { close(r.first) })
 	r.mu.Lock()
 	r.runs[run.Tick] = append(r.runs[run.Tick], run)
 	fmt.Printf("run job=%s tick=%d node=%s token=%d at=%s\n", run.Job, run.Tick, run.Node, run.Token, clock(run.At))
@@ -337,6 +317,20 @@ type summary struct {
 	outside                         int
 	tokenErrors                     int
 	perNode                         string
+}
+
+// waitFirst waits for the first run.
+func (r *recorder) waitFirst(ctx context.Context, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-r.first:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the first run of job %q: %w", jobName, ctx.Err())
+	case <-timer.C:
+		return fmt.Errorf("job %q did not run within %s", jobName, timeout)
+	}
 }
 
 // summarize counts the recorded runs of ticks first..last.

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 // startInterlock starts n Interlock nodes in this process, bolt on disk
@@ -66,7 +67,7 @@ func startInterlock(dir string, n int) ([]*cluster.Node, error) {
 	return nodes, nil
 }
 
-// stopInterlock kills the nodes (Node.Kill): nothing is measured at
+// stopInterlock kills the nodes (clustertest.Kill): nothing is measured at
 // teardown, and a graceful leave would cost seconds per cluster.
 func stopInterlock(nodes []*cluster.Node) {
 	var wg sync.WaitGroup
@@ -75,7 +76,7 @@ func stopInterlock(nodes []*cluster.Node) {
 			continue
 		}
 		wg.Add(1)
-		go func(n *cluster.Node) { defer wg.Done(); _ = n.Kill() }(n)
+		go func(n *cluster.Node) { defer wg.Done(); _ = clustertest.Kill(n) }(n)
 	}
 	wg.Wait()
 }

@@ -491,7 +491,7 @@ func (r *report) writeMethod(w writer) {
 	w("## Method\n\n")
 	w("- Systems: Interlock from this repository (3 nodes, bolt on disk, default timings); gointerlock v1.1.1 with go-redis v8 and one redis-server; etcd v3.6.16 embedded (3 members, fsync on, `WarningUnaryRequestDuration` 300 ms) with `concurrency.Election` and `concurrency.Mutex`; a plain Redis lock (`SET key token NX PX 10000`, released by a Lua compare-and-delete) with go-redis v9. redis-server runs with `--save '' --appendonly no` unless a row says `appendfsync always`.\n")
 	w("- Replicas are child processes of the bench binary (`-role=...`) in S1, S3 (scheduling) and S4, so gointerlock's `log.Fatalf` cannot stop the bench and each replica's CPU and RSS can be read from /proc. S2 and S5 run three nodes or members in the bench process itself.\n")
-	w("- Interlock in S3 is killed with `Node.Kill` inside its process (no Raft leave, no gossip leave) after its scheduler is cancelled; etcd replicas are killed with SIGKILL, as `embed.Etcd.Close` would hand leadership over gracefully.\n")
+	w("- Interlock in S3 is killed with `clustertest.Kill` inside its process (no Raft leave, no gossip leave) after its scheduler is cancelled; etcd replicas are killed with SIGKILL, as `embed.Etcd.Close` would hand leadership over gracefully.\n")
 	w("- Lock TTLs: 10 s for every lock system, so no lease expires during a measurement.\n")
 	w("- Percentiles are nearest-rank over every sample of a repetition; tables show the median over repetitions and (min–max).\n")
 	w("- Ports are free loopback ports picked at run time; data directories live under a temporary directory removed at the end.\n\n")

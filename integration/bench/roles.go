@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/scheduler"
 )
 
@@ -149,13 +150,13 @@ func roleInterlock(name string) {
 		case "kill":
 			// A crash takes the scheduler and the node down together.
 			scancel()
-			_ = node.Kill()
+			_ = clustertest.Kill(node)
 			io.line("KILLED")
 		}
 	}
 	scancel()
 	wg.Wait()
-	_ = node.Shutdown()
+	_ = node.Shutdown(context.Background())
 }
 
 func reportLeader(io *childIO, isLeader func() bool, ctx context.Context) {

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 const s3Interval = 100 * time.Millisecond
@@ -43,7 +44,7 @@ func gapAfter(runs []runRec, job string, t time.Time) (time.Duration, bool) {
 	return best, best >= 0
 }
 
-// s3Sched kills the Raft leader (Interlock: Node.Kill in the leader's
+// s3Sched kills the Raft leader (Interlock: clustertest.Kill in the leader's
 // process; etcd: SIGKILL of the process embedding the etcd leader) while a
 // 100 ms job runs on three replicas.
 func s3Sched(sys, dir string, watch time.Duration, moveLeaderToHolder bool) (gap time.Duration, ok bool, st tickStats, note string, err error) {
@@ -257,12 +258,12 @@ func s3EtcdMutex(dir string, watch time.Duration) (time.Duration, bool, error) {
 func runS3(r *report) error {
 	var errs []string
 	rows := map[string]*failRow{
-		"il":    {kind: "sched", sys: sysInterlock, event: "Node.Kill on the Raft leader (its scheduler stops with it)"},
+		"il":    {kind: "sched", sys: sysInterlock, event: "clustertest.Kill on the Raft leader (its scheduler stops with it)"},
 		"etcd":  {kind: "sched", sys: sysEtcdElect, event: "SIGKILL of the process embedding the etcd leader member, which also holds the election (moved there with MoveLeader; session TTL 3 s)"},
 		"etcd2": {kind: "sched", sys: sysEtcdElect, event: "SIGKILL of the process embedding the etcd leader member, wherever the election holder is (session TTL 3 s)"},
 		"gi":    {kind: "sched", sys: sysGointerlock, event: "SIGKILL of redis-server, restarted 1 s later"},
 		"em":    {kind: "lock", sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member; client has all 3 endpoints; A holds another lock (10 s session), B tries TryLock on it"},
-		"ilk":   {kind: "lock", sys: sysInterlock + " lock", event: "Node.Kill on the Raft leader; loop on a follower; A holds another lock (10 s lease), B tries TryLock on it"},
+		"ilk":   {kind: "lock", sys: sysInterlock + " lock", event: "clustertest.Kill on the Raft leader; loop on a follower; A holds another lock (10 s lease), B tries TryLock on it"},
 		"rl":    {kind: "lock", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock"},
 	}
 	for i := 0; i < r.st.s3Reps; i++ {
@@ -355,7 +356,7 @@ func runS3(r *report) error {
 	return nil
 }
 
-// s3InterlockLock kills the Raft leader (Node.Kill) while a client on a
+// s3InterlockLock kills the Raft leader (clustertest.Kill) while a client on a
 // follower loops Lock/Unlock, and measures from the kill to the first pair
 // that completes. Beforehand a holder A on the other follower takes a lock
 // with a 10 s lease; after the kill a third party keeps trying TryLock on it
@@ -382,7 +383,7 @@ func s3InterlockLock(dir string, watch time.Duration) (gap time.Duration, twoHol
 	if err != nil {
 		return 0, false, err
 	}
-	gap, err = lockFailover(loop, func() { _ = nodes[leader].Kill(); nodes[leader] = nil }, func() bool {
+	gap, err = lockFailover(loop, func() { _ = clustertest.Kill(nodes[leader]); nodes[leader] = nil }, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		return try(ctx, "held") == nil

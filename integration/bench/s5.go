@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/scheduler"
 )
 
@@ -133,7 +134,7 @@ func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration) (scaleStats
 	for {
 		ok := true
 		for _, n := range nodes {
-			if len(n.Candidates(names[jobs-1])) < len(nodes) {
+			if len(clustertest.Candidates(n, names[jobs-1])) < len(nodes) {
 				ok = false
 			}
 		}

@@ -6,15 +6,15 @@
 // held. It also lets the node stop its runs before it gives up their run
 // leases on Shutdown.
 //
-// It is internal: applications reach it only through cluster.Node and the
-// scheduler package.
+// It is internal: a node hands it to the scheduler through internal/seam,
+// and applications never reach it.
 package runreg
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
-	"time"
 )
 
 var (
@@ -191,11 +191,9 @@ func (r *Registry) Close() {
 	}
 }
 
-// Wait waits until no run is in progress or until timeout passes, and
-// returns the runs still in progress then, sorted by job and instant.
-func (r *Registry) Wait(timeout time.Duration) []Run {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
+// Wait waits until no run is in progress or until ctx ends, and returns
+// the runs still in progress then, sorted by job and instant.
+func (r *Registry) Wait(ctx context.Context) []Run {
 	for {
 		r.mu.Lock()
 		left, ended := r.activeLocked(), r.ended
@@ -205,7 +203,7 @@ func (r *Registry) Wait(timeout time.Duration) []Run {
 		}
 		select {
 		case <-ended:
-		case <-timer.C:
+		case <-ctx.Done():
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.activeLocked()

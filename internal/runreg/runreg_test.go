@@ -1,6 +1,7 @@
 package runreg
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -88,7 +89,9 @@ func TestCloseStopsOwnersCancelsRunsAndWaitBounds(t *testing.T) {
 	if _, ok := r.Begin(run("c", 1), nil); ok {
 		t.Fatal("Begin after Close started a run")
 	}
-	left := r.Wait(20 * time.Millisecond)
+	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	left := r.Wait(short)
 	if len(left) != 1 || left[0].Job != "a" || left[0].Token != 7 {
 		t.Fatalf("Wait left %+v, want run a with token 7", left)
 	}
@@ -96,7 +99,9 @@ func TestCloseStopsOwnersCancelsRunsAndWaitBounds(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // the run returns a moment later
 		endA()
 	}()
-	if left := r.Wait(10 * time.Second); len(left) != 0 {
+	long, cancelLong := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelLong()
+	if left := r.Wait(long); len(left) != 0 {
 		t.Fatalf("Wait returned %+v after every run ended", left)
 	}
 }

@@ -396,7 +396,7 @@ func run() int {
 			},
 		})
 		if err != nil {
-			n.Shutdown()
+			n.Shutdown(context.Background())
 			return fail("add job %s: %v", js.name, err)
 		}
 	}
@@ -416,7 +416,9 @@ func run() int {
 	fmt.Fprintf(os.Stderr, "interlock-node: signal received, stopping name=%s\n", *name)
 	stopSched()
 	schedWG.Wait()
-	if err := n.Shutdown(); err != nil {
+	// No deadline: Config.LeaveTimeout bounds each step of the leave, and
+	// the orchestrator's own grace period bounds the process.
+	if err := n.Shutdown(context.Background()); err != nil {
 		fmt.Fprintf(os.Stderr, "interlock-node: shutdown: %v\n", err)
 		return 1
 	}

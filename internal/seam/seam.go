@@ -1,0 +1,93 @@
+// Package seam is the plumbing between the scheduler and a cluster node:
+// the operations a Scheduler needs to claim ticks, register jobs and keep
+// run leases, which applications must not call because they can break the
+// state machine's invariants.
+//
+// The public types stay clean: scheduler.Options.Cluster is a small
+// interface that *cluster.Node and schedulertest's fake satisfy, and the
+// scheduler turns it into a Coordinator with Of. Each package whose type can
+// stand behind that interface registers, from an init function, a hook with
+// Provide that recognises its own type and returns an unexported adapter.
+// The hooks are keyed by type, not by value, so nothing is kept per node.
+package seam
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/runreg"
+)
+
+// Coordinator is what the scheduler needs from a cluster node. All
+// methods are safe for concurrent use.
+type Coordinator interface {
+	// Name is the node's name, the holder named in its grants.
+	Name() string
+	// Logger is the node's logger, the Scheduler's default.
+	Logger() hclog.Logger
+	// Claim asks the cluster to grant this node the given (job, instant)
+	// pairs in one entry and returns one Outcome per claim. An error means
+	// the outcome is unknown: the entry may still have been committed.
+	Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error)
+	// Register records that this node runs the add jobs and no longer
+	// runs the remove jobs.
+	Register(ctx context.Context, add, remove []string) error
+	// Candidates returns the sorted names of the live nodes that
+	// registered job, from local state.
+	Candidates(job string) []string
+	// LastGrant returns the latest grant of job as this node knows it.
+	LastGrant(job string) (fsm.JobState, bool)
+}
+
+// RunLeaser is implemented by Coordinators that keep run leases, as a real
+// node does. With one, a SkipIfRunning job's tick is granted only while no
+// other run of the job holds its lease, on any node.
+type RunLeaser interface {
+	// UpdateRuns renews the leases of renew and ends those of done, and
+	// returns, in renew's order, whether each lease was still held.
+	UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error)
+}
+
+// LocalRunner is implemented by Coordinators that keep one registry of runs
+// for their whole node, as a real node does. Every Scheduler of the node
+// shares it, so a job name is scheduled by one Scheduler at a time, a (job,
+// instant) runs at most once on the node, and the node can stop the runs
+// before it leaves.
+type LocalRunner interface {
+	LocalRuns() *runreg.Registry
+}
+
+// Hook recognises values of one package's type. It returns ok false for a
+// value of any other type, and a nil Coordinator with ok true for a nil
+// pointer of its own type, which the scheduler treats as no cluster.
+type Hook func(x any) (c Coordinator, ok bool)
+
+var (
+	mu    sync.RWMutex
+	hooks []Hook
+)
+
+// Provide registers a hook. Packages call it from an init function, once.
+// Safe for concurrent use.
+func Provide(h Hook) {
+	mu.Lock()
+	defer mu.Unlock()
+	hooks = append(hooks, h)
+}
+
+// Of returns the Coordinator behind x, asking each registered hook in
+// turn. It returns ok false when no hook knows x's type. Safe for
+// concurrent use.
+func Of(x any) (Coordinator, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	for _, h := range hooks {
+		if c, ok := h(x); ok {
+			return c, true
+		}
+	}
+	return nil, false
+}
