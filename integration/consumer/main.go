@@ -190,10 +190,11 @@ func lockTwice(ctx context.Context, node *cluster.Node) error {
 	return nil
 }
 
-// shutdown stops the node: the one call here whose signature is expected
-// to change (to take a context).
+// shutdown leaves the cluster gracefully, bounded by a minute.
 func shutdown(node *cluster.Node) error {
-	return node.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return node.Shutdown(ctx)
 }
 
 // lockedWriter serializes writes to a buffer that run reads at the end.
