@@ -83,6 +83,37 @@ type Job struct {
 	// is free again after at most RunLease. Default: twice the Interval,
 	// between 1s and 30s.
 	RunLease time.Duration
+
+	// origin, if set, puts the job's ticks at origin+k×Interval instead of
+	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
+	// counts from Run's start, and a local job has no replicas that need to
+	// agree on the phase. Tick k ≥ 1 is then the k-th Interval since origin.
+	origin time.Time
+	// notBefore, if set, holds back the job's first tick until this
+	// instant, for GoInterval with a Cluster: no run comes earlier than one
+	// Interval after Run started, as with gointerlock, while the ticks stay
+	// on the epoch-aligned instants that every replica agrees on.
+	notBefore time.Time
+}
+
+// tickAt returns the scheduled instant of the job's tick k.
+func (j Job) tickAt(k int64) time.Time {
+	if j.origin.IsZero() {
+		return TickAt(j.Interval, k)
+	}
+	return j.origin.Add(time.Duration(k) * j.Interval)
+}
+
+// nextTick returns the index of the job's first tick strictly after t.
+func (j Job) nextTick(t time.Time) int64 {
+	if j.origin.IsZero() {
+		return NextTick(j.Interval, t)
+	}
+	d := t.Sub(j.origin)
+	if d < 0 {
+		return 0
+	}
+	return int64(d/j.Interval) + 1
 }
 
 // MaxStartDeadline is the largest StartDeadline a job may have. The

@@ -438,10 +438,16 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 }
 
-// scheduleNextLocked queues the job's first tick strictly after now.
+// scheduleNextLocked queues the job's first tick strictly after now, or,
+// if the job holds its first tick back, the first tick at or after
+// notBefore.
 func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
-	k := NextTick(js.job.Interval, now)
-	heap.Push(&s.queue, event{at: TickAt(js.job.Interval, k), js: js, tick: k})
+	j := js.job
+	if nb := j.notBefore; now.Before(nb) {
+		now = nb.Add(-1)
+	}
+	k := j.nextTick(now)
+	heap.Push(&s.queue, event{at: j.tickAt(k), js: js, tick: k})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -453,12 +459,12 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		// loop fell behind (a paused process), jump to the next future tick
 		// instead of replaying the missed ones.
 		next := ev.tick + 1
-		if k := NextTick(j.Interval, now); k > next {
+		if k := j.nextTick(now); k > next {
 			next = k
 		}
-		heap.Push(&s.queue, event{at: TickAt(j.Interval, next), js: js, tick: next})
+		heap.Push(&s.queue, event{at: j.tickAt(next), js: js, tick: next})
 	}
-	at := TickAt(j.Interval, ev.tick)
+	at := j.tickAt(ev.tick)
 	if now.After(at.Add(j.StartDeadline)) {
 		return pendingClaim{}, false
 	}
