@@ -133,6 +133,10 @@ var (
 	// running on the same cluster node: at most one of them may schedule a
 	// Name on a node at a time, or the node would run its ticks twice.
 	ErrDuplicateJob = errors.New("scheduler: duplicate job name")
+
+	// ErrPanic wraps the value a job's run panicked with, as recorded in
+	// Stats.LastError. The panic was recovered; the schedule goes on.
+	ErrPanic = errors.New("scheduler: job panicked")
 )
 
 // normalize checks a job and fills its defaults.

@@ -51,23 +51,33 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// Stats counts what happened to a job's ticks on this node.
+// Stats counts what happened to a job's ticks on this node, since the job
+// was added to the Scheduler.
 type Stats struct {
 	// Runs is how many runs started here.
 	Runs uint64
+	// Errors is how many runs here returned an error.
+	Errors uint64
+	// Panics is how many runs here panicked (and were recovered). A run
+	// that panicked is not also counted in Errors.
+	Panics uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
-	// Failed is how many claims could not reach a committed answer before
-	// their deadline, for example while the cluster had no quorum.
-	Failed uint64
-	// Panics is how many runs panicked (and were recovered).
-	Panics uint64
+	// ClaimFailures is how many claims could not reach a committed answer
+	// before their deadline, for example while the cluster had no quorum:
+	// those ticks ran nowhere, unless another node claimed them.
+	ClaimFailures uint64
 	// Refused is how many claims the cluster refused for a reason on this
 	// node's side: the tick expired before it was granted, or the claim was
 	// early (this node's clock runs ahead of the leader's) or invalid. A
 	// tick that another node holds is not counted.
 	Refused uint64
+	// LastRun is when the latest run here started; zero if none did.
+	LastRun time.Time
+	// LastError is the error of the latest run here that returned one or
+	// panicked (a panic as an error wrapping ErrPanic); nil if none did.
+	LastError error
 }
 
 // Scheduler runs many jobs. Add and Remove are safe to call concurrently
@@ -103,7 +113,12 @@ type jobState struct {
 	removed atomic.Bool
 	active  atomic.Int32
 
-	runs, skipped, failed, panics, refused atomic.Uint64
+	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
+
+	// last holds LastRun and LastError.
+	lastMu    sync.Mutex
+	lastRun   time.Time
+	lastError error
 	// warnedAt is when a refusal of this job was last logged at Warn, in
 	// Unix nanoseconds, so a refusal that repeats every tick is logged once
 	// per refusalWarnEvery.
@@ -223,7 +238,18 @@ func (s *Scheduler) Stats() map[string]Stats {
 	defer s.mu.Unlock()
 	out := make(map[string]Stats, len(s.jobs))
 	for name, js := range s.jobs {
-		out[name] = Stats{Runs: js.runs.Load(), Skipped: js.skipped.Load(), Failed: js.failed.Load(), Panics: js.panics.Load(), Refused: js.refused.Load()}
+		js.lastMu.Lock()
+		out[name] = Stats{
+			Runs:          js.runs.Load(),
+			Errors:        js.errors.Load(),
+			Panics:        js.panics.Load(),
+			Skipped:       js.skipped.Load(),
+			ClaimFailures: js.claimFailures.Load(),
+			Refused:       js.refused.Load(),
+			LastRun:       js.lastRun,
+			LastError:     js.lastError,
+		}
+		js.lastMu.Unlock()
 	}
 	return out
 }
@@ -622,7 +648,7 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 		}
 	}
 	for _, p := range pending {
-		p.js.failed.Add(1)
+		p.js.claimFailures.Add(1)
 	}
 	return len(pending)
 }
@@ -648,6 +674,9 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 	}
 	js.active.Add(1)
 	js.runs.Add(1)
+	js.lastMu.Lock()
+	js.lastRun = time.Now()
+	js.lastMu.Unlock()
 	s.runs.Add(1)
 	leased := s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning
 	go func() {
@@ -669,13 +698,23 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 	defer func() {
 		if p := recover(); p != nil {
 			js.panics.Add(1)
+			js.setLastError(fmt.Errorf("%w: job %q tick %d: %v", ErrPanic, r.Job, r.Tick, p))
 			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
 		}
 	}()
 	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
 	if err := js.job.Func(ctx, r); err != nil {
+		js.errors.Add(1)
+		js.setLastError(err)
 		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
 	}
+}
+
+// setLastError records err as the job's LastError.
+func (js *jobState) setLastError(err error) {
+	js.lastMu.Lock()
+	js.lastError = err
+	js.lastMu.Unlock()
 }
 
 // event is a due moment for a job: its tick, or a fallback attempt to claim
