@@ -58,6 +58,10 @@ func (o Overlap) String() string {
 }
 
 // Job is a named function run every Interval.
+//
+// Its durations follow the rule of cluster.Config: zero means the
+// documented default and a negative value is an error naming the field.
+// Interval has no default: zero is an error.
 type Job struct {
 	// Name identifies the job across replicas: replicas that add a job
 	// with the same Name share its ticks. Required with a cluster.
@@ -150,8 +154,12 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w: Name is empty; a clustered job needs a Name that is the same on every replica", ErrInvalidJob)
 	case j.Overlap != SkipIfRunning && j.Overlap != AllowOverlap:
 		return j, fmt.Errorf("%w %q: Overlap is %s; use SkipIfRunning or AllowOverlap", ErrInvalidJob, j.Name, j.Overlap)
-	case j.StartDeadline < 0 || j.FallbackDelay < 0 || j.RunLease < 0:
-		return j, fmt.Errorf("%w %q: StartDeadline, FallbackDelay and RunLease must not be negative", ErrInvalidJob, j.Name)
+	case j.StartDeadline < 0:
+		return j, fmt.Errorf("%w %q: StartDeadline is %s; use 0 for the default (one Interval) or a positive duration", ErrInvalidJob, j.Name, j.StartDeadline)
+	case j.FallbackDelay < 0:
+		return j, fmt.Errorf("%w %q: FallbackDelay is %s; use 0 for the default (Interval/4, at most 500ms) or a positive duration", ErrInvalidJob, j.Name, j.FallbackDelay)
+	case j.RunLease < 0:
+		return j, fmt.Errorf("%w %q: RunLease is %s; use 0 for the default (twice the Interval, between 1s and 30s) or a positive duration", ErrInvalidJob, j.Name, j.RunLease)
 	case j.StartDeadline > MaxStartDeadline:
 		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}

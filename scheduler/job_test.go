@@ -25,9 +25,10 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 		{"empty name clustered", Job{Interval: time.Second, Func: noop}, true, "Name"},
 		{"overlap out of range", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: 2}, false, "Overlap"},
 		{"negative overlap", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: -1}, true, "Overlap"},
-		{"negative start deadline", Job{Name: "j", Interval: time.Second, Func: noop, StartDeadline: -1}, false, "StartDeadline"},
+		{"negative start deadline", Job{Name: "j", Interval: time.Second, Func: noop, StartDeadline: -1}, false, "StartDeadline is -1ns; use 0 for the default"},
 		{"start deadline past the maximum", Job{Name: "j", Interval: 7 * 24 * time.Hour, Func: noop, StartDeadline: MaxStartDeadline + 1}, true, "StartDeadline"},
-		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay"},
+		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay is -1ms; use 0 for the default"},
+		{"negative run lease", Job{Name: "j", Interval: time.Second, Func: noop, RunLease: -time.Second}, true, "RunLease is -1s; use 0 for the default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
