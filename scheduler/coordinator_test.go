@@ -802,8 +802,11 @@ func TestUnregisterAfterRemoveDuringRun(t *testing.T) {
 	}
 	stop := startRun(t, s)
 	eventually(t, waitTimeout, func() bool { return len(coord.registerCalls()) >= 1 }, "Register not called on Run")
-	s.Remove("a")
-	s.Remove("b")
+	for _, name := range []string{"a", "b"} {
+		if err := s.Remove(name); err != nil {
+			t.Fatalf("Remove(%q) during Run: %v", name, err)
+		}
+	}
 	if err := s.Add(Job{Name: "z", Interval: time.Hour, Func: noop}); err != nil {
 		t.Fatal(err)
 	}

@@ -141,6 +141,15 @@ var (
 	// ErrPanic wraps the value a job's run panicked with, as recorded in
 	// Stats.LastError. The panic was recovered; the schedule goes on.
 	ErrPanic = errors.New("scheduler: job panicked")
+
+	// ErrUnknownJob means Remove was given a Name that is not in the
+	// Scheduler.
+	ErrUnknownJob = errors.New("scheduler: no job of that name")
+
+	// ErrClaimFailed means a claim for a tick got no committed answer
+	// before the tick's StartDeadline, for example while the cluster had no
+	// quorum; the tick ran nowhere unless another node claimed it.
+	ErrClaimFailed = errors.New("scheduler: claim got no answer")
 )
 
 // normalize checks a job and fills its defaults.

@@ -139,7 +139,9 @@ func TestAddDuplicateName(t *testing.T) {
 			t.Errorf("duplicate Add replaced the job: interval %s", iv)
 		}
 		// After Remove the name is free again.
-		s.Remove("report")
+		if err := s.Remove("report"); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Add(Job{Name: "report", Interval: 2 * time.Second, Func: noop}); err != nil {
 			t.Errorf("Add after Remove: %v", err)
 		}
@@ -154,9 +156,11 @@ func TestAddDuplicateName(t *testing.T) {
 	}
 }
 
-func TestRemoveUnknownIsNoop(t *testing.T) {
+func TestRemoveUnknownIsAnError(t *testing.T) {
 	s := newScheduler(nil, nil)
-	s.Remove("nope")
+	if err := s.Remove("nope"); !errors.Is(err, ErrUnknownJob) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("Remove of an unknown job = %v; want ErrUnknownJob naming it", err)
+	}
 	if err := s.Add(Job{Name: "nope", Interval: time.Second, Func: noop}); err != nil {
 		t.Fatal(err)
 	}

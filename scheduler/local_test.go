@@ -342,7 +342,9 @@ func TestLocalRemoveStopsRuns(t *testing.T) {
 	}
 	startRun(t, s)
 	eventually(t, waitTimeout, func() bool { return gone.len() >= 2 }, "job did not run")
-	s.Remove("gone")
+	if err := s.Remove("gone"); err != nil {
+		t.Fatal(err)
+	}
 	removedAt := time.Now()
 	if _, ok := s.Stats()["gone"]; ok {
 		t.Error("removed job still in Stats")

@@ -49,6 +49,16 @@ type Options struct {
 	// default), so a local scheduler never swallows a panic silently. Pass
 	// hclog.NewNullLogger() to silence it.
 	Logger hclog.Logger
+	// OnError, if set, is called with every error the scheduler hits, as
+	// well as logging it: a run that returned an error (the job's own
+	// error, wrapped with the job, tick and token) or panicked (wrapping
+	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed), and
+	// failures to register jobs with the cluster (job is "" then, as one
+	// registration covers many jobs; it is retried). It is called from the
+	// scheduler's goroutines, possibly from several at once, and must
+	// return soon: a run's call delays the job's next tick if the job
+	// skips ticks while running. It may call the Scheduler's methods.
+	OnError func(job string, err error)
 }
 
 // Stats counts what happened to a job's ticks on this node, since the job
@@ -83,9 +93,10 @@ type Stats struct {
 // Scheduler runs many jobs. Add and Remove are safe to call concurrently
 // with Run and with each other.
 type Scheduler struct {
-	coord  Coordinator
-	node   string
-	logger hclog.Logger
+	coord   Coordinator
+	node    string
+	logger  hclog.Logger
+	onError func(job string, err error)
 
 	mu      sync.Mutex
 	jobs    map[string]*jobState
@@ -140,7 +151,16 @@ func New(opts Options) *Scheduler {
 		// os.Stderr of the moment New runs.
 		logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info, Output: os.Stderr})
 	}
-	return newScheduler(coord, logger)
+	s := newScheduler(coord, logger)
+	s.onError = opts.OnError
+	return s
+}
+
+// report hands an error to Options.OnError, if set.
+func (s *Scheduler) report(job string, err error) {
+	if s.onError != nil {
+		s.onError(job, err)
+	}
 }
 
 func newScheduler(coord Coordinator, logger hclog.Logger) *Scheduler {
@@ -204,32 +224,51 @@ func (s *Scheduler) Add(j Job) error {
 	return nil
 }
 
+// removeTimeout bounds how long Remove waits for the cluster to learn
+// that this node no longer runs the job.
+const removeTimeout = 2 * time.Second
+
 // Remove stops scheduling a job, and frees its Name for another Scheduler
 // of the node. A run in progress finishes; the node still never runs the
 // same (job, instant) twice.
-func (s *Scheduler) Remove(name string) {
+//
+// It returns an error wrapping ErrUnknownJob if no job of that name was
+// added. While Run runs with a cluster, Remove also waits (at most 2s) for
+// the cluster to record that this node no longer runs the job; if that
+// fails, the job is removed all the same and the error says so: until this
+// Scheduler's Run returns (which unregisters it again), peers may rank this
+// node first for the job, so its runs start up to FallbackDelay late.
+func (s *Scheduler) Remove(name string) error {
 	s.mu.Lock()
 	js, ok := s.jobs[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q was not added to this Scheduler (or was removed already)", ErrUnknownJob, name)
+	}
 	delete(s.jobs, name)
-	if ok && s.owner != nil {
+	if s.owner != nil {
 		s.owner.Free(name)
 	}
-	if ok && s.running && s.coord != nil && !s.stopping {
-		// Stop peers from ranking this node first for a job it dropped.
+	deregister := s.running && s.coord != nil && !s.stopping
+	if deregister {
+		// Counted, so Run does not return while this call still uses the
+		// coordinator.
 		s.runs.Add(1)
-		go func() {
-			defer s.runs.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := s.coord.Register(ctx, nil, []string{name}); err != nil {
-				s.logger.Debug("could not unregister removed job", "job", name, "error", err)
-			}
-		}()
 	}
 	s.mu.Unlock()
-	if ok {
-		js.removed.Store(true)
+	js.removed.Store(true)
+	if !deregister {
+		return nil
 	}
+	defer s.runs.Done()
+	// Stop peers from ranking this node first for a job it dropped.
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	if err := s.coord.Register(ctx, nil, []string{name}); err != nil {
+		s.logger.Debug("could not unregister removed job", "job", name, "error", err)
+		return fmt.Errorf("scheduler: job %q removed, but the cluster did not record it within %s: %w; peers may start its runs up to FallbackDelay late until Run returns", name, removeTimeout, err)
+	}
+	return nil
 }
 
 // Stats returns counters per job name.
@@ -263,6 +302,9 @@ func (s *Scheduler) poke() {
 
 // Run schedules the jobs until ctx ends or the cluster node shuts down,
 // then waits for runs in progress (whose ctx is cancelled) and returns nil.
+// Errors met on the way (job errors, panics, failed claims, failed
+// registrations) do not stop it: they are logged, counted in Stats and
+// passed to Options.OnError.
 // With a cluster it first registers the jobs, and unregisters them on the
 // way out.
 //
@@ -405,7 +447,11 @@ func (s *Scheduler) register(ctx context.Context, names []string) {
 		if err == nil {
 			return
 		}
+		if ctx.Err() != nil {
+			return // Run is stopping; nothing is lost
+		}
 		s.logger.Warn("could not register jobs, retrying", "error", err)
+		s.report("", fmt.Errorf("scheduler: could not register jobs %q with the cluster, retrying in %s: %w", names, backoff, err))
 		select {
 		case <-ctx.Done():
 			return
@@ -556,8 +602,11 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
 		missed := s.recoverGrants(ctx, batch, sent)
-		if ctx.Err() == nil && missed > 0 {
-			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", missed, "job", batch[0].claim.Job, "tick", batch[0].claim.Tick, "error", err)
+		if ctx.Err() == nil && len(missed) > 0 {
+			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
+			for _, p := range missed {
+				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
+			}
 		}
 		return
 	}
@@ -618,9 +667,9 @@ const recoverWindow = time.Second
 // The entry may still have been committed: this node's own state machine
 // applies only committed entries, so a grant it shows for this node is as
 // authoritative as the reply would have been. It starts those runs and
-// returns how many claims stayed unresolved. sent is when the claim was
+// returns the claims that stayed unresolved. sent is when the claim was
 // sent, which a recovered run's lease is counted from.
-func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) int {
+func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) []pendingClaim {
 	pending := append([]pendingClaim(nil), batch...)
 	deadline := time.Now().Add(recoverWindow)
 	for {
@@ -643,14 +692,14 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 		}
 		select {
 		case <-ctx.Done():
-			return len(pending)
+			return pending
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	for _, p := range pending {
 		p.js.claimFailures.Add(1)
 	}
-	return len(pending)
+	return pending
 }
 
 // start runs a local tick (no cluster) in its own goroutine.
@@ -698,8 +747,10 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 	defer func() {
 		if p := recover(); p != nil {
 			js.panics.Add(1)
-			js.setLastError(fmt.Errorf("%w: job %q tick %d: %v", ErrPanic, r.Job, r.Tick, p))
+			err := fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
+			js.setLastError(err)
 			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
+			s.report(r.Job, err)
 		}
 	}()
 	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
@@ -707,6 +758,7 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 		js.errors.Add(1)
 		js.setLastError(err)
 		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
+		s.report(r.Job, fmt.Errorf("scheduler: job %q tick %d token %d: %w", r.Job, r.Tick, r.Token, err))
 	}
 }
 
