@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
 )
 
@@ -87,8 +89,15 @@ type Config struct {
 	BootstrapExpect int
 
 	// Logger receives all logs, with stable keys (node, job, tick, token).
-	// Nil means an hclog logger at Info on stderr.
+	// Nil means Slog if set, else an hclog logger at Info on stderr.
 	Logger hclog.Logger
+
+	// Slog, if set, receives all logs instead, for programs that log with
+	// log/slog: the same key/value pairs arrive as attributes, hclog's
+	// Trace as slog.LevelDebug-4, and a sub-logger's name (such as
+	// "interlock.raft") as the "logger" attribute. Its handler decides
+	// which levels are logged. Set Logger or Slog, not both.
+	Slog *slog.Logger
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft.
 	// They must satisfy LeaderLeaseTimeout ≤ HeartbeatTimeout ≤
@@ -172,7 +181,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RaftAddr == "" {
 		c.RaftAddr = ":" + strconv.Itoa(DefaultRaftPort)
 	}
-	if c.Logger == nil {
+	switch {
+	case c.Logger != nil && c.Slog != nil:
+		return c, fmt.Errorf("%w: Logger and Slog are both set; set only one of them", ErrInvalidConfig)
+	case c.Slog != nil:
+		c.Logger = slogbridge.New(c.Slog).Named("interlock")
+	case c.Logger == nil:
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info})
 	}
 	if c.HeartbeatTimeout == 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/internal/runreg"
+	"github.com/interlockraft/interlock/internal/slogbridge"
 )
 
 // Coordinator is what the scheduler needs from a cluster node. *cluster.Node
@@ -49,6 +51,11 @@ type Options struct {
 	// default), so a local scheduler never swallows a panic silently. Pass
 	// hclog.NewNullLogger() to silence it.
 	Logger hclog.Logger
+	// Slog, if set and Logger is nil, receives the scheduler's logs
+	// instead, for programs that log with log/slog: the key/value pairs
+	// arrive as attributes and hclog's Trace as slog.LevelDebug-4, as with
+	// cluster.Config.Slog.
+	Slog *slog.Logger
 	// OnError, if set, is called with every error the scheduler hits, as
 	// well as logging it: a run that returned an error (the job's own
 	// error, wrapped with the job, tick and token) or panicked (wrapping
@@ -140,6 +147,9 @@ type jobState struct {
 func New(opts Options) *Scheduler {
 	var coord Coordinator
 	logger := opts.Logger
+	if logger == nil && opts.Slog != nil {
+		logger = slogbridge.New(opts.Slog).Named("interlock")
+	}
 	if opts.Cluster != nil {
 		coord = opts.Cluster
 		if logger == nil {
