@@ -39,10 +39,10 @@ type GoInterval struct {
 	// Func is the function to run when it needs the run's context (ended
 	// when Run's ctx ends, the node shuts down or the run lease is lost)
 	// or its fencing token: pass run.Token to the resource the job writes
-	// to. A returned error is logged and counted in Stats.Errors of the
-	// scheduler; it does not stop the schedule. Set exactly one of Arg and
-	// Func. Without a Cluster, run.Tick is k for the run at Run's start +
-	// k×Interval and run.Token is zero.
+	// to. A returned error is logged at Warn; it does not stop the
+	// schedule. Set exactly one of Arg and Func. Without a Cluster,
+	// run.Tick is k for the run at Run's start + k×Interval and run.Token
+	// is zero.
 	Func Func
 	// Cluster is this replica's node. Nil runs every tick locally.
 	Cluster *cluster.Node
