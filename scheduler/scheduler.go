@@ -133,7 +133,8 @@ type jobState struct {
 
 	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
 
-	// last holds LastRun and LastError.
+	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
+	// Stats.LastError.
 	lastMu    sync.Mutex
 	lastRun   time.Time
 	lastError error
