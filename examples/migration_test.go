@@ -177,6 +177,22 @@ func TestGointerlockMigration(t *testing.T) {
 		t.Logf("ticks %v; calls per node %d, %d, %d", ticks, len(per[0]), len(per[1]), len(per[2]))
 	})
 
+	t.Run("readme-snippets", func(t *testing.T) {
+		t.Parallel()
+		// Both snippets run for the program's five seconds: each at 2s
+		// and 4s after Run (the cluster one on the epoch's ticks, the
+		// first at least 2s after Run).
+		calls := runProgram(t, filepath.Join(bin, "readme-snippets"), nil)
+		if len(calls) < 3 || len(calls) > 5 {
+			t.Errorf("%d calls from two 2s jobs in 5s; want 3 to 5: %+v", len(calls), calls)
+		}
+		for _, c := range calls {
+			if c.mono < migrationInterval {
+				t.Errorf("a call came %s after the process started; want at least one Interval (%s)", c.mono, migrationInterval)
+			}
+		}
+	})
+
 	t.Run("application-cache", func(t *testing.T) {
 		t.Parallel()
 		testMigratedCache(t, filepath.Join(bin, "application-cache"))
