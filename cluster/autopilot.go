@@ -93,7 +93,7 @@ func (d *autopilotDelegate) lastContactThreshold() time.Duration {
 func (d *autopilotDelegate) AutopilotConfig() *autopilot.Config {
 	cfg := d.n.cfg
 	return &autopilot.Config{
-		CleanupDeadServers:      cfg.DeadServerTimeout >= 0,
+		CleanupDeadServers:      !cfg.DisableDeadServerCleanup,
 		LastContactThreshold:    d.lastContactThreshold(),
 		MaxTrailingLogs:         cfg.TrailingLogs,
 		ServerStabilizationTime: cfg.ServerStabilizationTime,
@@ -277,7 +277,7 @@ const minMisses = 3
 // did not reach it.
 func (d *autopilotDelegate) removable(id raft.ServerID) bool {
 	n := d.n
-	if n.cfg.DeadServerTimeout < 0 || id == n.raftID {
+	if n.cfg.DisableDeadServerCleanup || id == n.raftID {
 		return false
 	}
 	d.mu.Lock()

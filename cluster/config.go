@@ -2,7 +2,7 @@ package cluster
 
 import (
 	"fmt"
-	"math"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
 )
 
@@ -42,6 +43,10 @@ const (
 // Config configures a Node. The zero value of every field except the ones
 // marked required has a sensible default; Start applies the defaults to its
 // own copy and never modifies the caller's.
+//
+// Every duration field follows one rule: zero means the documented default
+// and a negative value is an error that names the field. Where a feature
+// can be turned off, a separate bool does it (DisableDeadServerCleanup).
 type Config struct {
 	// NodeName is the node's unique name in the cluster, also its Raft
 	// server ID. Default: the hostname.
@@ -84,8 +89,15 @@ type Config struct {
 	BootstrapExpect int
 
 	// Logger receives all logs, with stable keys (node, job, tick, token).
-	// Nil means an hclog logger at Info on stderr.
+	// Nil means Slog if set, else an hclog logger at Info on stderr.
 	Logger hclog.Logger
+
+	// Slog, if set, receives all logs instead, for programs that log with
+	// log/slog: the same key/value pairs arrive as attributes, hclog's
+	// Trace as slog.LevelDebug-4, and a sub-logger's name (such as
+	// "interlock.raft") as the "logger" attribute. Its handler decides
+	// which levels are logged. Set Logger or Slog, not both.
+	Slog *slog.Logger
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft.
 	// They must satisfy LeaderLeaseTimeout ≤ HeartbeatTimeout ≤
@@ -110,9 +122,14 @@ type Config struct {
 	// non-voter take its vote. A member that only missed a probe is
 	// suspect, not failed, and is never removed; nor is one that gossip
 	// calls failed while it answers the leader with a recent Raft contact.
-	// At most (voters-1)/2 voters are removed at once. Default 30s;
-	// negative disables the cleanup.
+	// At most (voters-1)/2 voters are removed at once. Default 30s; set
+	// DisableDeadServerCleanup to turn the cleanup off.
 	DeadServerTimeout time.Duration
+
+	// DisableDeadServerCleanup turns off the removal of dead servers from
+	// the Raft configuration: a failed voter then keeps its vote until an
+	// operator removes it.
+	DisableDeadServerCleanup bool
 
 	// ServerStabilizationTime is how long a non-voter must have been
 	// healthy (alive in gossip, in recent Raft contact with the leader and
@@ -165,7 +182,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RaftAddr == "" {
 		c.RaftAddr = ":" + strconv.Itoa(DefaultRaftPort)
 	}
-	if c.Logger == nil {
+	switch {
+	case c.Logger != nil && c.Slog != nil:
+		return c, fmt.Errorf("%w: Logger and Slog are both set; set only one of them", ErrInvalidConfig)
+	case c.Slog != nil:
+		c.Logger = slogbridge.New(c.Slog).Named("interlock")
+	case c.Logger == nil:
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "interlock", Level: hclog.Info})
 	}
 	if c.HeartbeatTimeout == 0 {
@@ -252,32 +274,33 @@ const raftMinTimeout = 5 * time.Millisecond
 type durationRule struct {
 	name  string
 	value time.Duration
-	min   time.Duration
-	fix   string
+	// def is what a zero value becomes.
+	def time.Duration
+	min time.Duration
+	fix string
 }
 
 // durations lists every time.Duration field of Config with its rule. A
 // negative duration would otherwise panic a background goroutine (a
 // time.NewTicker) or silently time out every proposal, so every duration
-// field needs a row here; TestConfigEveryDurationFieldHasARule enforces it.
-// Zero values were replaced by defaults before this runs, so a minimum of 0
-// only refuses negative values.
+// field needs a row here; TestConfigEveryDurationFieldHasARule enforces it,
+// and TestConfigZeroDurationsGetDefaults that zero means the default.
+// Zero values were replaced by defaults before this runs.
 func (c Config) durations() []durationRule {
-	const noMin = time.Duration(math.MinInt64)
 	orDefault := func(def, min time.Duration) string {
 		return fmt.Sprintf("use 0 for the default (%s) or at least %s", def, min)
 	}
 	return []durationRule{
-		{"JoinTimeout", c.JoinTimeout, 0, "use 0 to keep retrying until Start's ctx ends, or a positive duration"},
-		{"HeartbeatTimeout", c.HeartbeatTimeout, raftMinTimeout, orDefault(DefaultHeartbeatTimeout, raftMinTimeout)},
-		{"ElectionTimeout", c.ElectionTimeout, raftMinTimeout, orDefault(DefaultElectionTimeout, raftMinTimeout)},
-		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout, raftMinTimeout, orDefault(DefaultLeaderLeaseTimeout, raftMinTimeout)},
-		{"ReconcileInterval", c.ReconcileInterval, time.Millisecond, orDefault(DefaultReconcileInterval, time.Millisecond)},
-		// Negative disables dead-server cleanup, as documented.
-		{"DeadServerTimeout", c.DeadServerTimeout, noMin, ""},
-		{"ProposeTimeout", c.ProposeTimeout, time.Millisecond, orDefault(DefaultProposeTimeout, time.Millisecond)},
-		{"LeaveTimeout", c.LeaveTimeout, time.Millisecond, orDefault(DefaultLeaveTimeout, time.Millisecond)},
-		{"ServerStabilizationTime", c.ServerStabilizationTime, time.Millisecond, orDefault(DefaultServerStabilizationTime, time.Millisecond)},
+		// JoinTimeout's default is no bound: Start's ctx is the bound.
+		{"JoinTimeout", c.JoinTimeout, 0, 0, "use 0 to keep retrying until Start's ctx ends, or a positive duration"},
+		{"HeartbeatTimeout", c.HeartbeatTimeout, DefaultHeartbeatTimeout, raftMinTimeout, orDefault(DefaultHeartbeatTimeout, raftMinTimeout)},
+		{"ElectionTimeout", c.ElectionTimeout, DefaultElectionTimeout, raftMinTimeout, orDefault(DefaultElectionTimeout, raftMinTimeout)},
+		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout, DefaultLeaderLeaseTimeout, raftMinTimeout, orDefault(DefaultLeaderLeaseTimeout, raftMinTimeout)},
+		{"ReconcileInterval", c.ReconcileInterval, DefaultReconcileInterval, time.Millisecond, orDefault(DefaultReconcileInterval, time.Millisecond)},
+		{"DeadServerTimeout", c.DeadServerTimeout, DefaultDeadServerTimeout, time.Millisecond, orDefault(DefaultDeadServerTimeout, time.Millisecond) + "; to turn dead-server cleanup off, set DisableDeadServerCleanup"},
+		{"ProposeTimeout", c.ProposeTimeout, DefaultProposeTimeout, time.Millisecond, orDefault(DefaultProposeTimeout, time.Millisecond)},
+		{"LeaveTimeout", c.LeaveTimeout, DefaultLeaveTimeout, time.Millisecond, orDefault(DefaultLeaveTimeout, time.Millisecond)},
+		{"ServerStabilizationTime", c.ServerStabilizationTime, DefaultServerStabilizationTime, time.Millisecond, orDefault(DefaultServerStabilizationTime, time.Millisecond)},
 	}
 }
 

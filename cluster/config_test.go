@@ -96,7 +96,7 @@ func TestConfigDurationFields(t *testing.T) {
 		{"ElectionTimeout", func(c *Config) { c.ElectionTimeout = -time.Second }, "at least 5ms"},
 		{"LeaderLeaseTimeout", func(c *Config) { c.LeaderLeaseTimeout = -time.Second }, "at least 5ms"},
 		{"ReconcileInterval", func(c *Config) { c.ReconcileInterval = -time.Second }, "use 0 for the default (2s)"},
-		{"DeadServerTimeout", func(c *Config) { c.DeadServerTimeout = -time.Second }, ""}, // negative disables cleanup
+		{"DeadServerTimeout", func(c *Config) { c.DeadServerTimeout = -time.Second }, "set DisableDeadServerCleanup"},
 		{"ProposeTimeout", func(c *Config) { c.ProposeTimeout = -time.Second }, "use 0 for the default (5s)"},
 		{"LeaveTimeout", func(c *Config) { c.LeaveTimeout = -time.Second }, "use 0 for the default (5s)"},
 		{"ServerStabilizationTime", func(c *Config) { c.ServerStabilizationTime = -time.Second }, "use 0 for the default (10s)"},
@@ -143,6 +143,28 @@ func TestConfigEveryDurationFieldHasARule(t *testing.T) {
 		if !ruled[name] {
 			t.Errorf("Config.%s is a time.Duration with no row in Config.durations; add its rule", name)
 		}
+	}
+}
+
+// TestConfigZeroDurationsGetDefaults checks the other half of the rule
+// for durations: zero means the documented default, the one named in the
+// field's fix text.
+func TestConfigZeroDurationsGetDefaults(t *testing.T) {
+	c, err := Config{NodeName: "a", BindAddr: "127.0.0.1:7946", RaftAddr: "127.0.0.1:7947", BootstrapExpect: 1}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := reflect.ValueOf(c)
+	for _, r := range c.durations() {
+		if v := time.Duration(got.FieldByName(r.name).Int()); v != r.def {
+			t.Errorf("zero %s became %s; want its default %s", r.name, v, r.def)
+		}
+		if r.def != 0 && !strings.Contains(r.fix, "default ("+r.def.String()+")") {
+			t.Errorf("%s's fix %q does not state its default %s", r.name, r.fix, r.def)
+		}
+	}
+	if c.DisableDeadServerCleanup {
+		t.Error("dead-server cleanup is off by default")
 	}
 }
 

@@ -29,6 +29,18 @@ var (
 	// the field and how to fix it.
 	ErrInvalidConfig = errors.New("interlock: invalid config")
 
+	// ErrInvalidLock means an argument of Lock or TryLock is unusable, such
+	// as an empty name or a ttl that is not positive; the message names the
+	// argument and how to fix it. Nothing was taken or queued.
+	ErrInvalidLock = errors.New("interlock: invalid lock argument")
+
+	// ErrLocked means TryLock found the lock held by another lease.
+	ErrLocked = errors.New("interlock: lock is held")
+
+	// ErrLeaseLost means the lease is no longer the lock's holder: it
+	// expired, was released, or the lock was handed to someone else.
+	ErrLeaseLost = errors.New("interlock: lease lost")
+
 	// ErrDataDir means DataDir could not be created, locked or written.
 	ErrDataDir = errors.New("interlock: data directory unusable")
 

@@ -15,15 +15,6 @@ import (
 	"github.com/interlockraft/interlock/fsm"
 )
 
-var (
-	// ErrLocked means TryLock found the lock held by another lease.
-	ErrLocked = errors.New("interlock: lock is held")
-
-	// ErrLeaseLost means the lease is no longer the lock's holder: it
-	// expired, was released, or the lock was handed to someone else.
-	ErrLeaseLost = errors.New("interlock: lease lost")
-)
-
 // LockOption tunes one Lock or TryLock call.
 type LockOption func(*lockOptions)
 
@@ -363,10 +354,10 @@ const maxLockAttempts = 5
 
 func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait bool, opts []LockOption) (*Lease, error) {
 	if name == "" {
-		return nil, fmt.Errorf("%w: lock name is empty; name the resource the lock guards", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: lock name is empty; name the resource the lock guards", ErrInvalidLock)
 	}
 	if ttl <= 0 {
-		return nil, fmt.Errorf("%w: lock %q: ttl is %s; it must be positive, such as 10*time.Second", ErrInvalidConfig, name, ttl)
+		return nil, fmt.Errorf("%w: lock %q: ttl is %s; it must be positive, such as 10*time.Second", ErrInvalidLock, name, ttl)
 	}
 	var o lockOptions
 	for _, opt := range opts {
@@ -498,7 +489,7 @@ func (n *Node) lockOp(ctx context.Context, t fsm.CommandType, op fsm.LockOp) (*f
 		return nil, fmt.Errorf("decode lock result: %w", err)
 	}
 	if res.Status == fsm.LockInvalid {
-		return nil, fmt.Errorf("%w: lock %q rejected as invalid", ErrInvalidConfig, op.Name)
+		return nil, fmt.Errorf("%w: lock %q rejected as invalid by the cluster; check that every replica runs a compatible version", ErrInvalidLock, op.Name)
 	}
 	return res, nil
 }

@@ -48,7 +48,7 @@ var runs = map[string][]exampleRun{
 		name:  "local, until SIGINT",
 		args:  fixed("-addr", "127.0.0.1:0", "-interval", "200ms"),
 		serve: true,
-		last:  regexp.MustCompile(`^scheduler stopped: runs=[1-9]\d* skipped=\d+ failed=0$`),
+		last:  regexp.MustCompile(`^scheduler stopped: runs=[1-9]\d* skipped=\d+ errors=0 claim-failures=0$`),
 	}, {
 		name: "one-node cluster, -for",
 		args: func(t *testing.T) []string {
@@ -56,7 +56,7 @@ var runs = map[string][]exampleRun{
 			return []string{"-cluster", "-for", "4s", "-interval", "200ms", "-addr", "127.0.0.1:0",
 				"-bind-addr", "127.0.0.1:" + strconv.Itoa(p[0]), "-raft-addr", "127.0.0.1:" + strconv.Itoa(p[1])}
 		},
-		last: regexp.MustCompile(`^scheduler stopped: runs=[1-9]\d* skipped=\d+ failed=0$`),
+		last: regexp.MustCompile(`^scheduler stopped: runs=[1-9]\d* skipped=\d+ errors=0 claim-failures=0$`),
 	}},
 	"lock": {{
 		name: "default",

@@ -130,7 +130,7 @@ func TestClaimTakenDoesNotRun(t *testing.T) {
 	if log.len() != grantedOdd {
 		t.Errorf("%d runs for %d granted ticks", log.len(), grantedOdd)
 	}
-	if st := s.Stats()["j"]; st.Runs != uint64(grantedOdd) || st.Failed != 0 {
+	if st := s.Stats()["j"]; st.Runs != uint64(grantedOdd) || st.ClaimFailures != 0 {
 		t.Errorf("Stats() = %+v; want %d runs, none failed", st, grantedOdd)
 	}
 }
@@ -552,10 +552,11 @@ func TestNotCandidateRanksLast(t *testing.T) {
 	}
 }
 
-// TestClaimErrorsCountAsFailed: claims that get no answer, and whose grant
-// never shows in the node's state machine either, count as failed (after
+// TestClaimErrorsCountAsClaimFailures: claims that get no answer, and whose
+// grant never shows in the node's state machine either, count as claim
+// failures (after
 // the recovery window); nothing runs, and the schedule goes on.
-func TestClaimErrorsCountAsFailed(t *testing.T) {
+func TestClaimErrorsCountAsClaimFailures(t *testing.T) {
 	coord := newFakeCoord("me", "me")
 	coord.claimErr = errors.New("no quorum")
 	var log runLog
@@ -568,7 +569,7 @@ func TestClaimErrorsCountAsFailed(t *testing.T) {
 	stop := startRun(t, s)
 	eventually(t, waitTimeout, func() bool {
 		st := s.Stats()
-		return st["a"].Failed >= 3 && st["b"].Failed >= 3
+		return st["a"].ClaimFailures >= 3 && st["b"].ClaimFailures >= 3
 	}, "failed claims not counted")
 	if log.len() != 0 {
 		t.Errorf("%d runs without a grant", log.len())
@@ -628,7 +629,7 @@ func TestClaimLostReplyRecovered(t *testing.T) {
 			t.Errorf("run %+v; want node me and the committed grant's token %d", r, tok)
 		}
 	}
-	if st := s.Stats()["j"]; st.Failed != 0 {
+	if st := s.Stats()["j"]; st.ClaimFailures != 0 {
 		t.Errorf("Stats() = %+v; a committed claim is not a failure", st)
 	}
 }
@@ -801,8 +802,11 @@ func TestUnregisterAfterRemoveDuringRun(t *testing.T) {
 	}
 	stop := startRun(t, s)
 	eventually(t, waitTimeout, func() bool { return len(coord.registerCalls()) >= 1 }, "Register not called on Run")
-	s.Remove("a")
-	s.Remove("b")
+	for _, name := range []string{"a", "b"} {
+		if err := s.Remove(name); err != nil {
+			t.Fatalf("Remove(%q) during Run: %v", name, err)
+		}
+	}
 	if err := s.Add(Job{Name: "z", Interval: time.Hour, Func: noop}); err != nil {
 		t.Fatal(err)
 	}

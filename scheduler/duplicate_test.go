@@ -204,7 +204,9 @@ func TestAddWhileRunningChecksTheNode(t *testing.T) {
 		t.Fatal("b added a Name that a running Scheduler of the same node schedules")
 	}
 	checkDuplicateError(t, err, `"shared"`, `"node0"`)
-	a.Remove("shared")
+	if err := a.Remove("shared"); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Add(scheduler.Job{Name: "shared", Interval: time.Hour, Func: noop}); err != nil {
 		t.Fatalf("Add after the other Scheduler removed the job: %v", err)
 	}

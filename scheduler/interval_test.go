@@ -72,7 +72,9 @@ func TestIntervalChangeOnLiveCluster(t *testing.T) {
 	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 8 }, "fewer than 8 runs at the old interval")
 
 	for _, s := range scheds {
-		s.Remove("report")
+		if err := s.Remove("report"); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Add(job(to)); err != nil {
 			t.Fatal(err)
 		}

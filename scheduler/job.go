@@ -58,6 +58,10 @@ func (o Overlap) String() string {
 }
 
 // Job is a named function run every Interval.
+//
+// Its durations follow the rule of cluster.Config: zero means the
+// documented default and a negative value is an error naming the field.
+// Interval has no default: zero is an error.
 type Job struct {
 	// Name identifies the job across replicas: replicas that add a job
 	// with the same Name share its ticks. Required with a cluster.
@@ -83,6 +87,37 @@ type Job struct {
 	// is free again after at most RunLease. Default: twice the Interval,
 	// between 1s and 30s.
 	RunLease time.Duration
+
+	// origin, if set, puts the job's ticks at origin+k×Interval instead of
+	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
+	// counts from Run's start, and a local job has no replicas that need to
+	// agree on the phase. Tick k ≥ 1 is then the k-th Interval since origin.
+	origin time.Time
+	// notBefore, if set, holds back the job's first tick until this
+	// instant, for GoInterval with a Cluster: no run comes earlier than one
+	// Interval after Run started, as with gointerlock, while the ticks stay
+	// on the epoch-aligned instants that every replica agrees on.
+	notBefore time.Time
+}
+
+// tickAt returns the scheduled instant of the job's tick k.
+func (j Job) tickAt(k int64) time.Time {
+	if j.origin.IsZero() {
+		return TickAt(j.Interval, k)
+	}
+	return j.origin.Add(time.Duration(k) * j.Interval)
+}
+
+// nextTick returns the index of the job's first tick strictly after t.
+func (j Job) nextTick(t time.Time) int64 {
+	if j.origin.IsZero() {
+		return NextTick(j.Interval, t)
+	}
+	d := t.Sub(j.origin)
+	if d < 0 {
+		return 0
+	}
+	return int64(d/j.Interval) + 1
 }
 
 // MaxStartDeadline is the largest StartDeadline a job may have. The
@@ -107,6 +142,19 @@ var (
 	// value of a type the scheduler cannot coordinate through: it must be
 	// a *cluster.Node or a *schedulertest.Cluster.
 	ErrInvalidCluster = errors.New("scheduler: invalid cluster")
+
+	// ErrPanic wraps the value a job's run panicked with, as recorded in
+	// Stats.LastError. The panic was recovered; the schedule goes on.
+	ErrPanic = errors.New("scheduler: job panicked")
+
+	// ErrUnknownJob means Remove was given a Name that is not in the
+	// Scheduler.
+	ErrUnknownJob = errors.New("scheduler: no job of that name")
+
+	// ErrClaimFailed means a claim for a tick got no committed answer
+	// before the tick's StartDeadline, for example while the cluster had no
+	// quorum; the tick ran nowhere unless another node claimed it.
+	ErrClaimFailed = errors.New("scheduler: claim got no answer")
 )
 
 // normalize checks a job and fills its defaults.
@@ -120,8 +168,12 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w: Name is empty; a clustered job needs a Name that is the same on every replica", ErrInvalidJob)
 	case j.Overlap != SkipIfRunning && j.Overlap != AllowOverlap:
 		return j, fmt.Errorf("%w %q: Overlap is %s; use SkipIfRunning or AllowOverlap", ErrInvalidJob, j.Name, j.Overlap)
-	case j.StartDeadline < 0 || j.FallbackDelay < 0 || j.RunLease < 0:
-		return j, fmt.Errorf("%w %q: StartDeadline, FallbackDelay and RunLease must not be negative", ErrInvalidJob, j.Name)
+	case j.StartDeadline < 0:
+		return j, fmt.Errorf("%w %q: StartDeadline is %s; use 0 for the default (one Interval) or a positive duration", ErrInvalidJob, j.Name, j.StartDeadline)
+	case j.FallbackDelay < 0:
+		return j, fmt.Errorf("%w %q: FallbackDelay is %s; use 0 for the default (Interval/4, at most 500ms) or a positive duration", ErrInvalidJob, j.Name, j.FallbackDelay)
+	case j.RunLease < 0:
+		return j, fmt.Errorf("%w %q: RunLease is %s; use 0 for the default (twice the Interval, between 1s and 30s) or a positive duration", ErrInvalidJob, j.Name, j.RunLease)
 	case j.StartDeadline > MaxStartDeadline:
 		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}

@@ -27,9 +27,10 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 		{"empty name clustered", Job{Interval: time.Second, Func: noop}, true, "Name"},
 		{"overlap out of range", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: 2}, false, "Overlap"},
 		{"negative overlap", Job{Name: "j", Interval: time.Second, Func: noop, Overlap: -1}, true, "Overlap"},
-		{"negative start deadline", Job{Name: "j", Interval: time.Second, Func: noop, StartDeadline: -1}, false, "StartDeadline"},
+		{"negative start deadline", Job{Name: "j", Interval: time.Second, Func: noop, StartDeadline: -1}, false, "StartDeadline is -1ns; use 0 for the default"},
 		{"start deadline past the maximum", Job{Name: "j", Interval: 7 * 24 * time.Hour, Func: noop, StartDeadline: MaxStartDeadline + 1}, true, "StartDeadline"},
-		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay"},
+		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay is -1ms; use 0 for the default"},
+		{"negative run lease", Job{Name: "j", Interval: time.Second, Func: noop, RunLease: -time.Second}, true, "RunLease is -1s; use 0 for the default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,7 +141,9 @@ func TestAddDuplicateName(t *testing.T) {
 			t.Errorf("duplicate Add replaced the job: interval %s", iv)
 		}
 		// After Remove the name is free again.
-		s.Remove("report")
+		if err := s.Remove("report"); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Add(Job{Name: "report", Interval: 2 * time.Second, Func: noop}); err != nil {
 			t.Errorf("Add after Remove: %v", err)
 		}
@@ -155,9 +158,11 @@ func TestAddDuplicateName(t *testing.T) {
 	}
 }
 
-func TestRemoveUnknownIsNoop(t *testing.T) {
+func TestRemoveUnknownIsAnError(t *testing.T) {
 	s := newScheduler(nil, nil)
-	s.Remove("nope")
+	if err := s.Remove("nope"); !errors.Is(err, ErrUnknownJob) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("Remove of an unknown job = %v; want ErrUnknownJob naming it", err)
+	}
 	if err := s.Add(Job{Name: "nope", Interval: time.Second, Func: noop}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,6 +212,12 @@ func TestLocalPanicIsRecovered(t *testing.T) {
 	if st.Runs < 4 {
 		t.Errorf("Stats().Runs = %d, want at least 4 (the panicking one included)", st.Runs)
 	}
+	if st.Errors != 0 {
+		t.Errorf("Stats().Errors = %d; a panic counts in Panics only", st.Errors)
+	}
+	if !errors.Is(st.LastError, ErrPanic) || !strings.Contains(fmt.Sprint(st.LastError), "boom") {
+		t.Errorf("Stats().LastError = %v; want an ErrPanic carrying the panic value", st.LastError)
+	}
 }
 
 func TestLocalErrorDoesNotStopSchedule(t *testing.T) {
@@ -222,11 +230,18 @@ func TestLocalErrorDoesNotStopSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	before := time.Now()
 	startRun(t, s)
-	eventually(t, waitTimeout, func() bool { return calls.Load() >= 4 }, "failing job stopped being run after %d runs", calls.Load())
+	eventually(t, waitTimeout, func() bool { return s.Stats()["e"].Errors >= 4 }, "failing job stopped being run after %d runs (%+v)", calls.Load(), s.Stats()["e"])
 	st := s.Stats()["e"]
-	if st.Panics != 0 || st.Failed != 0 || st.Runs < 4 {
-		t.Errorf("Stats() = %+v; want ≥4 runs and no panics or failed claims", st)
+	if st.Panics != 0 || st.ClaimFailures != 0 || st.Runs < st.Errors {
+		t.Errorf("Stats() = %+v; want as many runs as errors, and no panics or failed claims", st)
+	}
+	if st.LastError == nil || st.LastError.Error() != "job failed" {
+		t.Errorf("Stats().LastError = %v; want the job's error", st.LastError)
+	}
+	if st.LastRun.Before(before) || st.LastRun.After(time.Now()) {
+		t.Errorf("Stats().LastRun = %s; want a time since the scheduler started at %s", st.LastRun, before)
 	}
 }
 
@@ -327,7 +342,9 @@ func TestLocalRemoveStopsRuns(t *testing.T) {
 	}
 	startRun(t, s)
 	eventually(t, waitTimeout, func() bool { return gone.len() >= 2 }, "job did not run")
-	s.Remove("gone")
+	if err := s.Remove("gone"); err != nil {
+		t.Fatal(err)
+	}
 	removedAt := time.Now()
 	if _, ok := s.Stats()["gone"]; ok {
 		t.Error("removed job still in Stats")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/internal/runreg"
 	"github.com/interlockraft/interlock/internal/seam"
+	"github.com/interlockraft/interlock/internal/slogbridge"
 )
 
 // Cluster is the node a Scheduler coordinates its ticks through: a
@@ -43,25 +45,50 @@ type Options struct {
 	// default), so a local scheduler never swallows a panic silently. Pass
 	// hclog.NewNullLogger() to silence it.
 	Logger hclog.Logger
+	// Slog, if set and Logger is nil, receives the scheduler's logs
+	// instead, for programs that log with log/slog: the key/value pairs
+	// arrive as attributes and hclog's Trace as slog.LevelDebug-4, as with
+	// cluster.Config.Slog.
+	Slog *slog.Logger
+	// OnError, if set, is called with every error the scheduler hits, as
+	// well as logging it: a run that returned an error (the job's own
+	// error, wrapped with the job, tick and token) or panicked (wrapping
+	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed), and
+	// failures to register jobs with the cluster (job is "" then, as one
+	// registration covers many jobs; it is retried). It is called from the
+	// scheduler's goroutines, possibly from several at once, and must
+	// return soon: a run's call delays the job's next tick if the job
+	// skips ticks while running. It may call the Scheduler's methods.
+	OnError func(job string, err error)
 }
 
-// Stats counts what happened to a job's ticks on this node.
+// Stats counts what happened to a job's ticks on this node, since the job
+// was added to the Scheduler.
 type Stats struct {
 	// Runs is how many runs started here.
 	Runs uint64
+	// Errors is how many runs here returned an error.
+	Errors uint64
+	// Panics is how many runs here panicked (and were recovered). A run
+	// that panicked is not also counted in Errors.
+	Panics uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
-	// Failed is how many claims could not reach a committed answer before
-	// their deadline, for example while the cluster had no quorum.
-	Failed uint64
-	// Panics is how many runs panicked (and were recovered).
-	Panics uint64
+	// ClaimFailures is how many claims could not reach a committed answer
+	// before their deadline, for example while the cluster had no quorum:
+	// those ticks ran nowhere, unless another node claimed them.
+	ClaimFailures uint64
 	// Refused is how many claims the cluster refused for a reason on this
 	// node's side: the tick expired before it was granted, or the claim was
 	// early (this node's clock runs ahead of the leader's) or invalid. A
 	// tick that another node holds is not counted.
 	Refused uint64
+	// LastRun is when the latest run here started; zero if none did.
+	LastRun time.Time
+	// LastError is the error of the latest run here that returned one or
+	// panicked (a panic as an error wrapping ErrPanic); nil if none did.
+	LastError error
 }
 
 // Scheduler runs many jobs. Add and Remove are safe to call concurrently
@@ -69,9 +96,10 @@ type Stats struct {
 type Scheduler struct {
 	coord seam.Coordinator
 	// err, if set, is why Options could not be used; Add and Run return it.
-	err    error
-	node   string
-	logger hclog.Logger
+	err     error
+	node    string
+	logger  hclog.Logger
+	onError func(job string, err error)
 
 	mu      sync.Mutex
 	jobs    map[string]*jobState
@@ -99,7 +127,13 @@ type jobState struct {
 	removed atomic.Bool
 	active  atomic.Int32
 
-	runs, skipped, failed, panics, refused atomic.Uint64
+	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
+
+	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
+	// Stats.LastError.
+	lastMu    sync.Mutex
+	lastRun   time.Time
+	lastError error
 	// warnedAt is when a refusal of this job was last logged at Warn, in
 	// Unix nanoseconds, so a refusal that repeats every tick is logged once
 	// per refusalWarnEvery.
@@ -116,6 +150,9 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	var coord seam.Coordinator
 	var err error
 	logger := opts.Logger
+	if logger == nil && opts.Slog != nil {
+		logger = slogbridge.New(opts.Slog).Named("interlock")
+	}
 	if opts.Cluster != nil {
 		c, ok := seam.Of(opts.Cluster)
 		switch {
@@ -135,7 +172,15 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	}
 	s := newScheduler(coord, logger)
 	s.err = err
+	s.onError = opts.OnError
 	return s
+}
+
+// report hands an error to Options.OnError, if set.
+func (s *Scheduler) report(job string, err error) {
+	if s.onError != nil {
+		s.onError(job, err)
+	}
 }
 
 func newScheduler(coord seam.Coordinator, logger hclog.Logger) *Scheduler {
@@ -202,32 +247,51 @@ func (s *Scheduler) Add(j Job) error {
 	return nil
 }
 
+// removeTimeout bounds how long Remove waits for the cluster to learn
+// that this node no longer runs the job.
+const removeTimeout = 2 * time.Second
+
 // Remove stops scheduling a job, and frees its Name for another Scheduler
 // of the node. A run in progress finishes; the node still never runs the
 // same (job, instant) twice.
-func (s *Scheduler) Remove(name string) {
+//
+// It returns an error wrapping ErrUnknownJob if no job of that name was
+// added. While Run runs with a cluster, Remove also waits (at most 2s) for
+// the cluster to record that this node no longer runs the job; if that
+// fails, the job is removed all the same and the error says so: until this
+// Scheduler's Run returns (which unregisters it again), peers may rank this
+// node first for the job, so its runs start up to FallbackDelay late.
+func (s *Scheduler) Remove(name string) error {
 	s.mu.Lock()
 	js, ok := s.jobs[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q was not added to this Scheduler (or was removed already)", ErrUnknownJob, name)
+	}
 	delete(s.jobs, name)
-	if ok && s.owner != nil {
+	if s.owner != nil {
 		s.owner.Free(name)
 	}
-	if ok && s.running && s.coord != nil && !s.stopping {
-		// Stop peers from ranking this node first for a job it dropped.
+	deregister := s.running && s.coord != nil && !s.stopping
+	if deregister {
+		// Counted, so Run does not return while this call still uses the
+		// coordinator.
 		s.runs.Add(1)
-		go func() {
-			defer s.runs.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := s.coord.Register(ctx, nil, []string{name}); err != nil {
-				s.logger.Debug("could not unregister removed job", "job", name, "error", err)
-			}
-		}()
 	}
 	s.mu.Unlock()
-	if ok {
-		js.removed.Store(true)
+	js.removed.Store(true)
+	if !deregister {
+		return nil
 	}
+	defer s.runs.Done()
+	// Stop peers from ranking this node first for a job it dropped.
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	if err := s.coord.Register(ctx, nil, []string{name}); err != nil {
+		s.logger.Debug("could not unregister removed job", "job", name, "error", err)
+		return fmt.Errorf("scheduler: job %q removed, but the cluster did not record it within %s: %w; peers may start its runs up to FallbackDelay late until Run returns", name, removeTimeout, err)
+	}
+	return nil
 }
 
 // Stats returns counters per job name.
@@ -236,7 +300,18 @@ func (s *Scheduler) Stats() map[string]Stats {
 	defer s.mu.Unlock()
 	out := make(map[string]Stats, len(s.jobs))
 	for name, js := range s.jobs {
-		out[name] = Stats{Runs: js.runs.Load(), Skipped: js.skipped.Load(), Failed: js.failed.Load(), Panics: js.panics.Load(), Refused: js.refused.Load()}
+		js.lastMu.Lock()
+		out[name] = Stats{
+			Runs:          js.runs.Load(),
+			Errors:        js.errors.Load(),
+			Panics:        js.panics.Load(),
+			Skipped:       js.skipped.Load(),
+			ClaimFailures: js.claimFailures.Load(),
+			Refused:       js.refused.Load(),
+			LastRun:       js.lastRun,
+			LastError:     js.lastError,
+		}
+		js.lastMu.Unlock()
 	}
 	return out
 }
@@ -250,6 +325,9 @@ func (s *Scheduler) poke() {
 
 // Run schedules the jobs until ctx ends or the cluster node shuts down,
 // then waits for runs in progress (whose ctx is cancelled) and returns nil.
+// Errors met on the way (job errors, panics, failed claims, failed
+// registrations) do not stop it: they are logged, counted in Stats and
+// passed to Options.OnError.
 // With a cluster it first registers the jobs, and unregisters them on the
 // way out.
 //
@@ -395,7 +473,11 @@ func (s *Scheduler) register(ctx context.Context, names []string) {
 		if err == nil {
 			return
 		}
+		if ctx.Err() != nil {
+			return // Run is stopping; nothing is lost
+		}
 		s.logger.Warn("could not register jobs, retrying", "error", err)
+		s.report("", fmt.Errorf("scheduler: could not register jobs %q with the cluster, retrying in %s: %w", names, backoff, err))
 		select {
 		case <-ctx.Done():
 			return
@@ -454,10 +536,16 @@ func (s *Scheduler) loop(ctx context.Context) {
 	}
 }
 
-// scheduleNextLocked queues the job's first tick strictly after now.
+// scheduleNextLocked queues the job's first tick strictly after now, or,
+// if the job holds its first tick back, the first tick at or after
+// notBefore.
 func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
-	k := NextTick(js.job.Interval, now)
-	heap.Push(&s.queue, event{at: TickAt(js.job.Interval, k), js: js, tick: k})
+	j := js.job
+	if nb := j.notBefore; now.Before(nb) {
+		now = nb.Add(-1)
+	}
+	k := j.nextTick(now)
+	heap.Push(&s.queue, event{at: j.tickAt(k), js: js, tick: k})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -469,12 +557,12 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		// loop fell behind (a paused process), jump to the next future tick
 		// instead of replaying the missed ones.
 		next := ev.tick + 1
-		if k := NextTick(j.Interval, now); k > next {
+		if k := j.nextTick(now); k > next {
 			next = k
 		}
-		heap.Push(&s.queue, event{at: TickAt(j.Interval, next), js: js, tick: next})
+		heap.Push(&s.queue, event{at: j.tickAt(next), js: js, tick: next})
 	}
-	at := TickAt(j.Interval, ev.tick)
+	at := j.tickAt(ev.tick)
 	if now.After(at.Add(j.StartDeadline)) {
 		return pendingClaim{}, false
 	}
@@ -540,8 +628,11 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
 		missed := s.recoverGrants(ctx, batch, sent)
-		if ctx.Err() == nil && missed > 0 {
-			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", missed, "job", batch[0].claim.Job, "tick", batch[0].claim.Tick, "error", err)
+		if ctx.Err() == nil && len(missed) > 0 {
+			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
+			for _, p := range missed {
+				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
+			}
 		}
 		return
 	}
@@ -602,9 +693,9 @@ const recoverWindow = time.Second
 // The entry may still have been committed: this node's own state machine
 // applies only committed entries, so a grant it shows for this node is as
 // authoritative as the reply would have been. It starts those runs and
-// returns how many claims stayed unresolved. sent is when the claim was
+// returns the claims that stayed unresolved. sent is when the claim was
 // sent, which a recovered run's lease is counted from.
-func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) int {
+func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) []pendingClaim {
 	pending := append([]pendingClaim(nil), batch...)
 	deadline := time.Now().Add(recoverWindow)
 	for {
@@ -627,14 +718,14 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 		}
 		select {
 		case <-ctx.Done():
-			return len(pending)
+			return pending
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	for _, p := range pending {
-		p.js.failed.Add(1)
+		p.js.claimFailures.Add(1)
 	}
-	return len(pending)
+	return pending
 }
 
 // start runs a local tick (no cluster) in its own goroutine.
@@ -658,6 +749,9 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 	}
 	js.active.Add(1)
 	js.runs.Add(1)
+	js.lastMu.Lock()
+	js.lastRun = time.Now()
+	js.lastMu.Unlock()
 	s.runs.Add(1)
 	leased := s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning
 	go func() {
@@ -679,13 +773,26 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 	defer func() {
 		if p := recover(); p != nil {
 			js.panics.Add(1)
+			err := fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
+			js.setLastError(err)
 			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
+			s.report(r.Job, err)
 		}
 	}()
 	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
 	if err := js.job.Func(ctx, r); err != nil {
+		js.errors.Add(1)
+		js.setLastError(err)
 		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
+		s.report(r.Job, fmt.Errorf("scheduler: job %q tick %d token %d: %w", r.Job, r.Tick, r.Token, err))
 	}
+}
+
+// setLastError records err as the job's LastError.
+func (js *jobState) setLastError(err error) {
+	js.lastMu.Lock()
+	js.lastError = err
+	js.lastMu.Unlock()
 }
 
 // event is a due moment for a job: its tick, or a fallback attempt to claim

@@ -8,8 +8,9 @@
 // replica and set GoInterval.Cluster to it; Name, Interval and Arg stay the
 // same (see examples/cache and examples/three-node).
 //
-// Ticks are aligned to the Unix epoch, so with a 1 s interval each run
-// happens at the start of a wall-clock second.
+// As with gointerlock, the first run comes one interval after Run is
+// called, then one every interval. (With a Cluster, ticks are aligned to
+// the Unix epoch instead, so that replicas agree on them.)
 //
 // Run it until Ctrl-C:
 //

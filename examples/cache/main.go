@@ -257,7 +257,7 @@ func run(o options) error {
 	<-schedDone
 	// 3. The deferred node.Shutdown leaves the cluster.
 	if st, ok := sched.Stats()["refresh-report"]; ok {
-		fmt.Printf("scheduler stopped: runs=%d skipped=%d failed=%d\n", st.Runs, st.Skipped, st.Failed)
+		fmt.Printf("scheduler stopped: runs=%d skipped=%d errors=%d claim-failures=%d\n", st.Runs, st.Skipped, st.Errors, st.ClaimFailures)
 	}
 	return runErr
 }

@@ -243,7 +243,7 @@ func (r *report) writeS1(w writer) {
 		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, x.interval, cell(x.ticks), cell(x.runs), cell(x.dups), cell(x.missed), cell(x.p50), cell(x.p99))
 	}
 	if len(r.s1Evidence) > 0 {
-		w("\nInterlock missed or duplicated ticks in at least one repetition. A tick that cannot be granted within its StartDeadline (one interval by default) is skipped by design rather than run late, so a stall longer than the interval shows up as missed ticks. Such a miss can be silent: the scheduler drops a tick whose start window has passed (or jumps over ticks when its loop fell behind), and a claim refused because its tick expired is counted in `Scheduler.Stats` as Refused and logged at DEBUG (an early or invalid claim at WARN), and claims that got no answer are counted as Failed, with a WARN; a dropped tick is not counted. The replicas' WARN/ERROR lines from the window of those repetitions:\n\n")
+		w("\nInterlock missed or duplicated ticks in at least one repetition. A tick that cannot be granted within its StartDeadline (one interval by default) is skipped by design rather than run late, so a stall longer than the interval shows up as missed ticks. Such a miss can be silent: the scheduler drops a tick whose start window has passed (or jumps over ticks when its loop fell behind), and a claim refused because its tick expired is counted in `Scheduler.Stats` as Refused and logged at DEBUG (an early or invalid claim at WARN), and claims that got no answer are counted as ClaimFailures, with a WARN; a dropped tick is not counted. The replicas' WARN/ERROR lines from the window of those repetitions:\n\n")
 		for _, e := range r.s1Evidence {
 			w("- %s\n", e)
 		}

@@ -157,7 +157,7 @@ func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration) (scaleStats
 	st.cpu = cpuPct(c0, c1)
 	for _, s := range scheds {
 		for _, js := range s.Stats() {
-			st.failed += js.Failed
+			st.failed += js.ClaimFailures
 		}
 	}
 	return st, nil

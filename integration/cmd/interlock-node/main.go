@@ -263,7 +263,7 @@ func run() int {
 	expect := fs.Int("expect", 0, "BootstrapExpect")
 	clusterName := fs.String("cluster-name", "", "ClusterName (default: the library's)")
 	maxVoters := fs.Int("max-voters", 0, "MaxVoters (0: the library's default)")
-	deadServerTimeout := fs.Duration("dead-server-timeout", 0, "DeadServerTimeout (0: the library's default; negative disables the cleanup)")
+	deadServerTimeout := fs.Duration("dead-server-timeout", 0, "DeadServerTimeout (0: the library's default; negative sets DisableDeadServerCleanup)")
 	jobsFlag := fs.String("jobs", "", "comma-separated name:interval[:duration], such as a:200ms,b:1s:50ms")
 	runlogPath := fs.String("runlog", "", "file each run appends one JSON line to")
 	httpAddr := fs.String("http", "", "127.0.0.1:port for GET /status (empty: no endpoint)")
@@ -355,8 +355,10 @@ func run() int {
 		Join:              splitList(*join),
 		BootstrapExpect:   *expect,
 		MaxVoters:         *maxVoters,
-		DeadServerTimeout: *deadServerTimeout,
+		DeadServerTimeout: max(*deadServerTimeout, 0),
 		Logger:            logger,
+		// The flag keeps its old meaning: negative turns the cleanup off.
+		DisableDeadServerCleanup: *deadServerTimeout < 0,
 	}
 	fmt.Fprintf(os.Stderr, "interlock-node: starting name=%s pid=%d bind=%s raft=%s data-dir=%q expect=%d dead-server-timeout=%s\n",
 		*name, os.Getpid(), *bind, *raftAddr, *dataDir, *expect, *deadServerTimeout)
