@@ -112,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	n.goFunc(n.reconnect)
 	// A restarted node may have registered jobs it no longer runs; clear
 	// them so no tick waits on the fallback delay for it.
 	if _, err := n.propose(ctx, fsm.EncodeRegistration(fsm.Registration{Node: cfg.NodeName, Reset: true})); err != nil {
@@ -137,7 +138,7 @@ func (n *Node) open() error {
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
 
-	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
@@ -348,8 +349,11 @@ func (n *Node) goFunc(f func()) {
 // waitReady joins gossip and waits until Raft has a leader and this node is
 // in its configuration.
 func (n *Node) waitReady(ctx context.Context) error {
+	// Joining stops when the node is ready; the reconnect loop takes over.
+	jctx, cancelJoin := context.WithCancel(ctx)
+	defer cancelJoin()
 	joinErr := make(chan error, 1)
-	n.goFunc(func() { joinErr <- n.join(ctx) })
+	n.goFunc(func() { joinErr <- n.join(jctx) })
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
