@@ -118,8 +118,8 @@ func (m Member) raftID() raft.ServerID {
 // *memberlist.Node values are mutated by memberlist later, and reading them
 // outside the callbacks would race.
 type gossipDelegate struct {
-	meta     atomic.Pointer[[]byte]
-	events   chan struct{}
+	meta   atomic.Pointer[[]byte]
+	events chan struct{}
 	// lost is signalled when a member fails, so the reconnect loop
 	// (reconnect.go) looks for peers at once.
 	lost     chan struct{}
