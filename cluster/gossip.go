@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -249,7 +250,7 @@ func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
 
 // newMemberlist starts gossip. closed is set by the node just before it
 // shuts memberlist down; see memberlistLog.
-func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *atomic.Bool) (*memberlist.Memberlist, error) {
+func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *atomic.Bool, stopped context.Context) (*memberlist.Memberlist, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	host, port, _ := splitHostPort(cfg.BindAddr)
@@ -276,11 +277,16 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 	mc.DeadNodeReclaimTime = time.Second
 	mc.Logger = newMemberlistLogger(logger, closed)
 	mc.LogOutput = nil
+	gn, err := newGossipNet(mc, mc.Logger, stopped)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
+	}
 	if cfg.tuneGossip != nil {
 		cfg.tuneGossip(mc)
 	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	return ml, nil

@@ -53,6 +53,10 @@ type Node struct {
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
 
+	// joining holds the addresses the reconnect loop is joining now.
+	joiningMu sync.Mutex
+	joining   map[string]struct{}
+
 	// raftID is this node's Raft server ID (identity.go): its NodeName, or
 	// with DataDir "" the name plus this process's incarnation.
 	raftID raft.ServerID
@@ -76,7 +80,12 @@ type Node struct {
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
 
-	shutdownCh   chan struct{}
+	shutdownCh chan struct{}
+	// stopped ends in close, before gossip shuts down, to cancel gossip
+	// dials in flight (gossipnet.go).
+	stopped     context.Context
+	stopDialing context.CancelFunc
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	wg           sync.WaitGroup
@@ -102,6 +111,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaders:    newLeaderWatch(),
 		shutdownCh: make(chan struct{}),
 	}
+	n.stopped, n.stopDialing = context.WithCancel(context.Background())
 	empty := map[string]struct{}{}
 	n.alive.Store(&empty)
 	if err := n.open(); err != nil {
@@ -151,7 +161,7 @@ func (n *Node) open() error {
 		m.ID = string(n.raftID)
 	}
 	n.gossip.setMeta(m)
-	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed)
+	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed, n.stopped)
 	if err != nil {
 		return err
 	}
@@ -596,6 +606,7 @@ func (n *Node) close() error {
 	default:
 		close(n.shutdownCh)
 	}
+	n.stopDialing()
 	var errs []error
 	if n.ml != nil {
 		n.gossipClosed.Store(true)

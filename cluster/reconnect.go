@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"net"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -86,8 +84,8 @@ func (n *Node) shortOfMembers() bool {
 	return alive < expect
 }
 
-// reconnectPass does one pass of the loop. Every attempt is bounded by
-// ReconnectInterval and ends at shutdown.
+// reconnectPass does one pass of the loop. Its lookups are bounded by
+// ReconnectInterval and end at shutdown; its joins run on their own.
 func (n *Node) reconnectPass(base context.Context) {
 	if gone := n.gossip.forget(time.Now().Add(-n.cfg.ReconnectTimeout)); len(gone) > 0 {
 		n.logger.Info("forgot members failed or left longer than ReconnectTimeout", "members", gone, "after", n.cfg.ReconnectTimeout)
@@ -124,47 +122,42 @@ func (n *Node) reconnectPass(base context.Context) {
 	for _, m := range failed {
 		add(m.GossipAddr)
 	}
-	if len(targets) == 0 {
-		return
-	}
-	var mu sync.Mutex
-	var joined []string
-	var wg sync.WaitGroup
 	for _, addr := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if n.tryJoin(ctx, addr) {
-				mu.Lock()
-				joined = append(joined, addr)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(joined) > 0 {
-		slices.Sort(joined)
-		n.logger.Info("rejoined gossip", "addrs", joined)
+		n.tryJoin(addr)
 	}
 }
 
-// tryJoin pushes and pulls gossip state with addr. It first dials addr
-// within ctx, because memberlist's own join cannot be cancelled and would
-// hold shutdown for its full TCP timeout on an address that drops packets.
-func (n *Node) tryJoin(ctx context.Context, addr string) bool {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		n.logger.Trace("reconnect: unreachable", "addr", addr, "error", err)
-		return false
+// tryJoin pushes and pulls gossip state with addr on its own goroutine,
+// unless a join of addr is already under way. memberlist's join of an
+// address that drops packets takes its whole TCP timeout (10 s); the pass
+// does not wait for it, so one dead address never delays the others, and
+// its dial ends when the node stops (gossipnet.go).
+func (n *Node) tryJoin(addr string) {
+	n.joiningMu.Lock()
+	if n.joining == nil {
+		n.joining = make(map[string]struct{})
 	}
-	conn.Close()
-	if ctx.Err() != nil {
-		return false
+	if _, busy := n.joining[addr]; busy {
+		n.joiningMu.Unlock()
+		return
 	}
-	if _, err := n.ml.Join([]string{addr}); err != nil {
-		n.logger.Debug("reconnect: join", "addr", addr, "error", err)
-		return false
-	}
-	return true
+	n.joining[addr] = struct{}{}
+	n.joiningMu.Unlock()
+	n.goFunc(func() {
+		defer func() {
+			n.joiningMu.Lock()
+			delete(n.joining, addr)
+			n.joiningMu.Unlock()
+		}()
+		before := n.ml.NumMembers()
+		if _, err := n.ml.Join([]string{addr}); err != nil {
+			n.logger.Debug("reconnect: join", "addr", addr, "error", err)
+			return
+		}
+		if after := n.ml.NumMembers(); after > before {
+			n.logger.Info("rejoined gossip", "addr", addr, "members", after)
+		} else {
+			n.logger.Debug("reconnect: joined a known member", "addr", addr)
+		}
+	})
 }
