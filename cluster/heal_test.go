@@ -216,6 +216,10 @@ func TestLongPartitionHeals(t *testing.T) {
 		return isVoter(l, isoName) && c.Nodes[iso].Leader() == l.Leader() && isVoter(c.Nodes[iso], isoName)
 	}, "%s never became a Raft voter again after the heal", isoName)
 	voterBack := time.Since(healed)
+	// Its jobs registered again, so it is ranked first for some ticks, not
+	// only a late fallback.
+	afterBack := lastTick()
+	clustertest.Eventually(t, 10*time.Second, func() bool { return ranOn(isoName, afterBack) > 0 }, "%s ran no tick after it was a voter again", isoName)
 	t.Logf("after the heal: alive in gossip everywhere in %s, a Raft voter again in %s", gossipBack.Round(time.Millisecond), voterBack.Round(time.Millisecond))
 
 	// Quiet afterwards: let ten ticks pass for the re-add to settle, then
