@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/cluster/clustertest"
 )
@@ -206,4 +208,101 @@ func TestRejoinFindsNewAddressOfJoinName(t *testing.T) {
 	nodes = append(nodes, r.n)
 	t.Logf("c joined %s after its address appeared (RejoinInterval %s)", time.Since(appeared).Round(time.Millisecond), a.RejoinInterval)
 	clustertest.Eventually(t, 10*time.Second, func() bool { return len(mustServers(t, nodes[0])) == 3 }, "c never became a Raft server")
+}
+
+// fastGossip shortens memberlist's failure detection for a test node.
+func fastGossip(cfg *cluster.Config) {
+	cluster.SetTuneGossip(cfg, func(mc *memberlist.Config) {
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.SuspicionMult = 2
+		mc.GossipInterval = 50 * time.Millisecond
+	})
+}
+
+// TestRescheduledUnderStableNameAtNewIP is a Swarm task rescheduled with a
+// stable hostname ({{.Service.Name}}-{{.Task.Slot}}) and its slot's volume:
+// the same NodeName and DataDir come back at a new IP, found only through
+// the service name. The cluster ends with the same three voters, the
+// moved one at its new address, and no fourth member.
+func TestRescheduledUnderStableNameAtNewIP(t *testing.T) {
+	dc := newDNSCluster(t)
+	var cfgs []cluster.Config
+	var ips []string
+	for _, name := range []string{"svc-1", "svc-2", "svc-3"} {
+		cfg, ip := dc.node(t, name, 3)
+		cfg.DataDir = t.TempDir()
+		fastGossip(&cfg)
+		cfgs = append(cfgs, cfg)
+		ips = append(ips, ip)
+	}
+	for _, cfg := range cfgs {
+		dc.dns.set(cfg.NodeName, ips...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	var chs []<-chan started
+	for _, cfg := range cfgs {
+		chs = append(chs, startAsync(ctx, cfg))
+	}
+	nodes := make([]*cluster.Node, 3)
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil {
+				n.Shutdown()
+			}
+		}
+	})
+	for i, ch := range chs {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		nodes[i] = r.n
+	}
+	moved := 0
+	for i, n := range nodes {
+		if !n.IsLeader() {
+			moved = i
+		}
+	}
+	oldRaft := nodes[moved].RaftAddr()
+	if err := nodes[moved].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	nodes[moved] = nil
+
+	// The task comes back in its slot: same name and volume, new IP.
+	again, newIP := dc.node(t, cfgs[moved].NodeName, 3)
+	again.DataDir = cfgs[moved].DataDir
+	fastGossip(&again)
+	ips[moved] = newIP
+	for _, cfg := range cfgs {
+		dc.dns.set(cfg.NodeName, ips...)
+	}
+	killed := time.Now()
+	n, err := cluster.Start(ctx, again)
+	if err != nil {
+		t.Fatalf("the rescheduled task never became ready: %v", err)
+	}
+	nodes[moved] = n
+	t.Logf("rescheduled task ready %s after the kill", time.Since(killed).Round(time.Millisecond))
+	newRaft := nodes[moved].RaftAddr()
+	if newRaft == oldRaft {
+		t.Fatalf("the rescheduled task kept its Raft address %s", oldRaft)
+	}
+	clustertest.Eventually(t, 20*time.Second, func() bool {
+		for _, n := range nodes {
+			servers, err := n.Servers()
+			if err != nil || len(servers) != 3 {
+				return false
+			}
+			for _, s := range servers {
+				if !s.Voter || (s.Name == again.NodeName && s.Address != newRaft) {
+					return false
+				}
+			}
+		}
+		return true
+	}, "the cluster never settled on three voters with %s at its new address %s", again.NodeName, newRaft)
 }
