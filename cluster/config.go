@@ -157,9 +157,10 @@ type Config struct {
 	// than it expects (the larger of BootstrapExpect and the Raft
 	// configuration's size) resolves Join again and tries to rejoin every
 	// failed member and every resolved address that is not a live member,
-	// as Serf's reconnect loop does. It also bounds each attempt. gossip
-	// alone stops contacting members that have been dead for 30 s, so
-	// without this a longer partition never heals. Default 2s.
+	// as Serf's reconnect loop does; a pass also runs as soon as a member
+	// fails, and its DNS lookups are bounded by this. Gossip alone stops
+	// contacting members that have been dead for 30 s, so without this a
+	// longer partition never heals. Default 2s.
 	ReconnectInterval time.Duration
 
 	// RejoinInterval is the same period while the node sees every member
