@@ -81,6 +81,10 @@ type Node struct {
 	startErr atomic.Pointer[error]
 
 	shutdownCh chan struct{}
+	// leaveAnnounced is set just before Shutdown gossips Leaving: from
+	// then on the leader may remove this node from Raft, and setMeta can
+	// block for a second before shutdownCh closes.
+	leaveAnnounced atomic.Bool
 	// stopped ends in close, before gossip shuts down, to cancel gossip
 	// dials in flight (gossipnet.go).
 	stopped     context.Context
@@ -244,7 +248,7 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.BatchApplyCh = false
 	// Raft's complaints about this node's own leave go to Debug once
 	// Shutdown has begun (shutdownlog.go).
-	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.shuttingDown}
+	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.leavingOrDown}
 	return rc
 }
 
@@ -551,6 +555,7 @@ func (n *Node) Shutdown() error {
 		// Announce the leave only after the release: the leader removes a
 		// Leaving member from Raft at once, and a node out of the
 		// configuration no longer hears of its own release being applied.
+		n.leaveAnnounced.Store(true)
 		n.setMeta(func(m *meta) { m.Leaving = true })
 		close(n.shutdownCh)
 		var errs []error
@@ -586,6 +591,10 @@ func (n *Node) Kill() error {
 	})
 	return n.shutdownErr
 }
+
+// leavingOrDown reports whether this node has announced its leave or begun
+// to stop: Raft's complaints about its own removal are expected from then.
+func (n *Node) leavingOrDown() bool { return n.leaveAnnounced.Load() || n.shuttingDown() }
 
 // shuttingDown reports whether Shutdown, Kill or a failed Start has begun
 // to stop the node.
