@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
 
 	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
@@ -38,6 +40,15 @@ const (
 	DefaultLeaveTimeout            = 5 * time.Second
 	DefaultSnapshotThreshold       = 8192
 	DefaultTrailingLogs            = 10240
+
+	// DefaultReconnectInterval is short: a node below its expected size
+	// retries this often, so a healed partition rejoins within seconds.
+	DefaultReconnectInterval = 2 * time.Second
+	// DefaultRejoinInterval is Consul's retry-join interval.
+	DefaultRejoinInterval = 30 * time.Second
+	// DefaultReconnectTimeout is Serf's: a failed member is retried for a
+	// day before it is forgotten.
+	DefaultReconnectTimeout = 24 * time.Hour
 )
 
 // Config configures a Node. The zero value of every field except the ones
@@ -58,11 +69,20 @@ type Config struct {
 	ClusterName string
 
 	// BindAddr is the host:port memberlist gossips on (TCP and UDP).
+	// The host may be an IP, a network interface's name (eth0), or a
+	// go-sockaddr template such as {{ GetPrivateIP }} or
+	// {{ GetInterfaceIP "eth0" }}, which must yield exactly one address;
+	// a port-less name or template gets port 7946 (advertise.go).
 	// Default "0.0.0.0:7946".
 	BindAddr string
 
 	// AdvertiseAddr is the host:port other members reach gossip at, when it
-	// differs from BindAddr (NAT, containers). Default: derived from BindAddr.
+	// differs from BindAddr (NAT, containers). Like BindAddr its host may be
+	// an interface name or a go-sockaddr template; without a port it uses
+	// BindAddr's. Inside a Swarm task, set it to the overlay network's
+	// interface (for example {{ GetInterfaceIP "eth0" }}), since the
+	// default private IP may belong to docker_gwbridge. Default: derived
+	// from BindAddr.
 	AdvertiseAddr string
 
 	// RaftAddr is the host:port that Raft and Interlock's RPC listen on and
@@ -76,7 +96,12 @@ type Config struct {
 
 	// Join lists host:port addresses of existing members, or DNS names whose
 	// A records are all tried (a port-less entry uses BindAddr's port). Empty
-	// for the first node of a cluster.
+	// for the first node of a cluster. Start keeps retrying until it has
+	// reached a member other than itself (a name that resolves only to this
+	// node is not a join), unless BootstrapExpect is 1. After Start the
+	// names are resolved again every RejoinInterval, or ReconnectInterval
+	// while the node sees fewer live members than it expects, and every
+	// resolved address that is not a live member is joined (discovery.go).
 	Join []string
 
 	// JoinTimeout bounds how long Start keeps retrying Join before it fails
@@ -146,6 +171,25 @@ type Config struct {
 	// Default 5s.
 	LeaveTimeout time.Duration
 
+	// ReconnectInterval is how often a node that sees fewer live members
+	// than it expects (the larger of BootstrapExpect and the Raft
+	// configuration's size) resolves Join again and tries to rejoin every
+	// failed member and every resolved address that is not a live member,
+	// as Serf's reconnect loop does; a pass also runs as soon as a member
+	// fails, and its DNS lookups are bounded by this. Gossip alone stops
+	// contacting members that have been dead for 30 s, so without this a
+	// longer partition never heals. Default 2s.
+	ReconnectInterval time.Duration
+
+	// RejoinInterval is the same period while the node sees every member
+	// it expects: it finds a scaled-up service or a member left failed.
+	// Default 30s.
+	RejoinInterval time.Duration
+
+	// ReconnectTimeout is how long a failed (or left) member is kept and
+	// retried before this node forgets it. Default 24h.
+	ReconnectTimeout time.Duration
+
 	// SnapshotThreshold and TrailingLogs tune Raft log compaction.
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -161,6 +205,15 @@ type Config struct {
 	// RaftDialer, if set, opens every connection to other nodes' RaftAddr
 	// (a *tls.Dialer to encrypt). Default: a *net.Dialer.
 	RaftDialer transport.Dialer
+
+	// lookupHost, if set, replaces DNS for the names in Join; tests use it
+	// to change what a name resolves to.
+	lookupHost func(ctx context.Context, host string) ([]string, error)
+
+	// tuneGossip, if set, edits memberlist's configuration just before it
+	// starts; tests use it to shorten gossip's timings and to cut gossip
+	// between nodes.
+	tuneGossip func(*memberlist.Config)
 }
 
 // withDefaults returns a copy of c with defaults applied, or an error that
@@ -223,19 +276,33 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = DefaultTrailingLogs
 	}
-	return c, c.validate()
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = DefaultReconnectInterval
+	}
+	if c.RejoinInterval == 0 {
+		c.RejoinInterval = DefaultRejoinInterval
+	}
+	if c.ReconnectTimeout == 0 {
+		c.ReconnectTimeout = DefaultReconnectTimeout
+	}
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	// Interface names and templates are resolved last, so a config with
+	// another mistake is reported without looking at the interfaces.
+	return c.resolveAddrs()
 }
 
 func (c Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
-	if _, _, err := splitHostPort(c.BindAddr); err != nil {
-		return bad("BindAddr %q: %v; use host:port such as 0.0.0.0:7946", c.BindAddr, err)
+	if _, _, err := splitAddrSpec(c.BindAddr); err != nil {
+		return bad("BindAddr %q: %v; use host:port such as 0.0.0.0:7946, an interface name, or a go-sockaddr template", c.BindAddr, err)
 	}
 	if c.AdvertiseAddr != "" {
-		if _, _, err := splitHostPort(c.AdvertiseAddr); err != nil {
-			return bad("AdvertiseAddr %q: %v; use host:port", c.AdvertiseAddr, err)
+		if _, _, err := splitAddrSpec(c.AdvertiseAddr); err != nil {
+			return bad("AdvertiseAddr %q: %v; use host:port, an interface name, or a go-sockaddr template", c.AdvertiseAddr, err)
 		}
 	}
 	if _, _, err := splitHostPort(c.RaftAddr); err != nil {
@@ -301,6 +368,9 @@ func (c Config) durations() []durationRule {
 		{"ProposeTimeout", c.ProposeTimeout, DefaultProposeTimeout, time.Millisecond, orDefault(DefaultProposeTimeout, time.Millisecond)},
 		{"LeaveTimeout", c.LeaveTimeout, DefaultLeaveTimeout, time.Millisecond, orDefault(DefaultLeaveTimeout, time.Millisecond)},
 		{"ServerStabilizationTime", c.ServerStabilizationTime, DefaultServerStabilizationTime, time.Millisecond, orDefault(DefaultServerStabilizationTime, time.Millisecond)},
+		{"ReconnectInterval", c.ReconnectInterval, DefaultReconnectInterval, time.Millisecond, orDefault(DefaultReconnectInterval, time.Millisecond)},
+		{"RejoinInterval", c.RejoinInterval, DefaultRejoinInterval, time.Millisecond, orDefault(DefaultRejoinInterval, time.Millisecond)},
+		{"ReconnectTimeout", c.ReconnectTimeout, DefaultReconnectTimeout, time.Millisecond, orDefault(DefaultReconnectTimeout, time.Millisecond)},
 	}
 }
 

@@ -100,6 +100,9 @@ func TestConfigDurationFields(t *testing.T) {
 		{"ProposeTimeout", func(c *Config) { c.ProposeTimeout = -time.Second }, "use 0 for the default (5s)"},
 		{"LeaveTimeout", func(c *Config) { c.LeaveTimeout = -time.Second }, "use 0 for the default (5s)"},
 		{"ServerStabilizationTime", func(c *Config) { c.ServerStabilizationTime = -time.Second }, "use 0 for the default (10s)"},
+		{"ReconnectInterval", func(c *Config) { c.ReconnectInterval = -time.Second }, "use 0 for the default (2s)"},
+		{"RejoinInterval", func(c *Config) { c.RejoinInterval = -time.Second }, "use 0 for the default (30s)"},
+		{"ReconnectTimeout", func(c *Config) { c.ReconnectTimeout = -time.Second }, "use 0 for the default (24h0m0s)"},
 	}
 	covered := make(map[string]bool)
 	for _, tc := range cases {

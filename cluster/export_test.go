@@ -1,8 +1,27 @@
 package cluster
 
+import (
+	"context"
+
+	"github.com/hashicorp/memberlist"
+)
+
 // RaftApply commits cmd through n's Raft directly, bypassing the batcher,
 // forwarding and the lock table. Benchmarks use it as the baseline that
 // Interlock's own path is measured against. n must be the leader.
 func RaftApply(n *Node, cmd []byte) error {
 	return n.raft.Apply(cmd, n.cfg.ProposeTimeout).Error()
+}
+
+// SetLookupHost makes a node started with c resolve its Join names with f
+// instead of DNS, so a test decides what a name resolves to and when.
+func SetLookupHost(c *Config, f func(ctx context.Context, host string) ([]string, error)) {
+	c.lookupHost = f
+}
+
+// SetTuneGossip makes a node started with c pass its memberlist
+// configuration through f before gossip starts: tests shorten gossip's
+// timings and cut gossip between nodes with it.
+func SetTuneGossip(c *Config, f func(*memberlist.Config)) {
+	c.tuneGossip = f
 }

@@ -119,8 +119,11 @@ func (m Member) raftID() raft.ServerID {
 // *memberlist.Node values are mutated by memberlist later, and reading them
 // outside the callbacks would race.
 type gossipDelegate struct {
-	meta     atomic.Pointer[[]byte]
-	events   chan struct{}
+	meta   atomic.Pointer[[]byte]
+	events chan struct{}
+	// lost is signalled when a member fails, so the reconnect loop
+	// (reconnect.go) looks for peers at once.
+	lost     chan struct{}
 	conflict atomic.Pointer[nameConflict]
 	// self and selfAddr identify this node, to tell its own conflicts apart.
 	self     string
@@ -195,6 +198,29 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 	d.members[n.Name] = m
 	d.mu.Unlock()
 	d.wake()
+	if m.Status == StatusFailed {
+		select {
+		case d.lost <- struct{}{}:
+		default: // a signal is already pending
+		}
+	}
+}
+
+// forget drops the members other than self that have been failed or left
+// since before cutoff, as Serf reaps them after its ReconnectTimeout, and
+// returns their names. memberlist itself forgets a dead member after
+// GossipToTheDeadTime; this copy is what the reconnect loop retries.
+func (d *gossipDelegate) forget(cutoff time.Time) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var gone []string
+	for name, m := range d.members {
+		if name != d.self && (m.Status == StatusFailed || m.Status == StatusLeft) && m.Since.Before(cutoff) {
+			delete(d.members, name)
+			gone = append(gone, name)
+		}
+	}
+	return gone
 }
 
 func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n, false) }
@@ -224,7 +250,7 @@ func (d *gossipDelegate) NotifyConflict(existing, other *memberlist.Node) {
 
 // newMemberlist starts gossip. closed is set by the node just before it
 // shuts memberlist down; see memberlistLog.
-func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *atomic.Bool) (*memberlist.Memberlist, error) {
+func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *atomic.Bool, stopped context.Context) (*memberlist.Memberlist, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.NodeName
 	host, port, _ := splitHostPort(cfg.BindAddr)
@@ -251,8 +277,16 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 	mc.DeadNodeReclaimTime = time.Second
 	mc.Logger = newMemberlistLogger(logger, closed)
 	mc.LogOutput = nil
+	gn, err := newGossipNet(mc, mc.Logger, stopped)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
+	}
+	if cfg.tuneGossip != nil {
+		cfg.tuneGossip(mc)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	return ml, nil
@@ -287,78 +321,4 @@ func (n *Node) refreshAlive() {
 		}
 	}
 	n.alive.Store(&set)
-}
-
-// resolveJoin expands Join entries into host:port addresses. A DNS name
-// yields one address per A or AAAA record, which is how a Swarm service
-// (tasks.<service>) or a Kubernetes headless service finds its peers.
-func resolveJoin(ctx context.Context, entries []string, defaultPort int) ([]string, error) {
-	var out []string
-	var lastErr error
-	for _, e := range entries {
-		host, port, err := net.SplitHostPort(e)
-		if err != nil {
-			host, port = e, strconv.Itoa(defaultPort)
-		}
-		if ip := net.ParseIP(host); ip != nil {
-			out = append(out, net.JoinHostPort(host, port))
-			continue
-		}
-		addrs, err := net.DefaultResolver.LookupHost(ctx, host)
-		if err != nil {
-			lastErr = fmt.Errorf("resolve join address %q: %w", e, err)
-			continue
-		}
-		for _, a := range addrs {
-			out = append(out, net.JoinHostPort(a, port))
-		}
-	}
-	if len(out) == 0 && lastErr != nil {
-		return nil, lastErr
-	}
-	return out, nil
-}
-
-// join contacts the Join addresses until one answers, the join timeout
-// passes, or ctx ends. It returns nil once any member answered.
-func (n *Node) join(ctx context.Context) error {
-	if len(n.cfg.Join) == 0 {
-		return nil
-	}
-	if n.cfg.JoinTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.cfg.JoinTimeout)
-		defer cancel()
-	}
-	_, defPort, _ := splitHostPort(n.cfg.BindAddr)
-	backoff := 100 * time.Millisecond
-	var lastErr error
-	for attempt := 1; ; attempt++ {
-		addrs, err := resolveJoin(ctx, n.cfg.Join, defPort)
-		if err == nil {
-			var joined int
-			joined, err = n.ml.Join(addrs)
-			if joined > 0 {
-				n.logger.Debug("joined gossip", "contacted", joined, "attempt", attempt)
-				return nil
-			}
-			if err == nil {
-				err = fmt.Errorf("no member answered")
-			}
-		}
-		lastErr = err
-		if attempt == 1 || attempt%10 == 0 {
-			n.logger.Warn("join failed, retrying", "join", n.cfg.Join, "attempt", attempt, "error", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w %v: %v (last error: %v); check that the addresses are right and that the members run with the same ClusterName and SecretKey", ErrJoin, n.cfg.Join, ctx.Err(), lastErr)
-		case <-n.shutdownCh:
-			return ErrShutdown
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
 }

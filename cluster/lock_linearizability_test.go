@@ -37,6 +37,9 @@ type faultNet struct {
 	mu sync.Mutex
 	// addrs maps each node's advertised Raft address to its index.
 	addrs map[string]int
+	// gossipAddrs maps each node's gossip address to its index, for the
+	// nodes whose gossip also goes through the fault net (heal_test.go).
+	gossipAddrs map[string]int
 	// origin maps the local address of each dialed connection to the
 	// node that dialed it, so the accepting side can tell who is calling.
 	origin  map[string]int

@@ -53,6 +53,10 @@ type Node struct {
 	leavingMu sync.Mutex
 	leaving   map[string]time.Time
 
+	// joining holds the addresses the reconnect loop is joining now.
+	joiningMu sync.Mutex
+	joining   map[string]struct{}
+
 	// raftID is this node's Raft server ID (identity.go): its NodeName, or
 	// with DataDir "" the name plus this process's incarnation.
 	raftID raft.ServerID
@@ -76,7 +80,16 @@ type Node struct {
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
 
-	shutdownCh   chan struct{}
+	shutdownCh chan struct{}
+	// leaveAnnounced is set just before Shutdown gossips Leaving: from
+	// then on the leader may remove this node from Raft, and setMeta can
+	// block for a second before shutdownCh closes.
+	leaveAnnounced atomic.Bool
+	// stopped ends in close, before gossip shuts down, to cancel gossip
+	// dials in flight (gossipnet.go).
+	stopped     context.Context
+	stopDialing context.CancelFunc
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 	wg           sync.WaitGroup
@@ -102,6 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		leaders:    newLeaderWatch(),
 		shutdownCh: make(chan struct{}),
 	}
+	n.stopped, n.stopDialing = context.WithCancel(context.Background())
 	empty := map[string]struct{}{}
 	n.alive.Store(&empty)
 	if err := n.open(); err != nil {
@@ -112,6 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	n.goFunc(n.reconnect)
 	// A restarted node may have registered jobs it no longer runs; clear
 	// them so no tick waits on the fallback delay for it.
 	if _, err := n.propose(ctx, fsm.EncodeRegistration(fsm.Registration{Node: cfg.NodeName, Reset: true})); err != nil {
@@ -137,7 +152,7 @@ func (n *Node) open() error {
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
 
-	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
@@ -150,7 +165,7 @@ func (n *Node) open() error {
 		m.ID = string(n.raftID)
 	}
 	n.gossip.setMeta(m)
-	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed)
+	n.ml, err = newMemberlist(cfg, n.gossip, n.logger.Named("gossip"), &n.gossipClosed, n.stopped)
 	if err != nil {
 		return err
 	}
@@ -233,7 +248,7 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.BatchApplyCh = false
 	// Raft's complaints about this node's own leave go to Debug once
 	// Shutdown has begun (shutdownlog.go).
-	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.shuttingDown}
+	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.leavingOrDown}
 	return rc
 }
 
@@ -348,8 +363,11 @@ func (n *Node) goFunc(f func()) {
 // waitReady joins gossip and waits until Raft has a leader and this node is
 // in its configuration.
 func (n *Node) waitReady(ctx context.Context) error {
+	// Joining stops when the node is ready; the reconnect loop takes over.
+	jctx, cancelJoin := context.WithCancel(ctx)
+	defer cancelJoin()
 	joinErr := make(chan error, 1)
-	n.goFunc(func() { joinErr <- n.join(ctx) })
+	n.goFunc(func() { joinErr <- n.join(jctx) })
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -559,6 +577,7 @@ func (n *Node) shutdown(ctx context.Context) error {
 	// Announce the leave only after the release: the leader removes a
 	// Leaving member from Raft at once, and a node out of the
 	// configuration no longer hears of its own release being applied.
+	n.leaveAnnounced.Store(true)
 	n.setMeta(func(m *meta) { m.Leaving = true })
 	close(n.shutdownCh)
 	if err := n.leaveRaft(ctx); ctx.Err() != nil {
@@ -594,6 +613,10 @@ func (n *Node) stopAtOnce(ctx context.Context) error {
 	return errors.Join(fmt.Errorf("interlock: shutdown of node %s cut short, so it stopped at once without finishing its graceful leave: %w", n.cfg.NodeName, ctx.Err()), err)
 }
 
+// leavingOrDown reports whether this node has announced its leave or begun
+// to stop: Raft's complaints about its own removal are expected from then.
+func (n *Node) leavingOrDown() bool { return n.leaveAnnounced.Load() || n.shuttingDown() }
+
 // shuttingDown reports whether Shutdown or a failed Start has begun
 // to stop the node.
 func (n *Node) shuttingDown() bool {
@@ -613,6 +636,7 @@ func (n *Node) close() error {
 	default:
 		close(n.shutdownCh)
 	}
+	n.stopDialing()
 	var errs []error
 	if n.ml != nil {
 		n.gossipClosed.Store(true)

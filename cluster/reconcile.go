@@ -42,6 +42,7 @@ func (n *Node) maintain() {
 
 	inCluster := false
 	wasLeader := false
+	regs := &registrations{missing: make(map[string]time.Time)}
 	for {
 		select {
 		case <-n.shutdownCh:
@@ -59,6 +60,9 @@ func (n *Node) maintain() {
 		if !inCluster && n.tryBootstrap() && n.hasConfiguration() {
 			inCluster = true
 			n.setMeta(func(m *meta) { m.InCluster = true })
+		}
+		if inCluster && !n.shuttingDown() {
+			n.restoreRegistrations(regs)
 		}
 		leader := n.raft.State() == raft.Leader
 		if leader && !wasLeader {

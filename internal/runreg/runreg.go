@@ -138,6 +138,22 @@ func (o *Owner) Leave() {
 	r.mu.Unlock()
 }
 
+// Held returns the job names some owner holds, sorted: the jobs the node's
+// Schedulers run. A closed registry holds none: its owners are stopping.
+func (r *Registry) Held() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	out := make([]string, 0, len(r.names))
+	for job := range r.names {
+		out = append(out, job)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Begin records the start of run. It returns false, and records nothing,
 // if the registry is closed or if this node already started the job at
 // run.At or at a later instant. Otherwise the caller must call end once the

@@ -3,6 +3,7 @@ package runreg
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,5 +104,34 @@ func TestCloseStopsOwnersCancelsRunsAndWaitBounds(t *testing.T) {
 	defer cancelLong()
 	if left := r.Wait(long); len(left) != 0 {
 		t.Fatalf("Wait returned %+v after every run ended", left)
+	}
+}
+
+// TestHeldListsNamesUntilFreedOrClosed: Held is what the node registers
+// again after the cluster released it, so it must drop a freed name at
+// once and list nothing once the registry closes.
+func TestHeldListsNamesUntilFreedOrClosed(t *testing.T) {
+	r := New()
+	a, _ := r.Join(nil)
+	b, _ := r.Join(nil)
+	for _, h := range []struct {
+		o   *Owner
+		job string
+	}{{a, "y"}, {a, "x"}, {b, "z"}} {
+		if err := h.o.Hold(h.job); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := r.Held(); !slices.Equal(got, []string{"x", "y", "z"}) {
+		t.Fatalf("Held = %v, want [x y z]", got)
+	}
+	a.Free("y")
+	b.Leave()
+	if got := r.Held(); !slices.Equal(got, []string{"x"}) {
+		t.Fatalf("after Free and Leave, Held = %v, want [x]", got)
+	}
+	r.Close()
+	if got := r.Held(); len(got) != 0 {
+		t.Fatalf("after Close, Held = %v, want none", got)
 	}
 }
