@@ -17,6 +17,7 @@ type settings struct {
 	clusterName     string
 	join            []string
 	bootstrapExpect int
+	maxVoters       int
 	dataDir         string
 	bindAddr        string
 	advertiseAddr   string
@@ -56,6 +57,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	}
 	var err error
 	if s.bootstrapExpect, err = intVar(getenv, "INTERLOCK_BOOTSTRAP_EXPECT", 3); err != nil {
+		return s, err
+	}
+	if s.maxVoters, err = intVar(getenv, "INTERLOCK_MAX_VOTERS", 0); err != nil {
 		return s, err
 	}
 	if s.lockEvery, err = durationVar(getenv, "INTERLOCK_LOCK_EVERY", 10*time.Second); err != nil {

@@ -10,6 +10,7 @@
 //	INTERLOCK_CLUSTER_NAME      default "interlock"
 //	INTERLOCK_JOIN              comma-separated names or host:port, such as tasks.interlock
 //	INTERLOCK_BOOTSTRAP_EXPECT  servers to wait for before the first election; default 3
+//	INTERLOCK_MAX_VOTERS        Raft voters at most, later replicas are non-voters; default 5
 //	INTERLOCK_DATA_DIR          Raft data directory; default "" (in memory)
 //	INTERLOCK_BIND_ADDR         gossip host:port, TCP and UDP; default 0.0.0.0:7946
 //	INTERLOCK_ADVERTISE_ADDR    gossip address peers use, or an interface name such as eth0
@@ -101,6 +102,7 @@ func run() int {
 		ClusterName:     s.clusterName,
 		Join:            s.join,
 		BootstrapExpect: s.bootstrapExpect,
+		MaxVoters:       s.maxVoters,
 		DataDir:         s.dataDir,
 		BindAddr:        s.bindAddr,
 		AdvertiseAddr:   s.advertiseAddr,
