@@ -2,8 +2,8 @@ package integration
 
 import (
 	"os/exec"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
