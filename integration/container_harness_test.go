@@ -531,13 +531,22 @@ func runsBetween(runs []Run, job string, from, to time.Time) []Run {
 	return out
 }
 
-// longestGap returns the longest time between consecutive starts of the
-// job's runs that started in [from, to], counting from and to as bounds:
-// the longest stretch without a run.
+// longestGap returns the longest time without a start of a job's run
+// between from and to: between consecutive starts in [from, to], from the
+// last start before from (or from itself, if none) to the first in it, and
+// from the last one to to.
 func longestGap(runs []Run, job string, from, to time.Time) time.Duration {
-	rs := runsBetween(runs, job, from, to)
-	starts := []int64{from.UnixNano()}
-	for _, r := range rs {
+	left, prev := from.UnixNano(), int64(-1)
+	for _, r := range runs {
+		if r.Job == job && r.Start < left && r.Start > prev {
+			prev = r.Start
+		}
+	}
+	if prev >= 0 {
+		left = prev
+	}
+	starts := []int64{left}
+	for _, r := range runsBetween(runs, job, from, to) {
 		starts = append(starts, r.Start)
 	}
 	starts = append(starts, to.UnixNano())
@@ -549,7 +558,8 @@ func longestGap(runs []Run, job string, from, to time.Time) time.Duration {
 	return gap
 }
 
-// waitRunsUntil waits until a run of the job has started after t.
+// waitRunAfter waits until a run of the job has started after t, by node
+// if it is not empty.
 func (c *dockerCluster) waitRunAfter(t time.Time, timeout time.Duration, node string) {
 	c.t.Helper()
 	eventually(c.t, timeout, func() bool {
