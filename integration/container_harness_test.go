@@ -170,6 +170,7 @@ func (c *dockerCluster) cleanup() {
 		}
 	}
 	c.stopFollowing()
+	statusClient.CloseIdleConnections()
 	if ids, _ := docker("volume", "ls", "-q", "--filter", filter); ids != "" {
 		if _, err := docker(append([]string{"volume", "rm"}, strings.Fields(ids)...)...); err != nil {
 			c.t.Errorf("cleanup: %v", err)
