@@ -52,8 +52,11 @@ elif [ "$state" != active ]; then
 fi
 
 echo "--- deploying stack $stack (3 replicas)"
-INTERLOCK_IMAGE=$image INTERLOCK_JOBS=heartbeat:1s,report:5s \
-	docker stack deploy --resolve-image never -c deploy/docker-stack.yml "$stack" >/dev/null
+if ! out=$(INTERLOCK_IMAGE=$image INTERLOCK_JOBS=heartbeat:1s,report:5s \
+	docker stack deploy --resolve-image never -c deploy/docker-stack.yml "$stack" 2>&1); then
+	echo "$out" >&2
+	exit 1
+fi
 
 echo "--- runs for ${seconds}s (job, tick and the replica that ran it)"
 # Each run logs "run: node=... job=... tick=... token=..."; a job's tick
