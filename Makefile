@@ -36,3 +36,11 @@ bench-quick:
 DURATION ?= 10m
 chaos:
 	INTERLOCK_CHAOS_DURATION=$(DURATION) go test -race -count=1 -timeout 0 -run TestChaos -v ./integration/
+
+# Builds the example service's image, deploys deploy/docker-stack.yml (3
+# replicas) on a single-node swarm (initialised, and left afterwards, only
+# if none is active), prints every run for DEMO_SECONDS (30) with a
+# duplicate count, then removes the stack, volumes and image.
+.PHONY: swarm-demo
+swarm-demo:
+	deploy/swarm-demo.sh

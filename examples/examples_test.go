@@ -28,6 +28,9 @@ type exampleRun struct {
 	name string
 	// args returns the flags; it may pick free ports.
 	args func(t *testing.T) []string
+	// env, if set, returns KEY=value pairs added to the environment, for an
+	// example configured through it; it may pick free ports.
+	env func(t *testing.T) []string
 	// serve marks an example that runs until interrupted: the test waits
 	// for its "serving ... on http://addr/" line, GETs addr until it
 	// answers 200, then sends SIGINT.
@@ -62,6 +65,18 @@ var runs = map[string][]exampleRun{
 		name: "default",
 		args: fixed(),
 		last: regexp.MustCompile(`^accepted=\d+ rejected_stale=1$`),
+	}},
+	"swarm": {{
+		name: "one node, INTERLOCK_RUN_FOR",
+		args: fixed(),
+		env: func(t *testing.T) []string {
+			p := freePorts(t, 2)
+			return []string{"INTERLOCK_BOOTSTRAP_EXPECT=1", "INTERLOCK_RUN_FOR=3s",
+				"INTERLOCK_JOBS=fast:200ms,slow:500ms", "INTERLOCK_LOCK_EVERY=300ms",
+				"INTERLOCK_BIND_ADDR=127.0.0.1:" + strconv.Itoa(p[0]),
+				"INTERLOCK_RAFT_ADDR=127.0.0.1:" + strconv.Itoa(p[1])}
+		},
+		last: regexp.MustCompile(`^stopped node=\S+ runs=[1-9]\d* locks=[1-9]\d*$`),
 	}},
 	"three-node": {{
 		name: "-for",
@@ -144,6 +159,9 @@ func runExample(t *testing.T, path string, r exampleRun) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, r.args(t)...)
 	cmd.WaitDelay = 5 * time.Second
+	if r.env != nil {
+		cmd.Env = append(os.Environ(), r.env(t)...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
