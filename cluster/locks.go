@@ -176,6 +176,12 @@ func (l *Lease) keepAlive() {
 		err := l.Renew(ctx)
 		cancel()
 		if errors.Is(err, ErrLeaseLost) {
+			if l.node.stopping.Load() {
+				// Shutdown released this node's locks before it
+				// stopped the keep-alives.
+				l.node.logger.Debug("lease released by this node's shutdown", "lock", l.name, "token", l.token)
+				return
+			}
 			l.node.logger.Warn("lease lost during keep-alive", "lock", l.name, "token", l.token)
 			return
 		}

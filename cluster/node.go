@@ -85,6 +85,10 @@ type Node struct {
 	// then on the leader may remove this node from Raft, and setMeta can
 	// block for a second before shutdownCh closes.
 	leaveAnnounced atomic.Bool
+	// stopping is set as Shutdown begins, before it releases this node's
+	// leases: a keep-alive that then finds its lease gone, or a Raft RPC
+	// cut off by the closing transport, is part of the shutdown, not news.
+	stopping atomic.Bool
 	// stopped ends in close, before gossip shuts down, to cancel gossip
 	// dials in flight (gossipnet.go).
 	stopped     context.Context
@@ -190,7 +194,7 @@ func (n *Node) open() error {
 		Stream:  layer,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  n.logger.Named("raft-net"),
+		Logger:  leavingLogger{Logger: n.logger.Named("raft-net"), leaving: n.leavingOrDown},
 	})
 
 	n.fsm = fsm.New(n.logger.Named("fsm"))
@@ -551,7 +555,10 @@ func (n *Node) AppliedIndex() uint64 { return n.fsm.AppliedIndex() }
 // call shuts the node down, and every call waits for it and returns its
 // result, whatever ctx the later calls pass.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown(ctx) })
+	n.shutdownOnce.Do(func() {
+		n.stopping.Store(true)
+		n.shutdownErr = n.shutdown(ctx)
+	})
 	return n.shutdownErr
 }
 
@@ -615,7 +622,9 @@ func (n *Node) stopAtOnce(ctx context.Context) error {
 
 // leavingOrDown reports whether this node has announced its leave or begun
 // to stop: Raft's complaints about its own removal are expected from then.
-func (n *Node) leavingOrDown() bool { return n.leaveAnnounced.Load() || n.shuttingDown() }
+func (n *Node) leavingOrDown() bool {
+	return n.stopping.Load() || n.leaveAnnounced.Load() || n.shuttingDown()
+}
 
 // shuttingDown reports whether Shutdown or a failed Start has begun
 // to stop the node.

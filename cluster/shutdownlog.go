@@ -23,6 +23,9 @@ var raftShutdownNoise = []string{
 	// leaveRaft handed leadership over; the old leader's replication to the
 	// new one then meets the new term.
 	"peer has newer term, stopping replication",
+	// close stopped the network transport while a peer's RPC was being
+	// handed to Raft ("transport shutdown").
+	"failed to decode incoming command",
 }
 
 // leavingLogger is the logger Raft gets. It writes every line through,

@@ -33,3 +33,31 @@ func TestFirstElectionIsInfo(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownNoiseIsDebugOnlyWhileLeaving checks that a message caused by
+// this node's own leave, such as the network transport's decode failure
+// when close cuts off a peer's RPC, is written at Debug while the node
+// leaves and keeps its level otherwise.
+func TestShutdownNoiseIsDebugOnlyWhileLeaving(t *testing.T) {
+	cases := []struct {
+		name    string
+		leaving bool
+		msg     string
+		wantTag string
+	}{
+		{"decode failure while leaving", true, "failed to decode incoming command", "[DEBUG]"},
+		{"decode failure otherwise", false, "failed to decode incoming command", "[ERROR]"},
+		{"other error while leaving", true, "failed to contact quorum", "[ERROR]"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			base := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace})
+			l := leavingLogger{Logger: base, leaving: func() bool { return tc.leaving }}
+			l.Named("raft-net").Error(tc.msg, "error", "transport shutdown")
+			if !strings.Contains(out.String(), tc.wantTag) {
+				t.Fatalf("got %q, want a %s line", out.String(), tc.wantTag)
+			}
+		})
+	}
+}
