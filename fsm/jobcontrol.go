@@ -67,9 +67,9 @@ type RunNowResult struct {
 	// Request is the pending request: the new one, or the one already
 	// pending for the job, which the new request joins. Zero if refused.
 	Request RunNowRequest
-	// Refused says why the request was not recorded: ReasonPaused for a
-	// paused job, ReasonInvalid for an empty name or a job no node
-	// registered.
+	// Refused is ReasonGranted (zero) when the request was recorded or
+	// joined, and otherwise says why not: ReasonPaused for a paused job,
+	// ReasonInvalid for an empty name or a job no node registered.
 	Refused Reason
 }
 
