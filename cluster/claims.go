@@ -65,7 +65,13 @@ func (n *Node) lastGrant(job string) (fsm.JobState, bool) {
 // whether each lease was still held; a false means another node may now run
 // the job, so the run should stop.
 func (n *Node) updateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
-	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done}))
+	return n.reportRuns(ctx, renew, done, nil)
+}
+
+// reportRuns is updateRuns that also adds finished runs to their jobs'
+// histories, in the same entry.
+func (n *Node) reportRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error) {
+	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done, Finished: finished}))
 	if err != nil {
 		return nil, err
 	}

@@ -197,6 +197,13 @@ type Config struct {
 	// SecretKey, if set, encrypts gossip (16, 24 or 32 bytes, AES).
 	SecretKey []byte
 
+	// Tags describe the node, such as {"zone": "eu-1", "gpu": "true"}. The
+	// node advertises them in its gossip metadata (Member.Tags), and a
+	// scheduler job with RequireTags runs only on nodes whose Tags include
+	// every required pair. Keys must be non-empty, and the JSON encoding
+	// at most 256 bytes. Default: none.
+	Tags map[string]string
+
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
 	// is then only advertised. Wrap a listener with tls.NewListener here to
 	// encrypt Raft and RPC; tests wrap it to inject faults.
@@ -285,6 +292,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReconnectTimeout == 0 {
 		c.ReconnectTimeout = DefaultReconnectTimeout
 	}
+	c.Tags = cloneTags(c.Tags)
 	if err := c.validate(); err != nil {
 		return c, err
 	}
@@ -324,6 +332,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxVoters < 1 {
 		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
+	}
+	if err := validateTags(c.Tags); err != nil {
+		return err
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:

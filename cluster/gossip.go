@@ -40,7 +40,8 @@ type meta struct {
 	// the other nodes it chose can bootstrap the identical one instead of
 	// waiting for a vote that a memory-only node would refuse
 	// (bootstrap.go).
-	Boot string `json:"b,omitempty"`
+	Boot string            `json:"b,omitempty"`
+	Tags map[string]string `json:"t,omitempty"` // Config.Tags (tags.go)
 }
 
 const metaVersion = 1
@@ -92,6 +93,8 @@ type Member struct {
 	Status     MemberStatus
 	InCluster  bool
 	Leaving    bool
+	// Tags are the member's Config.Tags, as it advertises them.
+	Tags map[string]string
 	// Since is when this node's gossip first saw the member in its
 	// current Status.
 	Since time.Time
@@ -185,6 +188,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.expect = md.Expect
 		m.id = md.ID
 		m.boot = md.Boot
+		m.Tags = md.Tags
 	}
 	d.mu.Lock()
 	if d.members == nil {

@@ -164,7 +164,7 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState}
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags}
 	if string(n.raftID) != cfg.NodeName {
 		m.ID = string(n.raftID)
 	}

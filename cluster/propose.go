@@ -260,6 +260,8 @@ func encodeResult(resp interface{}) ([]byte, error) {
 		return fsm.EncodeLockResult(r), nil
 	case *fsm.RunUpdateResult:
 		return fsm.EncodeRunUpdateResult(r), nil
+	case *fsm.RunNowResult:
+		return fsm.EncodeRunNowResult(r), nil
 	case *fsm.BatchResult:
 		return encodeBatchResponse(r)
 	default:

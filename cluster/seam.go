@@ -30,13 +30,17 @@ func coordinatorOf(x any) (seam.Coordinator, bool) {
 }
 
 // plumbing is a node as the scheduler sees it. It implements
-// seam.Coordinator, seam.RunLeaser and seam.LocalRunner.
+// seam.Coordinator, seam.RunLeaser, seam.RunReporter, seam.Controller,
+// seam.Tagger and seam.LocalRunner.
 type plumbing struct{ n *Node }
 
 var (
 	_ seam.Coordinator = plumbing{}
 	_ seam.RunLeaser   = plumbing{}
 	_ seam.LocalRunner = plumbing{}
+	_ seam.RunReporter = plumbing{}
+	_ seam.Controller  = plumbing{}
+	_ seam.Tagger      = plumbing{}
 )
 
 func (p plumbing) Name() string         { return p.n.Name() }
@@ -57,5 +61,25 @@ func (p plumbing) LastGrant(job string) (fsm.JobState, bool) { return p.n.lastGr
 func (p plumbing) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
 	return p.n.updateRuns(ctx, renew, done)
 }
+
+func (p plumbing) ReportRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error) {
+	return p.n.reportRuns(ctx, renew, done, finished)
+}
+
+func (p plumbing) SetPaused(ctx context.Context, job string, paused bool) error {
+	return p.n.setPaused(ctx, job, paused)
+}
+
+func (p plumbing) RunNow(ctx context.Context, job string) (*fsm.RunNowResult, error) {
+	return p.n.runNow(ctx, job)
+}
+
+func (p plumbing) Paused(job string) bool { return p.n.fsm.Paused(job) }
+
+func (p plumbing) RunNowRequests() map[string]fsm.RunNowRequest { return p.n.fsm.RunNowRequests() }
+
+func (p plumbing) History(job string) []fsm.HistoryEntry { return p.n.fsm.History(job) }
+
+func (p plumbing) Tags() map[string]string { return p.n.cfg.Tags }
 
 func (p plumbing) LocalRuns() *runreg.Registry { return p.n.localRuns() }

@@ -38,6 +38,10 @@ func (t CommandType) String() string {
 		return "node-release"
 	case CommandBatch:
 		return "batch"
+	case CommandPause:
+		return "pause"
+	case CommandRunNow:
+		return "run-now"
 	default:
 		return fmt.Sprintf("command(%d)", uint8(t))
 	}
@@ -218,22 +222,35 @@ type RunRef struct {
 }
 
 // RunUpdate renews the run leases of Renew and ends those of Done, all
-// held by Node. A node batches these for all its running jobs.
+// held by Node, and adds Finished to the jobs' histories. A node batches
+// these for all its running jobs.
 type RunUpdate struct {
-	Node  string
-	Renew []RunRef
-	Done  []RunRef
+	Node     string
+	Renew    []RunRef
+	Done     []RunRef
+	Finished []Finished
 }
 
-// EncodeRunUpdate encodes a run lease update.
+// EncodeRunUpdate encodes a run lease update. Finished runs follow the
+// lease lists, and only when there are any, so an update without them is
+// byte for byte what older versions wrote, and older versions, which stop
+// reading after Done, apply the leases of a newer update and skip the
+// history.
 func EncodeRunUpdate(u RunUpdate) []byte {
-	e := newEncoder(CommandRuns, 16+len(u.Node)+24*(len(u.Renew)+len(u.Done)))
+	e := newEncoder(CommandRuns, 16+len(u.Node)+24*(len(u.Renew)+len(u.Done))+64*len(u.Finished))
 	e.string(u.Node)
 	for _, list := range [][]RunRef{u.Renew, u.Done} {
 		e.uvarint(uint64(len(list)))
 		for _, r := range list {
 			e.string(r.Job)
 			e.varint(r.Tick)
+		}
+	}
+	if len(u.Finished) > 0 {
+		e.uvarint(uint64(len(u.Finished)))
+		for _, fin := range u.Finished {
+			e.string(fin.Job)
+			encodeHistoryEntry(e, fin.Entry)
 		}
 	}
 	return e.buf
@@ -246,6 +263,12 @@ func decodeRunUpdate(d *decoder) (RunUpdate, error) {
 		n := d.count(2)
 		for i := 0; i < n && d.err == nil; i++ {
 			*list = append(*list, RunRef{Job: d.string(), Tick: d.varint()})
+		}
+	}
+	if d.err == nil && len(d.buf) > 0 {
+		n := d.count(1 + historyEntryMin)
+		for i := 0; i < n && d.err == nil; i++ {
+			u.Finished = append(u.Finished, Finished{Job: d.string(), Entry: decodeHistoryEntry(d)})
 		}
 	}
 	return u, d.err

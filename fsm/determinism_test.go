@@ -46,8 +46,15 @@ func randomLog(t testing.TB, seed uint64, n int) []*raft.Log {
 				r.Remove = append(r.Remove, jobs[rng.IntN(len(jobs))])
 			}
 			l.Data = fsm.EncodeRegistration(r)
-		case p < 95:
+		case p < 88:
 			l.Type = raft.LogNoop
+		case p < 90:
+			l.Data = fsm.EncodePause(fsm.Pause{Job: jobs[rng.IntN(len(jobs))], Paused: rng.IntN(2) == 0})
+		case p < 92:
+			l.Data = fsm.EncodeRunNow(jobs[rng.IntN(len(jobs))])
+		case p < 95:
+			j := jobs[rng.IntN(len(jobs))]
+			l.Data = fsm.EncodeRunUpdate(fsm.RunUpdate{Node: node, Done: []fsm.RunRef{{Job: j, Tick: tick}}, Finished: []fsm.Finished{{Job: j, Entry: fsm.HistoryEntry{Tick: tick, At: at(tick), Start: now, Duration: rng.Int64N(sec), Result: fsm.RunResult(rng.IntN(3)), Error: "e"}}}})
 		default:
 			l.Data = fsm.EncodeClaims(fsm.ClaimBatch{Node: node, Claims: []fsm.Claim{claim("j0", tick)}})
 			l.Data = l.Data[:rng.IntN(len(l.Data))]

@@ -46,6 +46,13 @@ type FSM struct {
 	// restored is called after Restore; see SetRestoreNotifier.
 	restored func()
 
+	// paused holds the paused jobs; runNow each job's pending run-now
+	// request; history each job's last HistoryLen finished runs, oldest
+	// first. See jobcontrol.go and history.go.
+	paused  map[string]struct{}
+	runNow  map[string]RunNowRequest
+	history map[string][]HistoryEntry
+
 	// entryJobs and entryLocks record what the entry being applied has
 	// granted; see beginEntry.
 	entryJobs  map[string]struct{}
@@ -69,6 +76,9 @@ func New(logger hclog.Logger) *FSM {
 		entryLocks:   make(map[string]struct{}),
 		finished:     make(map[string]uint64),
 		incarnations: make(map[string]*incarnation),
+		paused:       make(map[string]struct{}),
+		runNow:       make(map[string]RunNowRequest),
+		history:      make(map[string][]HistoryEntry),
 	}
 }
 
@@ -145,6 +155,19 @@ func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) i
 		}
 		f.applyNodeRelease(index, now, node, keep)
 		return nil
+	case CommandPause:
+		p, err := decodePause(d)
+		if err != nil {
+			return fmt.Errorf("pause entry %d: %w", index, err)
+		}
+		f.applyPause(p)
+		return nil
+	case CommandRunNow:
+		job, err := decodeRunNow(d)
+		if err != nil {
+			return fmt.Errorf("run-now entry %d: %w", index, err)
+		}
+		return f.applyRunNow(index, now, job)
 	default:
 		return fmt.Errorf("%w: %s at index %d", ErrUnknownCommand, t, index)
 	}
@@ -184,6 +207,9 @@ func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
 			st.RunExpires = 0
 			f.jobs[r.Job] = st
 		}
+	}
+	for _, fin := range u.Finished {
+		f.recordLocked(u.Node, fin)
 	}
 	return res
 }

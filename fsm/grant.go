@@ -50,6 +50,9 @@ const (
 	// still holding its run lease, so the tick is skipped rather than run
 	// alongside it on another node.
 	ReasonBusy
+	// ReasonPaused means the job is paused cluster-wide (CommandPause):
+	// no tick of it is granted until it is resumed.
+	ReasonPaused
 )
 
 // String returns the reason's name, for logs and errors.
@@ -71,6 +74,8 @@ func (r Reason) String() string {
 		return "invalid"
 	case ReasonBusy:
 		return "busy"
+	case ReasonPaused:
+		return "paused"
 	default:
 		return fmt.Sprintf("reason(%d)", uint8(r))
 	}
@@ -163,6 +168,9 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 	if now < c.At-(c.Deadline-c.At) {
 		return Outcome{Reason: ReasonEarly, Holder: st.Holder, At: st.LastAt}
 	}
+	if f.isPausedLocked(c.Job) {
+		return Outcome{Reason: ReasonPaused, Holder: st.Holder, At: st.LastAt}
+	}
 	if c.Exclusive && st.Running(now) {
 		return Outcome{Reason: ReasonBusy, Holder: st.Holder, At: st.LastAt}
 	}
@@ -173,6 +181,7 @@ func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[stri
 		next.RunExpires = now + c.LeaseTTL
 	}
 	f.jobs[c.Job] = next
+	f.settleRunNowLocked(c.Job, c.At)
 	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.At}
 }
 

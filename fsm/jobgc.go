@@ -26,7 +26,8 @@ func (f *FSM) advanceClockLocked(now int64) {
 
 // collectJobsLocked forgets every job that no node registers, whose latest
 // instant is more than MaxStartDeadline older than f.clock, and whose run
-// lease is not live. It drops every job that qualifies, so the result does
+// lease is not live, with its history, and run-now requests whose window
+// passed. It drops every job that qualifies, so the result does
 // not depend on the map's iteration order.
 //
 // Why forgetting is safe: the state of a job matters only to refuse
@@ -46,5 +47,7 @@ func (f *FSM) collectJobsLocked() {
 			continue
 		}
 		delete(f.jobs, name)
+		delete(f.history, name)
 	}
+	f.collectRunNowLocked()
 }

@@ -14,10 +14,14 @@ const (
 	// snapshotVersionTicks is the first format: a job's record held the
 	// tick index of its latest grant but not the instant.
 	snapshotVersionTicks = 1
-	// snapshotVersion is the current format: the state machine's clock
+	// snapshotVersionInstants is the second: the state machine's clock
 	// follows the applied index, and each job's record starts with the
 	// instant of its latest grant (LastAt).
-	snapshotVersion = 2
+	snapshotVersionInstants = 2
+	// snapshotVersion is the current format: version 2 followed by the
+	// job control section (paused jobs, run-now requests, histories; see
+	// encodeJobControl).
+	snapshotVersion = 3
 )
 
 // legacyLastAt gives a job restored from a version-1 snapshot, which kept
@@ -119,6 +123,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		e.uvarint(fo.call)
 	}
 	encodeIncarnations(e, f.incarnations)
+	f.encodeJobControlLocked(e)
 	return &snapshot{data: e.buf}, nil
 }
 
@@ -144,12 +149,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	d := &decoder{buf: data}
 	v := d.byte()
-	if d.err == nil && v != snapshotVersion && v != snapshotVersionTicks {
+	if d.err == nil && (v < snapshotVersionTicks || v > snapshotVersion) {
 		return fmt.Errorf("%w: snapshot version %d", ErrUnsupportedVersion, v)
 	}
 	applied := d.uvarint()
 	var clock int64
-	if v == snapshotVersion {
+	if v >= snapshotVersionInstants {
 		clock = d.varint()
 	}
 	jobs := make(map[string]JobState)
@@ -157,7 +162,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.string()
 		var st JobState
-		if v == snapshotVersion {
+		if v >= snapshotVersionInstants {
 			st.LastAt = d.varint()
 		}
 		st.LastTick = d.varint()
@@ -209,6 +214,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if d.err == nil && len(d.buf) > 0 { // snapshots from before owner incarnations end here
 		incarnations = decodeIncarnations(d)
 	}
+	ctl := newJobControl()
+	if v >= snapshotVersion {
+		ctl = decodeJobControl(d)
+	}
 	if d.err != nil {
 		return fmt.Errorf("restore snapshot: %w", d.err)
 	}
@@ -230,6 +239,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.finished = finished
 	f.finishedOrder = order
 	f.incarnations = incarnations
+	f.paused, f.runNow, f.history = ctl.paused, ctl.runNow, ctl.history
 	// Tell the node about every lock the restore may have changed, including
 	// ones it dropped, so local waiters and leases follow the new state.
 	names := make([]string, 0, len(old)+len(locks))

@@ -250,7 +250,7 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 	tests := []tc{
 		{"empty", nil, fsm.ErrMalformed},
 		{"version 0", append([]byte{0}, valid[1:]...), fsm.ErrUnsupportedVersion},
-		{"version 3", append([]byte{3}, valid[1:]...), fsm.ErrUnsupportedVersion},
+		{"version 4", append([]byte{4}, valid[1:]...), fsm.ErrUnsupportedVersion},
 		{"all 0xff", bytes.Repeat([]byte{0xff}, 64), fsm.ErrUnsupportedVersion},
 		// version 1, applied 0, then a job count no buffer could hold.
 		{"huge job count", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, fsm.ErrMalformed},
@@ -259,14 +259,9 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 		// version 1, applied 0, no jobs, a node count no buffer could hold.
 		{"huge node count", []byte{1, 0, 0, 0xff, 0xff, 0x03}, fsm.ErrMalformed},
 	}
-	// Every strict prefix of a valid snapshot is truncated somewhere, except
-	// the one that ends where snapshots ended before owner incarnations were
-	// added: it is a valid older snapshot (TestRestoreSnapshotOfOlderFormat).
-	older := olderFormatLen(t, valid)
+	// Every strict prefix of a valid snapshot is truncated somewhere: a
+	// version-3 snapshot always ends with its job control section.
 	for n := 1; n < len(valid); n++ {
-		if n == older {
-			continue
-		}
 		tests = append(tests, tc{fmt.Sprintf("truncated to %d of %d bytes", n, len(valid)), valid[:n], fsm.ErrMalformed})
 	}
 	for i, tt := range tests {
@@ -304,26 +299,39 @@ func TestRestoreReadErrorKeepsState(t *testing.T) {
 	}
 }
 
-// olderFormatLen returns the length of the older form of a snapshot of
-// populated: without the incarnation section, which there holds only its
-// zero count in the last byte.
-func olderFormatLen(t *testing.T, valid []byte) int {
+// olderFormats returns the older forms of a snapshot of populated, which
+// has no incarnations, no paused job, no run-now request and no history:
+// version 2 with the empty incarnation section (a zero count) and version
+// 2 from before incarnations existed. Both end where the version-3 job
+// control section (three zero counts) begins.
+func olderFormats(t *testing.T, valid []byte) map[string][]byte {
 	t.Helper()
-	if valid[len(valid)-1] != 0 {
-		t.Fatalf("snapshot of populated ends with %#x, want the empty incarnation section", valid[len(valid)-1])
+	tail := valid[len(valid)-4:]
+	if !bytes.Equal(tail, []byte{0, 0, 0, 0}) {
+		t.Fatalf("snapshot of populated ends with %#x, want empty incarnation and job control sections", tail)
 	}
-	return len(valid) - 1
+	v2 := slices.Clone(valid[:len(valid)-3])
+	v2[0] = 2
+	return map[string][]byte{
+		"version 2":                     v2,
+		"version 2 before incarnations": v2[:len(v2)-1],
+	}
 }
 
-// TestRestoreSnapshotOfOlderFormat restores a snapshot written before owner
-// incarnations existed: it must give the same state as the current form.
+// TestRestoreSnapshotOfOlderFormat restores snapshots written by older
+// versions: each must give the same state as the current form.
 func TestRestoreSnapshotOfOlderFormat(t *testing.T) {
 	valid := snapshotBytes(t, populated(t))
-	f := fsm.New(nil)
-	if err := restore(t, f, valid[:olderFormatLen(t, valid)]); err != nil {
-		t.Fatalf("Restore of an older-format snapshot: %v", err)
+	if valid[0] != 3 {
+		t.Fatalf("snapshot version = %d, want 3", valid[0])
 	}
-	if !bytes.Equal(snapshotBytes(t, f), valid) {
-		t.Fatal("state restored from the older format differs from the original")
+	for name, data := range olderFormats(t, valid) {
+		f := fsm.New(nil)
+		if err := restore(t, f, data); err != nil {
+			t.Fatalf("Restore of a %s snapshot: %v", name, err)
+		}
+		if !bytes.Equal(snapshotBytes(t, f), valid) {
+			t.Fatalf("state restored from the %s format differs from the original", name)
+		}
 	}
 }

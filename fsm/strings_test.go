@@ -19,12 +19,30 @@ func TestReasonString(t *testing.T) {
 		{fsm.ReasonDuplicate, "duplicate"},
 		{fsm.ReasonInvalid, "invalid"},
 		{fsm.ReasonBusy, "busy"},
-		{fsm.ReasonBusy + 1, "reason(8)"},
+		{fsm.ReasonPaused, "paused"},
+		{fsm.ReasonPaused + 1, "reason(9)"},
 		{255, "reason(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.r.String(); got != tt.want {
 			t.Errorf("Reason(%d).String() = %q, want %q", uint8(tt.r), got, tt.want)
+		}
+	}
+}
+
+func TestRunResultString(t *testing.T) {
+	tests := []struct {
+		r    fsm.RunResult
+		want string
+	}{
+		{fsm.ResultSuccess, "success"},
+		{fsm.ResultError, "error"},
+		{fsm.ResultPanic, "panic"},
+		{3, "result(3)"},
+	}
+	for _, tt := range tests {
+		if got := tt.r.String(); got != tt.want {
+			t.Errorf("RunResult(%d).String() = %q, want %q", uint8(tt.r), got, tt.want)
 		}
 	}
 }
@@ -44,7 +62,9 @@ func TestCommandTypeString(t *testing.T) {
 		{fsm.CommandLockExpire, "lock-expire"},
 		{fsm.CommandNodeRelease, "node-release"},
 		{fsm.CommandBatch, "batch"},
-		{10, "command(10)"},
+		{fsm.CommandPause, "pause"},
+		{fsm.CommandRunNow, "run-now"},
+		{12, "command(12)"},
 		{255, "command(255)"},
 	}
 	for _, tt := range tests {

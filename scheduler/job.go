@@ -15,7 +15,8 @@ type Run struct {
 	// Job is the job's name.
 	Job string
 	// Tick is the tick's index: the run is for the instant Tick×Interval
-	// after the Unix epoch.
+	// after the Unix epoch. A run started by RunNow has a negative Tick,
+	// the negated ID of its request, and At is the request's instant.
 	Tick int64
 	// At is the tick's scheduled instant.
 	At time.Time
@@ -87,6 +88,12 @@ type Job struct {
 	// is free again after at most RunLease. Default: twice the Interval,
 	// between 1s and 30s.
 	RunLease time.Duration
+	// RequireTags, if set, limits the job to nodes whose
+	// cluster.Config.Tags include every one of these key/value pairs: only
+	// they register the job, rank for its ticks and claim them. A node
+	// that does not match keeps the job (Jobs reports it) but never runs
+	// it. Ignored without a Cluster.
+	RequireTags map[string]string
 
 	// origin, if set, puts the job's ticks at origin+k×Interval instead of
 	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
@@ -148,13 +155,21 @@ var (
 	ErrPanic = errors.New("scheduler: job panicked")
 
 	// ErrUnknownJob means Remove was given a Name that is not in the
-	// Scheduler.
+	// Scheduler, or RunNow a job that no node of the cluster registered.
 	ErrUnknownJob = errors.New("scheduler: no job of that name")
 
 	// ErrClaimFailed means a claim for a tick got no committed answer
 	// before the tick's StartDeadline, for example while the cluster had no
 	// quorum; the tick ran nowhere unless another node claimed it.
 	ErrClaimFailed = errors.New("scheduler: claim got no answer")
+
+	// ErrNoCluster means Pause, Resume or RunNow was called on a
+	// Scheduler without a Cluster: they act on the replicated job state.
+	ErrNoCluster = errors.New("scheduler: no cluster")
+
+	// ErrPaused means RunNow was refused because the job is paused; Resume
+	// it first.
+	ErrPaused = errors.New("scheduler: job is paused")
 )
 
 // normalize checks a job and fills its defaults.

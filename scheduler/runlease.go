@@ -27,14 +27,24 @@ import (
 // leader's expiry can follow the deadline by as little as one commit, and a
 // busy process may wake the timer later than that.
 type leaseKeeper struct {
-	coord  seam.RunLeaser
-	logger hclog.Logger
+	coord seam.RunLeaser
+	// reporter, if the coordinator keeps run history, sends finished runs
+	// in the same entries as the lease updates.
+	reporter seam.RunReporter
+	logger   hclog.Logger
 
 	mu     sync.Mutex
 	active map[fsm.RunRef]*activeRun
 	done   []fsm.RunRef
-	kick   chan struct{}
+	// finished holds runs to report to the history, at most
+	// maxPendingFinished: while the cluster cannot commit, the oldest are
+	// dropped rather than held without bound.
+	finished []fsm.Finished
+	kick     chan struct{}
 }
+
+// maxPendingFinished bounds the finished runs waiting to be reported.
+const maxPendingFinished = 1024
 
 type activeRun struct {
 	ttl time.Duration
@@ -57,7 +67,9 @@ func cancelGuard(ttl time.Duration) time.Duration { return min(ttl/10, 250*time.
 func (a *activeRun) cancelAt() time.Time { return a.validUntil.Add(-cancelGuard(a.ttl)) }
 
 func newLeaseKeeper(coord seam.RunLeaser, logger hclog.Logger) *leaseKeeper {
-	return &leaseKeeper{coord: coord, logger: logger, active: make(map[fsm.RunRef]*activeRun), kick: make(chan struct{}, 1)}
+	k := &leaseKeeper{coord: coord, logger: logger, active: make(map[fsm.RunRef]*activeRun), kick: make(chan struct{}, 1)}
+	k.reporter, _ = coord.(seam.RunReporter)
+	return k
 }
 
 // begin tracks a granted run whose claim was sent at sent. cancel stops the
@@ -72,15 +84,34 @@ func (k *leaseKeeper) begin(ref fsm.RunRef, ttl time.Duration, sent time.Time, c
 }
 
 // end releases a finished run's lease.
-func (k *leaseKeeper) end(ref fsm.RunRef) {
+func (k *leaseKeeper) end(ref fsm.RunRef) { k.finish(&ref, nil) }
+
+// finish releases a finished run's lease, if ref is not nil, and reports
+// fin to the history, if not nil, both in the next update.
+func (k *leaseKeeper) finish(ref *fsm.RunRef, fin *fsm.Finished) {
 	k.mu.Lock()
-	if a, ok := k.active[ref]; ok {
-		a.expiry.Stop()
-		delete(k.active, ref)
+	if ref != nil {
+		if a, ok := k.active[*ref]; ok {
+			a.expiry.Stop()
+			delete(k.active, *ref)
+		}
+		k.done = append(k.done, *ref)
 	}
-	k.done = append(k.done, ref)
+	if fin != nil && k.reporter != nil {
+		k.finished = appendBounded(k.finished, *fin)
+	}
 	k.mu.Unlock()
 	k.poke()
+}
+
+// appendBounded appends fins to list, dropping the oldest beyond
+// maxPendingFinished.
+func appendBounded(list []fsm.Finished, fins ...fsm.Finished) []fsm.Finished {
+	list = append(list, fins...)
+	if over := len(list) - maxPendingFinished; over > 0 {
+		list = append(list[:0], list[over:]...)
+	}
+	return list
 }
 
 // expire cancels a run whose lease reached its local deadline unrenewed.
@@ -110,10 +141,11 @@ func (k *leaseKeeper) poke() {
 }
 
 // due collects what to send now, and when to look again.
-func (k *leaseKeeper) due(now time.Time) (renew, done []fsm.RunRef, next time.Duration) {
+func (k *leaseKeeper) due(now time.Time) (renew, done []fsm.RunRef, finished []fsm.Finished, next time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	done, k.done = k.done, nil
+	finished, k.finished = k.finished, nil
 	next = time.Hour
 	for ref, a := range k.active {
 		if !a.renewAt.After(now) {
@@ -122,7 +154,7 @@ func (k *leaseKeeper) due(now time.Time) (renew, done []fsm.RunRef, next time.Du
 		}
 		next = min(next, a.renewAt.Sub(now))
 	}
-	return renew, done, next
+	return renew, done, finished, next
 }
 
 // run sends renewals and ends until ctx ends.
@@ -131,9 +163,9 @@ func (k *leaseKeeper) run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		renew, done, next := k.due(now)
-		if len(renew) > 0 || len(done) > 0 {
-			if err := k.send(ctx, now, renew, done); err != nil && ctx.Err() == nil {
+		renew, done, finished, next := k.due(now)
+		if len(renew) > 0 || len(done) > 0 || len(finished) > 0 {
+			if err := k.send(ctx, now, renew, done, finished); err != nil && ctx.Err() == nil {
 				next = min(next, 50*time.Millisecond)
 			}
 		}
@@ -150,9 +182,9 @@ func (k *leaseKeeper) run(ctx context.Context) {
 // flush ends every lease still pending, for use after the runs stopped.
 func (k *leaseKeeper) flush(ctx context.Context) {
 	now := time.Now()
-	_, done, _ := k.due(now)
-	if len(done) > 0 {
-		if err := k.send(ctx, now, nil, done); err != nil {
+	_, done, finished, _ := k.due(now)
+	if len(done) > 0 || len(finished) > 0 {
+		if err := k.send(ctx, now, nil, done, finished); err != nil {
 			k.logger.Debug("could not end run leases; they expire by their TTL", "runs", len(done), "error", err)
 		}
 	}
@@ -160,14 +192,22 @@ func (k *leaseKeeper) flush(ctx context.Context) {
 
 // send proposes one update, sent at sent: a renewal that holds extends the
 // lease's local deadline to sent plus its TTL.
-func (k *leaseKeeper) send(ctx context.Context, sent time.Time, renew, done []fsm.RunRef) error {
+func (k *leaseKeeper) send(ctx context.Context, sent time.Time, renew, done []fsm.RunRef, finished []fsm.Finished) error {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	held, err := k.coord.UpdateRuns(cctx, renew, done)
+	var held []bool
+	var err error
+	if k.reporter != nil && len(finished) > 0 {
+		held, err = k.reporter.ReportRuns(cctx, renew, done, finished)
+	} else {
+		held, err = k.coord.UpdateRuns(cctx, renew, done)
+	}
 	if err != nil {
-		// Put the ends back to retry; renewals are retried by the timer.
+		// Put the ends and reports back to retry; renewals are retried by
+		// the timer.
 		k.mu.Lock()
 		k.done = append(done, k.done...)
+		k.finished = appendBounded(finished, k.finished...)
 		for _, ref := range renew {
 			if a, ok := k.active[ref]; ok {
 				a.renewAt = time.Time{}

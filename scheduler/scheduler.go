@@ -226,7 +226,7 @@ func (s *Scheduler) Add(j Job) error {
 		return fmt.Errorf("%w: %q was already added to this Scheduler", ErrDuplicateJob, j.Name)
 	}
 	if s.owner != nil {
-		if err := s.hold(s.owner, j.Name); err != nil {
+		if err := s.hold(s.owner, j.Name, s.eligible(j)); err != nil {
 			return err
 		}
 	}
@@ -384,6 +384,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.register(runCtx, names)
 		}()
 	}
+	if ctl, ok := s.coord.(seam.Controller); ok {
+		s.runs.Add(1)
+		go func() {
+			defer s.runs.Done()
+			s.watchRunNow(runCtx, ctl)
+		}()
+	}
 	s.loop(runCtx)
 	cancel()
 	s.mu.Lock()
@@ -428,14 +435,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // join adds this Run to the node's registry and holds names for it, all or
-// none. stop ends the Run; the node calls it when it shuts down.
+// none. stop ends the Run; the node calls it when it shuts down. The
+// caller holds s.mu, and every name is in s.jobs.
 func (s *Scheduler) join(stop context.CancelFunc, names []string) (*runreg.Owner, error) {
 	owner, err := s.reg.Join(stop)
 	if err != nil {
 		return nil, s.holdError("", err)
 	}
 	for _, name := range names {
-		if err := s.hold(owner, name); err != nil {
+		if err := s.hold(owner, name, s.eligible(s.jobs[name].job)); err != nil {
 			owner.Leave()
 			return nil, err
 		}
@@ -443,9 +451,16 @@ func (s *Scheduler) join(stop context.CancelFunc, names []string) (*runreg.Owner
 	return owner, nil
 }
 
-// hold takes one job name on the node for owner.
-func (s *Scheduler) hold(owner *runreg.Owner, name string) error {
-	if err := owner.Hold(name); err != nil {
+// hold takes one job name on the node for owner. A job whose RequireTags
+// exclude this node (listed false) is held unlisted, so the node never
+// registers it with the cluster on the Scheduler's behalf
+// (cluster/reregister.go). The caller holds s.mu.
+func (s *Scheduler) hold(owner *runreg.Owner, name string, listed bool) error {
+	hold := owner.Hold
+	if !listed {
+		hold = owner.HoldUnlisted
+	}
+	if err := hold(name); err != nil {
 		return s.holdError(name, err)
 	}
 	return nil
@@ -467,6 +482,9 @@ func (s *Scheduler) holdError(name string, err error) error {
 // succeeds; until then this node ranks last for its jobs and claims only
 // as a fallback.
 func (s *Scheduler) register(ctx context.Context, names []string) {
+	if names = s.eligibleNames(names); len(names) == 0 {
+		return
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		err := s.coord.Register(ctx, names, nil)
@@ -552,6 +570,9 @@ func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
 // any.
 func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (pendingClaim, bool) {
 	js, j := ev.js, ev.js.job
+	if !s.eligible(j) {
+		return pendingClaim{}, false // RequireTags exclude this node
+	}
 	if !ev.fallback {
 		// Queue the next tick first, so a slow claim never delays it. If the
 		// loop fell behind (a paused process), jump to the next future tick
@@ -759,33 +780,37 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 		defer js.active.Add(-1)
 		defer cancel()
 		defer end()
+		var ref *fsm.RunRef
 		if leased {
-			ref := fsm.RunRef{Job: r.Job, Tick: r.Tick}
-			s.keeper.begin(ref, js.job.RunLease, sent, cancel)
-			defer s.keeper.end(ref)
+			ref = &fsm.RunRef{Job: r.Job, Tick: r.Tick}
+			s.keeper.begin(*ref, js.job.RunLease, sent, cancel)
 		}
-		s.execute(runCtx, js, r)
+		start, err := time.Now(), error(nil)
+		defer func() { s.finished(ref, r, start, err) }()
+		err = s.execute(runCtx, js, r)
 	}()
 }
 
-// execute calls the job body, turning a panic into a log line.
-func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
+// execute calls the job body, turning a panic into a log line. It returns
+// the job's error, or one wrapping ErrPanic.
+func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			js.panics.Add(1)
-			err := fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
+			err = fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
 			js.setLastError(err)
 			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
 			s.report(r.Job, err)
 		}
 	}()
 	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
-	if err := js.job.Func(ctx, r); err != nil {
+	if err = js.job.Func(ctx, r); err != nil {
 		js.errors.Add(1)
 		js.setLastError(err)
 		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
 		s.report(r.Job, fmt.Errorf("scheduler: job %q tick %d token %d: %w", r.Job, r.Tick, r.Token, err))
 	}
+	return err
 }
 
 // setLastError records err as the job's LastError.

@@ -55,8 +55,12 @@ type Registry struct {
 	mu     sync.Mutex
 	closed bool
 	names  map[string]*Owner
-	owners map[*Owner]struct{}
-	runs   map[Key]*entry
+	// unlisted holds the names held for a job this node does not offer to
+	// the cluster (its RequireTags exclude the node): Held leaves them out,
+	// so they are never registered on the Schedulers' behalf.
+	unlisted map[string]struct{}
+	owners   map[*Owner]struct{}
+	runs     map[Key]*entry
 	// latest is the highest instant started per job. A run at or before it
 	// is refused, so a grant seen again (a retried claim answered as a
 	// repeat, or the same tick claimed by a Scheduler that replaced another)
@@ -69,11 +73,12 @@ type Registry struct {
 // New returns an empty, open registry.
 func New() *Registry {
 	return &Registry{
-		names:  make(map[string]*Owner),
-		owners: make(map[*Owner]struct{}),
-		runs:   make(map[Key]*entry),
-		latest: make(map[string]int64),
-		ended:  make(chan struct{}),
+		names:    make(map[string]*Owner),
+		unlisted: make(map[string]struct{}),
+		owners:   make(map[*Owner]struct{}),
+		runs:     make(map[Key]*entry),
+		latest:   make(map[string]int64),
+		ended:    make(chan struct{}),
 	}
 }
 
@@ -112,6 +117,19 @@ func (o *Owner) Hold(job string) error {
 		return ErrHeld
 	}
 	r.names[job] = o
+	delete(r.unlisted, job)
+	return nil
+}
+
+// HoldUnlisted is Hold for a job that this node schedules but does not
+// offer to the cluster, so Held leaves it out.
+func (o *Owner) HoldUnlisted(job string) error {
+	if err := o.Hold(job); err != nil {
+		return err
+	}
+	o.r.mu.Lock()
+	o.r.unlisted[job] = struct{}{}
+	o.r.mu.Unlock()
 	return nil
 }
 
@@ -121,6 +139,7 @@ func (o *Owner) Free(job string) {
 	r.mu.Lock()
 	if r.names[job] == o {
 		delete(r.names, job)
+		delete(r.unlisted, job)
 	}
 	r.mu.Unlock()
 }
@@ -132,6 +151,7 @@ func (o *Owner) Leave() {
 	for job, cur := range r.names {
 		if cur == o {
 			delete(r.names, job)
+			delete(r.unlisted, job)
 		}
 	}
 	delete(r.owners, o)
@@ -139,7 +159,8 @@ func (o *Owner) Leave() {
 }
 
 // Held returns the job names some owner holds, sorted: the jobs the node's
-// Schedulers run. A closed registry holds none: its owners are stopping.
+// Schedulers run and offer to the cluster (not those held with
+// HoldUnlisted). A closed registry holds none: its owners are stopping.
 func (r *Registry) Held() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -148,7 +169,9 @@ func (r *Registry) Held() []string {
 	}
 	out := make([]string, 0, len(r.names))
 	for job := range r.names {
-		out = append(out, job)
+		if _, ok := r.unlisted[job]; !ok {
+			out = append(out, job)
+		}
 	}
 	slices.Sort(out)
 	return out

@@ -135,3 +135,42 @@ func TestHeldListsNamesUntilFreedOrClosed(t *testing.T) {
 		t.Fatalf("after Close, Held = %v, want none", got)
 	}
 }
+
+// TestHeldLeavesOutUnlistedNames checks that a name held with HoldUnlisted
+// (a job whose RequireTags exclude the node) is still taken, so no second
+// Scheduler can hold it, but is never listed by Held, so the node does not
+// register it with the cluster; Hold lists it again.
+func TestHeldLeavesOutUnlistedNames(t *testing.T) {
+	r := New()
+	a, _ := r.Join(nil)
+	b, _ := r.Join(nil)
+	if err := a.HoldUnlisted("tagged"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Hold("plain"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Held(); !slices.Equal(got, []string{"plain"}) {
+		t.Fatalf("Held = %v, want [plain]", got)
+	}
+	if err := b.HoldUnlisted("tagged"); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second owner's HoldUnlisted = %v, want ErrHeld", err)
+	}
+	if err := a.Hold("tagged"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Held(); !slices.Equal(got, []string{"plain", "tagged"}) {
+		t.Fatalf("after Hold, Held = %v, want [plain tagged]", got)
+	}
+	a.Free("tagged")
+	if err := b.HoldUnlisted("tagged"); err != nil {
+		t.Fatal(err)
+	}
+	b.Leave()
+	if err := a.Hold("tagged"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Held(); !slices.Equal(got, []string{"plain", "tagged"}) {
+		t.Fatalf("Held = %v, want [plain tagged]", got)
+	}
+}

@@ -51,6 +51,38 @@ type RunLeaser interface {
 	UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error)
 }
 
+// RunReporter is implemented by RunLeasers that also keep the replicated
+// run history, as a real node does.
+type RunReporter interface {
+	// ReportRuns is UpdateRuns that also adds finished runs to their
+	// jobs' histories, in the same entry.
+	ReportRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error)
+}
+
+// Controller is implemented by Coordinators that keep the replicated job
+// state: pause, run-now requests and history. Reads come from the node's
+// local state machine, which may lag the leader's by a few milliseconds.
+type Controller interface {
+	// SetPaused pauses (true) or resumes a job cluster-wide.
+	SetPaused(ctx context.Context, job string, paused bool) error
+	// RunNow records a request for one extra run of job.
+	RunNow(ctx context.Context, job string) (*fsm.RunNowResult, error)
+	// Paused reports whether job is paused.
+	Paused(job string) bool
+	// RunNowRequests returns the pending run-now requests, by job.
+	RunNowRequests() map[string]fsm.RunNowRequest
+	// History returns job's finished runs, oldest first.
+	History(job string) []fsm.HistoryEntry
+}
+
+// Tagger is implemented by Coordinators whose node advertises tags. A job
+// that requires tags is registered and claimed only by nodes whose tags
+// include them.
+type Tagger interface {
+	// Tags returns the node's tags. The map must not be modified.
+	Tags() map[string]string
+}
+
 // LocalRunner is implemented by Coordinators that keep one registry of runs
 // for their whole node, as a real node does. Every Scheduler of the node
 // shares it, so a job name is scheduled by one Scheduler at a time, a (job,

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -68,11 +69,18 @@ func WithLogger(l hclog.Logger) Option {
 	return func(c *Cluster) { c.logger = l }
 }
 
+// WithTags sets the node's tags, as cluster.Config.Tags does for a real
+// node: a job whose RequireTags they do not satisfy is never run.
+func WithTags(tags map[string]string) Option {
+	return func(c *Cluster) { c.tags = maps.Clone(tags) }
+}
+
 // Cluster is a fake cluster of one node, for tests of jobs. All methods are
 // safe for concurrent use, also while Schedulers use the Cluster.
 type Cluster struct {
 	name   string
 	logger hclog.Logger
+	tags   map[string]string
 	// runs is the node's registry of runs, shared by every Scheduler
 	// that uses this Cluster, as a real node's is.
 	runs *runreg.Registry
@@ -274,7 +282,7 @@ func (c *Cluster) recordLocked(cl fsm.Claim, node string, token uint64) {
 // updateRuns is seam.RunLeaser's UpdateRuns. A lease LoseLease marked is
 // reported lost and ended in the state machine, so later ticks can be
 // granted.
-func (c *Cluster) updateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
+func (c *Cluster) updateRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -291,7 +299,7 @@ func (c *Cluster) updateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]b
 		}
 		keep = append(keep, ref)
 	}
-	out, err := c.applyLocked(fsm.EncodeRunUpdate(fsm.RunUpdate{Node: c.name, Renew: keep, Done: done}))
+	out, err := c.applyLocked(fsm.EncodeRunUpdate(fsm.RunUpdate{Node: c.name, Renew: keep, Done: done, Finished: finished}))
 	if err != nil {
 		return nil, err
 	}
@@ -318,6 +326,9 @@ var (
 	_ seam.Coordinator = plumbing{}
 	_ seam.RunLeaser   = plumbing{}
 	_ seam.LocalRunner = plumbing{}
+	_ seam.RunReporter = plumbing{}
+	_ seam.Controller  = plumbing{}
+	_ seam.Tagger      = plumbing{}
 )
 
 func (p plumbing) Name() string         { return p.c.name }
@@ -327,8 +338,17 @@ func (p plumbing) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResu
 	return p.c.claim(ctx, claims)
 }
 
-// Register records nothing: the fake's node is the only candidate.
-func (p plumbing) Register(ctx context.Context, _, _ []string) error { return ctx.Err() }
+// Register records the node's jobs in the state machine, as a real node
+// does; the fake's node stays the only candidate.
+func (p plumbing) Register(ctx context.Context, add, remove []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	_, err := p.c.applyLocked(fsm.EncodeRegistration(fsm.Registration{Node: p.c.name, Add: add, Remove: remove}))
+	return err
+}
 
 func (p plumbing) Candidates(string) []string { return []string{p.c.name} }
 
@@ -339,7 +359,58 @@ func (p plumbing) LastGrant(job string) (fsm.JobState, bool) {
 }
 
 func (p plumbing) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {
-	return p.c.updateRuns(ctx, renew, done)
+	return p.c.updateRuns(ctx, renew, done, nil)
 }
+
+func (p plumbing) ReportRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error) {
+	return p.c.updateRuns(ctx, renew, done, finished)
+}
+
+func (p plumbing) SetPaused(ctx context.Context, job string, paused bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	_, err := p.c.applyLocked(fsm.EncodePause(fsm.Pause{Job: job, Paused: paused}))
+	return err
+}
+
+func (p plumbing) RunNow(ctx context.Context, job string) (*fsm.RunNowResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	out, err := p.c.applyLocked(fsm.EncodeRunNow(job))
+	if err != nil {
+		return nil, err
+	}
+	res, ok := out.(*fsm.RunNowResult)
+	if !ok {
+		return nil, fmt.Errorf("schedulertest: state machine answered a run-now request with %T (%v)", out, out)
+	}
+	return res, nil
+}
+
+func (p plumbing) Paused(job string) bool {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.c.state.Paused(job)
+}
+
+func (p plumbing) RunNowRequests() map[string]fsm.RunNowRequest {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.c.state.RunNowRequests()
+}
+
+func (p plumbing) History(job string) []fsm.HistoryEntry {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.c.state.History(job)
+}
+
+func (p plumbing) Tags() map[string]string { return p.c.tags }
 
 func (p plumbing) LocalRuns() *runreg.Registry { return p.c.runs }

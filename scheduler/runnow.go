@@ -1,0 +1,93 @@
+package scheduler
+
+import (
+	"context"
+	"time"
+
+	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/internal/seam"
+)
+
+// runNowPoll is how often a Scheduler looks for run-now requests in its
+// node's state. The pending set is tiny (a request lives at most
+// fsm.RunNowWindow), so a look costs a map copy of a few entries.
+const runNowPoll = 50 * time.Millisecond
+
+// runNowRetry is how long a node waits before claiming the same request
+// again, when the first claim was refused (say, the job's previous run
+// still held its lease) or got no answer.
+const runNowRetry = 250 * time.Millisecond
+
+// runNowSeen is what a Scheduler remembers of one pending request.
+type runNowSeen struct {
+	id uint64
+	// first is when this node first saw the request, which its fallback
+	// delay counts from; last is when it last claimed it.
+	first, last time.Time
+}
+
+// watchRunNow claims the run-now requests of this Scheduler's jobs until
+// ctx ends. Each request is a tick at its own instant, named by the
+// negated request ID: the nodes that registered the job rank themselves
+// for it by rendezvous, the first claims it at once, and the others after
+// their fallback delays if it is still pending, as with a scheduled tick.
+// The state machine grants it at most once.
+func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
+	ticker := time.NewTicker(runNowPoll)
+	defer ticker.Stop()
+	seen := make(map[string]runNowSeen)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		reqs := ctl.RunNowRequests()
+		for job, sn := range seen {
+			if r, ok := reqs[job]; !ok || r.ID != sn.id {
+				delete(seen, job)
+			}
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		now := time.Now()
+		var batch []pendingClaim
+		s.mu.Lock()
+		for job, req := range reqs {
+			js := s.jobs[job]
+			if js == nil || js.removed.Load() || !s.eligible(js.job) {
+				continue
+			}
+			sn, ok := seen[job]
+			if !ok {
+				sn = runNowSeen{id: req.ID, first: now}
+			}
+			if !sn.last.IsZero() && now.Sub(sn.last) < runNowRetry {
+				continue
+			}
+			tick := -int64(req.ID)
+			order := rank(job, tick, s.coord.Candidates(job))
+			if now.Sub(sn.first) < time.Duration(position(order, s.node))*js.job.FallbackDelay {
+				seen[job] = sn
+				continue
+			}
+			sn.last = now
+			seen[job] = sn
+			c := fsm.Claim{Job: job, Tick: tick, At: req.At, Deadline: req.Deadline()}
+			if s.keeper != nil && js.job.Overlap == SkipIfRunning {
+				c.Exclusive = true
+				c.LeaseTTL = int64(js.job.RunLease)
+			}
+			batch = append(batch, pendingClaim{js: js, claim: c})
+		}
+		s.mu.Unlock()
+		if len(batch) > 0 {
+			s.runs.Add(1)
+			go func() {
+				defer s.runs.Done()
+				s.claim(ctx, batch)
+			}()
+		}
+	}
+}
