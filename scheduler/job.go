@@ -87,6 +87,11 @@ type Job struct {
 	// is free again after at most RunLease. Default: twice the Interval,
 	// between 1s and 30s.
 	RunLease time.Duration
+	// Timeout, if set, is a deadline on each attempt's context: ctx ends
+	// Timeout after Func was called, with context.DeadlineExceeded. Func
+	// must watch ctx for it to take effect; the scheduler cannot stop a
+	// function that ignores its context. Zero means no deadline.
+	Timeout time.Duration
 
 	// origin, if set, puts the job's ticks at origin+k×Interval instead of
 	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
@@ -174,6 +179,8 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w %q: FallbackDelay is %s; use 0 for the default (Interval/4, at most 500ms) or a positive duration", ErrInvalidJob, j.Name, j.FallbackDelay)
 	case j.RunLease < 0:
 		return j, fmt.Errorf("%w %q: RunLease is %s; use 0 for the default (twice the Interval, between 1s and 30s) or a positive duration", ErrInvalidJob, j.Name, j.RunLease)
+	case j.Timeout < 0:
+		return j, fmt.Errorf("%w %q: Timeout is %s; use 0 for no deadline or a positive duration, such as 30*time.Second", ErrInvalidJob, j.Name, j.Timeout)
 	case j.StartDeadline > MaxStartDeadline:
 		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}

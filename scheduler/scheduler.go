@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -766,26 +765,6 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 		}
 		s.execute(runCtx, js, r)
 	}()
-}
-
-// execute calls the job body, turning a panic into a log line.
-func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
-	defer func() {
-		if p := recover(); p != nil {
-			js.panics.Add(1)
-			err := fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
-			js.setLastError(err)
-			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
-			s.report(r.Job, err)
-		}
-	}()
-	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
-	if err := js.job.Func(ctx, r); err != nil {
-		js.errors.Add(1)
-		js.setLastError(err)
-		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
-		s.report(r.Job, fmt.Errorf("scheduler: job %q tick %d token %d: %w", r.Job, r.Tick, r.Token, err))
-	}
 }
 
 // setLastError records err as the job's LastError.
