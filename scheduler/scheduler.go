@@ -71,6 +71,9 @@ type Stats struct {
 	// Panics is how many runs here panicked (and were recovered). A run
 	// that panicked is not also counted in Errors.
 	Panics uint64
+	// Retries is how many attempts after the first started here (see
+	// Job.Retries). Errors counts a run once, if its last attempt failed.
+	Retries uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
@@ -127,6 +130,8 @@ type jobState struct {
 	active  atomic.Int32
 
 	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
+	// retries counts attempts after the first (Stats.Retries).
+	retries atomic.Uint64
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -304,6 +309,7 @@ func (s *Scheduler) Stats() map[string]Stats {
 			Runs:          js.runs.Load(),
 			Errors:        js.errors.Load(),
 			Panics:        js.panics.Load(),
+			Retries:       js.retries.Load(),
 			Skipped:       js.skipped.Load(),
 			ClaimFailures: js.claimFailures.Load(),
 			Refused:       js.refused.Load(),
