@@ -38,9 +38,12 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 	}
 }
 
-// attempt calls the job body once. A panic is recovered, logged, counted
-// and reported here, where its stack is still at hand; panicked says so.
+// attempt calls the job body once, between the OnStart and OnFinish
+// hooks. A panic is recovered, logged, counted and reported here, where
+// its stack is still at hand; panicked says so.
 func (s *Scheduler) attempt(ctx context.Context, js *jobState, r Run) (err error, panicked bool) {
+	s.hookStart(r)
+	began := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			js.panics.Add(1)
@@ -50,6 +53,7 @@ func (s *Scheduler) attempt(ctx context.Context, js *jobState, r Run) (err error
 			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "attempt", r.Attempt, "panic", p, "stack", string(debug.Stack()))
 			s.report(r.Job, err)
 		}
+		s.hookFinish(r, err, time.Since(began))
 	}()
 	if t := js.job.Timeout; t > 0 {
 		var cancel context.CancelFunc

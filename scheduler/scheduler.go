@@ -59,6 +59,9 @@ type Options struct {
 	// return soon: a run's call delays the job's next tick if the job
 	// skips ticks while running. It may call the Scheduler's methods.
 	OnError func(job string, err error)
+	// Hooks are called as jobs start, finish, skip ticks and miss them;
+	// see Hooks for when and on which goroutine.
+	Hooks Hooks
 }
 
 // Stats counts what happened to a job's ticks on this node, since the job
@@ -74,6 +77,10 @@ type Stats struct {
 	// Retries is how many attempts after the first started here (see
 	// Job.Retries). Errors counts a run once, if its last attempt failed.
 	Retries uint64
+	// Missed is how many ticks this node saw run nowhere, as far as it
+	// can tell (each one also goes to Hooks.OnMissed): a claim that got no
+	// answer in time counts here as well as in ClaimFailures.
+	Missed uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
@@ -102,6 +109,9 @@ type Scheduler struct {
 	node    string
 	logger  hclog.Logger
 	onError func(job string, err error)
+	hooks   Hooks
+	// notes calls OnSkip and OnMissed off the scheduler's locks.
+	notes notifier
 
 	mu      sync.Mutex
 	jobs    map[string]*jobState
@@ -130,8 +140,9 @@ type jobState struct {
 	active  atomic.Int32
 
 	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
-	// retries counts attempts after the first (Stats.Retries).
-	retries atomic.Uint64
+	// retries counts attempts after the first (Stats.Retries), missed
+	// the ticks that ran nowhere (Stats.Missed).
+	retries, missed atomic.Uint64
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -177,6 +188,7 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	s := newScheduler(coord, logger)
 	s.err = err
 	s.onError = opts.OnError
+	s.hooks = opts.Hooks
 	return s
 }
 
@@ -310,6 +322,7 @@ func (s *Scheduler) Stats() map[string]Stats {
 			Errors:        js.errors.Load(),
 			Panics:        js.panics.Load(),
 			Retries:       js.retries.Load(),
+			Missed:        js.missed.Load(),
 			Skipped:       js.skipped.Load(),
 			ClaimFailures: js.claimFailures.Load(),
 			Refused:       js.refused.Load(),
@@ -395,6 +408,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.stopping = true
 	s.mu.Unlock()
 	s.runs.Wait()
+	s.notes.wait()
 	if s.keeper != nil {
 		stopKeeper()
 		<-keeperDone
@@ -573,7 +587,7 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	}
 	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
 		if !ev.fallback {
-			js.skipped.Add(1)
+			s.skipped(js, at)
 			s.logger.Debug("tick skipped: previous run still going", "job", j.Name, "tick", ev.tick)
 		}
 		return pendingClaim{}, false
@@ -636,6 +650,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		if ctx.Err() == nil && len(missed) > 0 {
 			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
 			for _, p := range missed {
+				s.missed(p.js, time.Unix(0, p.claim.At))
 				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
 			}
 		}
