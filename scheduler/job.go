@@ -34,9 +34,10 @@ type Run struct {
 }
 
 // Func is a job's body. ctx ends when the scheduler stops, when its cluster
-// node shuts down, or when the run's lease was lost or could not be renewed
-// before it expired by the local clock. A returned error is logged; a panic
-// is recovered and logged. Neither stops the schedule.
+// node shuts down, when the run's lease was lost or could not be renewed
+// before it expired by the local clock, or Job.Timeout after the call. A
+// returned error is logged, and retried as Job.Retries says; a panic is
+// recovered and logged. Neither stops the schedule.
 type Func func(ctx context.Context, run Run) error
 
 // Overlap says what happens when a tick comes while the job's previous run
@@ -149,8 +150,8 @@ func (j Job) nextTick(t time.Time) int64 {
 const MaxStartDeadline = fsm.MaxStartDeadline
 
 var (
-	// ErrInvalidJob means a Job or GoInterval field is unusable; the message
-	// names the field and the fix.
+	// ErrInvalidJob means a Job, GoInterval or Singleton field is unusable;
+	// the message names the field and the fix.
 	ErrInvalidJob = errors.New("scheduler: invalid job")
 
 	// ErrDuplicateJob means a job with the same Name was already added to
