@@ -46,8 +46,8 @@ func (p *retryPolicy) next(now time.Time) (wait time.Duration, ok bool, why stri
 	return wait, true, ""
 }
 
-// sleep waits d, and reports false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
+// waitOrDone waits d, and reports false if ctx ended first.
+func waitOrDone(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

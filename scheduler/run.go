@@ -30,7 +30,7 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) {
 			return
 		}
 		s.logger.Debug("job failed, will retry", "job", r.Job, "tick", r.Tick, "token", r.Token, "attempt", r.Attempt, "wait", wait, "error", err)
-		if !sleep(ctx, wait) {
+		if !waitOrDone(ctx, wait) {
 			s.failed(js, r, err, "the run's context ended")
 			return
 		}

@@ -146,7 +146,7 @@ func (s *Singleton) run(ctx context.Context, lock singletonLocker, reg *runreg.R
 				return nil
 			}
 			logger.Warn("singleton could not take its lock, retrying", "singleton", s.Name, "wait", retry, "error", err)
-			if !sleep(ctx, retry) {
+			if !waitOrDone(ctx, retry) {
 				return nil
 			}
 			retry = min(2*retry, singletonRetryMax)
@@ -159,7 +159,7 @@ func (s *Singleton) run(ctx context.Context, lock singletonLocker, reg *runreg.R
 		if !s.hold(ctx, lease, reg, runreg.Key{Job: name, At: last}, logger, ttl) {
 			return nil
 		}
-		if !sleep(ctx, delay) {
+		if !waitOrDone(ctx, delay) {
 			return nil
 		}
 	}
