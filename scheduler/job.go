@@ -25,14 +25,20 @@ type Run struct {
 	// Token is the fencing token: the Raft index of the entry that granted
 	// this run. It strictly increases across the runs of a job, so a
 	// resource that remembers the highest token it saw can reject writes
-	// from a stale run. Zero without a cluster.
+	// from a stale run. Zero without a cluster. Retries of a run keep its
+	// Token: they run inside the same grant.
 	Token uint64
+	// Attempt is which call of Func this is within the run, from 1: a
+	// retry after an error (see Job.Retries) has Attempt 2, then 3, and so
+	// on. Zero in a hook about a tick that did not run.
+	Attempt int
 }
 
 // Func is a job's body. ctx ends when the scheduler stops, when its cluster
-// node shuts down, or when the run's lease was lost or could not be renewed
-// before it expired by the local clock. A returned error is logged; a panic
-// is recovered and logged. Neither stops the schedule.
+// node shuts down, when the run's lease was lost or could not be renewed
+// before it expired by the local clock, or Job.Timeout after the call. A
+// returned error is logged, and retried as Job.Retries says; a panic is
+// recovered and logged. Neither stops the schedule.
 type Func func(ctx context.Context, run Run) error
 
 // Overlap says what happens when a tick comes while the job's previous run
@@ -94,6 +100,22 @@ type Job struct {
 	// that does not match keeps the job (Jobs reports it) but never runs
 	// it. Ignored without a Cluster.
 	RequireTags map[string]string
+	// Timeout, if set, is a deadline on each attempt's context: ctx ends
+	// Timeout after Func was called, with context.DeadlineExceeded. Func
+	// must watch ctx for it to take effect; the scheduler cannot stop a
+	// function that ignores its context. Zero means no deadline.
+	Timeout time.Duration
+	// Retries is how many times, at most, a run whose Func returned an
+	// error is attempted again, inside the same grant: with the same Token,
+	// under the same run lease, on the same node. Attempts wait
+	// RetryBackoff, then twice that, and so on, capped at one minute (or at
+	// RetryBackoff if that is longer). Retries stop early when the wait
+	// would reach the job's next tick, or when the run's context ends (the
+	// run lease was lost, or the Scheduler is stopping): the next tick
+	// starts a fresh run. A panic is not retried. Zero means none.
+	Retries int
+	// RetryBackoff is the wait before the first retry. Default: 1s.
+	RetryBackoff time.Duration
 
 	// origin, if set, puts the job's ticks at origin+k×Interval instead of
 	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
@@ -135,8 +157,8 @@ func (j Job) nextTick(t time.Time) int64 {
 const MaxStartDeadline = fsm.MaxStartDeadline
 
 var (
-	// ErrInvalidJob means a Job or GoInterval field is unusable; the message
-	// names the field and the fix.
+	// ErrInvalidJob means a Job, GoInterval or Singleton field is unusable;
+	// the message names the field and the fix.
 	ErrInvalidJob = errors.New("scheduler: invalid job")
 
 	// ErrDuplicateJob means a job with the same Name was already added to
@@ -189,6 +211,12 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w %q: FallbackDelay is %s; use 0 for the default (Interval/4, at most 500ms) or a positive duration", ErrInvalidJob, j.Name, j.FallbackDelay)
 	case j.RunLease < 0:
 		return j, fmt.Errorf("%w %q: RunLease is %s; use 0 for the default (twice the Interval, between 1s and 30s) or a positive duration", ErrInvalidJob, j.Name, j.RunLease)
+	case j.Timeout < 0:
+		return j, fmt.Errorf("%w %q: Timeout is %s; use 0 for no deadline or a positive duration, such as 30*time.Second", ErrInvalidJob, j.Name, j.Timeout)
+	case j.Retries < 0:
+		return j, fmt.Errorf("%w %q: Retries is %d; use 0 for no retries or a positive count", ErrInvalidJob, j.Name, j.Retries)
+	case j.RetryBackoff < 0:
+		return j, fmt.Errorf("%w %q: RetryBackoff is %s; use 0 for the default (1s) or a positive duration", ErrInvalidJob, j.Name, j.RetryBackoff)
 	case j.StartDeadline > MaxStartDeadline:
 		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}
@@ -200,6 +228,9 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		if j.FallbackDelay <= 0 {
 			j.FallbackDelay = time.Millisecond
 		}
+	}
+	if j.RetryBackoff == 0 {
+		j.RetryBackoff = defaultRetryBackoff
 	}
 	if j.RunLease == 0 {
 		j.RunLease = min(max(2*j.Interval, time.Second), 30*time.Second)

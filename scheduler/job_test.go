@@ -31,6 +31,9 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 		{"start deadline past the maximum", Job{Name: "j", Interval: 7 * 24 * time.Hour, Func: noop, StartDeadline: MaxStartDeadline + 1}, true, "StartDeadline"},
 		{"negative fallback delay", Job{Name: "j", Interval: time.Second, Func: noop, FallbackDelay: -time.Millisecond}, true, "FallbackDelay is -1ms; use 0 for the default"},
 		{"negative run lease", Job{Name: "j", Interval: time.Second, Func: noop, RunLease: -time.Second}, true, "RunLease is -1s; use 0 for the default"},
+		{"negative retries", Job{Name: "j", Interval: time.Second, Func: noop, Retries: -1}, false, "Retries is -1; use 0 for no retries"},
+		{"negative retry backoff", Job{Name: "j", Interval: time.Second, Func: noop, Retries: 1, RetryBackoff: -time.Millisecond}, true, "RetryBackoff is -1ms; use 0 for the default"},
+		{"negative timeout", Job{Name: "j", Interval: time.Second, Func: noop, Timeout: -time.Second}, false, "Timeout is -1s; use 0 for no deadline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,6 +59,9 @@ type Options struct {
 	// return soon: a run's call delays the job's next tick if the job
 	// skips ticks while running. It may call the Scheduler's methods.
 	OnError func(job string, err error)
+	// Hooks are called as jobs start, finish, skip ticks and miss them;
+	// see Hooks for when and on which goroutine.
+	Hooks Hooks
 }
 
 // Stats counts what happened to a job's ticks on this node, since the job
@@ -72,6 +74,13 @@ type Stats struct {
 	// Panics is how many runs here panicked (and were recovered). A run
 	// that panicked is not also counted in Errors.
 	Panics uint64
+	// Retries is how many attempts after the first started here (see
+	// Job.Retries). Errors counts a run once, if its last attempt failed.
+	Retries uint64
+	// Missed is how many ticks this node saw run nowhere, as far as it
+	// can tell (each one also goes to Hooks.OnMissed): a claim that got no
+	// answer in time counts here as well as in ClaimFailures.
+	Missed uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
@@ -100,6 +109,9 @@ type Scheduler struct {
 	node    string
 	logger  hclog.Logger
 	onError func(job string, err error)
+	hooks   Hooks
+	// notes calls OnSkip and OnMissed off the scheduler's locks.
+	notes notifier
 
 	mu      sync.Mutex
 	jobs    map[string]*jobState
@@ -128,6 +140,9 @@ type jobState struct {
 	active  atomic.Int32
 
 	runs, errors, panics, skipped, claimFailures, refused atomic.Uint64
+	// retries counts attempts after the first (Stats.Retries), missed
+	// the ticks that ran nowhere (Stats.Missed).
+	retries, missed atomic.Uint64
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -173,6 +188,7 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	s := newScheduler(coord, logger)
 	s.err = err
 	s.onError = opts.OnError
+	s.hooks = opts.Hooks
 	return s
 }
 
@@ -305,6 +321,8 @@ func (s *Scheduler) Stats() map[string]Stats {
 			Runs:          js.runs.Load(),
 			Errors:        js.errors.Load(),
 			Panics:        js.panics.Load(),
+			Retries:       js.retries.Load(),
+			Missed:        js.missed.Load(),
 			Skipped:       js.skipped.Load(),
 			ClaimFailures: js.claimFailures.Load(),
 			Refused:       js.refused.Load(),
@@ -397,6 +415,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.stopping = true
 	s.mu.Unlock()
 	s.runs.Wait()
+	s.notes.wait()
 	if s.keeper != nil {
 		stopKeeper()
 		<-keeperDone
@@ -589,7 +608,7 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	}
 	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
 		if !ev.fallback {
-			js.skipped.Add(1)
+			s.skipped(js, at)
 			s.logger.Debug("tick skipped: previous run still going", "job", j.Name, "tick", ev.tick)
 		}
 		return pendingClaim{}, false
@@ -652,6 +671,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		if ctx.Err() == nil && len(missed) > 0 {
 			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
 			for _, p := range missed {
+				s.missed(p.js, time.Unix(0, p.claim.At))
 				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
 			}
 		}
@@ -789,28 +809,6 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 		defer func() { s.finished(ref, r, start, err) }()
 		err = s.execute(runCtx, js, r)
 	}()
-}
-
-// execute calls the job body, turning a panic into a log line. It returns
-// the job's error, or one wrapping ErrPanic.
-func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			js.panics.Add(1)
-			err = fmt.Errorf("%w: job %q tick %d token %d: %v", ErrPanic, r.Job, r.Tick, r.Token, p)
-			js.setLastError(err)
-			s.logger.Error("job panicked", "job", r.Job, "tick", r.Tick, "token", r.Token, "panic", p, "stack", string(debug.Stack()))
-			s.report(r.Job, err)
-		}
-	}()
-	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token)
-	if err = js.job.Func(ctx, r); err != nil {
-		js.errors.Add(1)
-		js.setLastError(err)
-		s.logger.Warn("job failed", "job", r.Job, "tick", r.Tick, "token", r.Token, "error", err)
-		s.report(r.Job, fmt.Errorf("scheduler: job %q tick %d token %d: %w", r.Job, r.Tick, r.Token, err))
-	}
-	return err
 }
 
 // setLastError records err as the job's LastError.
