@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -172,5 +173,49 @@ func TestAtRunsOnce(t *testing.T) {
 	got := runs.snapshot()
 	if len(got) != 1 || !got[0].run.At.Equal(at) {
 		t.Fatalf("runs %+v; want exactly one, at %s", got, at)
+	}
+}
+
+// TestJitterAgreesAcrossNodes plays the same jittered jobs on two
+// Schedulers, as on two replicas: they wake at the same moments, the runs
+// keep their scheduled instants, and the jobs do not all start together.
+func TestJitterAgreesAcrossNodes(t *testing.T) {
+	start := mustTime(t, "2026-06-01T00:00:00Z")
+	const jitter = 30 * time.Second
+	play := func() ([]time.Time, []clockRun) {
+		clk := schedulertest.NewClock(start)
+		s := scheduler.New(scheduler.Options{Clock: clk, Logger: hclog.NewNullLogger()})
+		var runs clockRuns
+		for i := range 10 {
+			if err := s.Add(scheduler.Job{Name: fmt.Sprintf("job-%d", i), Interval: time.Minute, Jitter: jitter, Overlap: scheduler.AllowOverlap, Func: runs.fn()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		steps := playUntil(t, s, clk, start.Add(5*time.Minute))
+		return steps, runs.snapshot()
+	}
+	stepsA, runsA := play()
+	stepsB, runsB := play()
+	if !slices.EqualFunc(stepsA, stepsB, time.Time.Equal) {
+		t.Errorf("two nodes woke at different moments:\n%v\n%v", stepsA, stepsB)
+	}
+	if len(runsA) < 40 || len(runsA) != len(runsB) {
+		t.Fatalf("%d and %d runs in 5 minutes of 10 jobs; want the same, at least 40", len(runsA), len(runsB))
+	}
+	for _, r := range runsA {
+		if r.run.At.Truncate(time.Minute) != r.run.At {
+			t.Errorf("run At %s; want the scheduled instant, on the minute", r.run.At)
+		}
+	}
+	var offMinute int
+	for _, at := range stepsA {
+		if d := at.Sub(at.Truncate(time.Minute)); d > 0 && d < jitter {
+			offMinute++
+		} else if d >= jitter {
+			t.Errorf("woke at %s, %s after the minute; want within the jitter %s", at, d, jitter)
+		}
+	}
+	if offMinute < 20 {
+		t.Errorf("only %d wake-ups inside the jitter window; want the jobs spread over it", offMinute)
 	}
 }
