@@ -219,3 +219,61 @@ func TestJitterAgreesAcrossNodes(t *testing.T) {
 		t.Errorf("only %d wake-ups inside the jitter window; want the jobs spread over it", offMinute)
 	}
 }
+
+// TestMisfireLocalFallBehind: a local Scheduler whose clock jumps ten
+// minutes (a paused process) counts the minute ticks it fell behind on
+// and, under RunOnce, runs only the newest of them, once.
+func TestMisfireLocalFallBehind(t *testing.T) {
+	for _, policy := range []scheduler.Misfire{scheduler.Skip, scheduler.RunOnce} {
+		t.Run(policy.String(), func(t *testing.T) {
+			start := mustTime(t, "2026-06-01T00:00:00Z")
+			clk := schedulertest.NewClock(start)
+			s := scheduler.New(scheduler.Options{Clock: clk, Logger: hclog.NewNullLogger()})
+			var runs clockRuns
+			if err := s.Add(scheduler.Job{Name: "m", Interval: time.Minute, Misfire: policy, MisfireWindow: 10 * time.Minute, Overlap: scheduler.AllowOverlap, Func: runs.fn()}); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			step, stepCancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer stepCancel()
+			if _, err := clk.AdvanceToNext(step); err != nil { // 00:01, on time
+				t.Fatal(err)
+			}
+			// Wait for the loop to arm its timer for 00:02, then jump.
+			if at, err := clk.WaitTimer(step); err != nil || !at.Equal(start.Add(2*time.Minute)) {
+				t.Fatalf("next timer %s, %v; want 00:02", at, err)
+			}
+			clk.Jump(10 * time.Minute) // to 00:11, paused
+			for clk.Now().Before(start.Add(14 * time.Minute)) {
+				if _, err := clk.AdvanceToNext(step); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			var inGap []time.Time
+			for _, r := range runs.snapshot() {
+				if r.run.At.After(start.Add(2*time.Minute)) && r.run.At.Before(start.Add(11*time.Minute)) {
+					inGap = append(inGap, r.run.At)
+				}
+			}
+			if m := s.Stats()["m"].Missed; m < 8 || m > 9 {
+				t.Errorf("Missed = %d; want the 8 or 9 ticks from 00:02 to 00:10", m)
+			}
+			switch policy {
+			case scheduler.Skip:
+				if len(inGap) != 0 {
+					t.Errorf("Skip ran missed ticks %v; want none", inGap)
+				}
+			case scheduler.RunOnce:
+				if len(inGap) != 1 || !inGap[0].Equal(start.Add(10*time.Minute)) {
+					t.Errorf("RunOnce ran missed ticks %v; want one catch-up, for 00:10", inGap)
+				}
+			}
+		})
+	}
+}

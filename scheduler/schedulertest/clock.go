@@ -68,6 +68,18 @@ func (c *Clock) Advance(d time.Duration) {
 	c.advanceTo(end)
 }
 
+// Jump moves the clock forward by d at once, as a process that was paused
+// sees it, and then fires every timer that fell due, all at the new time.
+// Advance instead fires each timer at its own due time, as if time had
+// passed smoothly.
+func (c *Clock) Jump(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	end := c.now
+	c.mu.Unlock()
+	c.advanceTo(end)
+}
+
 func (c *Clock) advanceTo(end time.Time) {
 	for {
 		c.mu.Lock()
@@ -112,15 +124,25 @@ func (c *Clock) Next() (time.Time, bool) {
 // the new time. A test steps a Scheduler through its schedule with it: the
 // Scheduler sets a timer for its next due event each time it goes idle.
 func (c *Clock) AdvanceToNext(ctx context.Context) (time.Time, error) {
+	at, err := c.WaitTimer(ctx)
+	if err != nil {
+		return c.Now(), err
+	}
+	c.advanceTo(at)
+	return at, nil
+}
+
+// WaitTimer waits until a timer is pending, or ctx ends, and returns the
+// earliest pending timer's due time. It moves nothing.
+func (c *Clock) WaitTimer(ctx context.Context) (time.Time, error) {
 	for {
 		if at, ok := c.Next(); ok {
-			c.advanceTo(at)
 			return at, nil
 		}
 		select {
 		case <-c.armed:
 		case <-ctx.Done():
-			return c.Now(), ctx.Err()
+			return time.Time{}, ctx.Err()
 		}
 	}
 }
