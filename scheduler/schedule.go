@@ -40,9 +40,6 @@ func (e EverySchedule) Offset(o time.Duration) EverySchedule {
 	return e
 }
 
-// Interval returns the time between the schedule's instants.
-func (e EverySchedule) Interval() time.Duration { return e.d }
-
 // Next returns the first instant epoch + offset + k×interval strictly after
 // after, or the zero time if the schedule is invalid.
 func (e EverySchedule) Next(after time.Time) time.Time {

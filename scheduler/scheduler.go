@@ -53,8 +53,9 @@ type Options struct {
 	// OnError, if set, is called with every error the scheduler hits, as
 	// well as logging it: a run that returned an error (the job's own
 	// error, wrapped with the job, tick and token) or panicked (wrapping
-	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed), and
-	// failures to register jobs with the cluster (job is "" then, as one
+	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed),
+	// ticks that ran on no node (wrapping ErrMissed), and failures to
+	// register jobs with the cluster (job is "" then, as one
 	// registration covers many jobs; it is retried). It is called from the
 	// scheduler's goroutines, possibly from several at once, and must
 	// return soon: a run's call delays the job's next tick if the job
@@ -535,7 +536,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		}
 		wait := time.Hour
 		if len(s.queue) > 0 {
-			wait = s.queue[0].at.Sub(now)
+			wait = s.queue[0].at.Sub(s.clock.Now())
 		}
 		s.mu.Unlock()
 
