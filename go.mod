@@ -40,6 +40,8 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
+require github.com/robfig/cron/v3 v3.0.1
+
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
 	github.com/boltdb/bolt v1.3.1 // indirect

@@ -21,6 +21,7 @@ func TestNodeBinaryExitCodes(t *testing.T) {
 		want string
 	}{
 		{"bad job", []string{"-name", "x", "-jobs", "a:soon"}, `-jobs entry "a:soon"`},
+		{"bad cron job", []string{"-name", "x", "-jobs", "c:cron=* 25 * * *"}, `hour field "25"`},
 		{"bad log level", []string{"-name", "x", "-log-level", "loud"}, "-log-level"},
 		{"no name", []string{"-expect", "1"}, "-name is required"},
 		{"bad dead-server-timeout", []string{"-name", "x", "-dead-server-timeout", "soon"}, "-dead-server-timeout"},

@@ -233,7 +233,7 @@ func TestHandleDecisions(t *testing.T) {
 	base := TickIndex(interval, time.Now())
 	tickAt := func(pos int) int64 { // a tick where "me" ranks pos
 		for k := base; ; k++ {
-			if position(rank("j", k, cands), "me") == pos {
+			if position(rank("j", TickAt(interval, k).UnixNano(), cands), "me") == pos {
 				return k
 			}
 		}
@@ -247,10 +247,10 @@ func TestHandleDecisions(t *testing.T) {
 		slices.SortFunc(q, func(a, b event) int { return a.at.Compare(b.at) })
 		return c, ok, q
 	}
-	regular := func(k int64) event { return event{at: TickAt(interval, k), js: js, tick: k} }
+	regular := func(k int64) event { return event{at: TickAt(interval, k), js: js, inst: TickAt(interval, k)} }
 	nextOnly := func(t *testing.T, q []event, k int64) {
 		t.Helper()
-		if len(q) != 1 || q[0].tick != k || q[0].fallback || !q[0].at.Equal(TickAt(interval, k)) {
+		if len(q) != 1 || !q[0].inst.Equal(TickAt(interval, k)) || q[0].fallback || !q[0].at.Equal(TickAt(interval, k)) {
 			t.Errorf("queue %+v; want only the regular event of tick %d", q, k)
 		}
 	}
@@ -275,7 +275,7 @@ func TestHandleDecisions(t *testing.T) {
 		if ok {
 			t.Fatal("claimed at once though ranked second")
 		}
-		if len(q) != 2 || !q[0].fallback || q[0].tick != k || !q[0].at.Equal(at.Add(fallback)) {
+		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(TickAt(interval, k)) || !q[0].at.Equal(at.Add(fallback)) {
 			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
 		}
 		nextOnly(t, q[1:], k+1)
@@ -291,7 +291,7 @@ func TestHandleDecisions(t *testing.T) {
 	t.Run("fallback claims an unclaimed tick", func(t *testing.T) {
 		k := tickAt(1)
 		at := TickAt(interval, k).Add(fallback)
-		c, ok, q := handle(event{at: at, js: js, tick: k, fallback: true}, at)
+		c, ok, q := handle(event{at: at, js: js, inst: TickAt(interval, k), fallback: true}, at)
 		if !ok || c.claim.Tick != k {
 			t.Fatalf("fallback for an unclaimed tick: claim %+v, %v", c.claim, ok)
 		}
@@ -311,7 +311,7 @@ func TestHandleDecisions(t *testing.T) {
 			t.Fatalf("setup: grant to p1 refused: %+v", res.Outcomes[0])
 		}
 		before := coord.lastGrantCalls()
-		_, ok, q := handle(event{at: at.Add(fallback), js: js, tick: k, fallback: true}, at.Add(fallback))
+		_, ok, q := handle(event{at: at.Add(fallback), js: js, inst: TickAt(interval, k), fallback: true}, at.Add(fallback))
 		if ok || len(q) != 0 {
 			t.Errorf("fallback for a tick p1 holds: claimed=%v, queue %+v", ok, q)
 		}
@@ -346,7 +346,7 @@ func TestHandleDecisions(t *testing.T) {
 		}
 		// A fallback attempt for a tick skipped is not counted again.
 		at := TickAt(interval, tickAt(1)).Add(fallback)
-		if _, ok, _ := handle(event{at: at, js: js, tick: tickAt(1), fallback: true}, at); ok {
+		if _, ok, _ := handle(event{at: at, js: js, inst: TickAt(interval, tickAt(1)), fallback: true}, at); ok {
 			t.Error("fallback claimed while the job runs")
 		}
 		if js.skipped.Load() != before+1 {
@@ -379,7 +379,9 @@ func TestFallbackOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pos := func(job string, tick int64) int { return position(rank(job, tick, cands), "me") }
+	pos := func(job string, tick int64) int {
+		return position(rank(job, TickAt(interval, tick).UnixNano(), cands), "me")
+	}
 	// Wait for one complete tick: fallback claims for a tick, and
 	// first-rank claims for a later one.
 	complete := func() bool {
@@ -486,7 +488,7 @@ func TestFallbackSkipsTakenTick(t *testing.T) {
 	// it ranks first. Merged with the node's own grants from the FSM.
 	coord.lastGrant = func(job string, st fsm.JobState, ok bool) (fsm.JobState, bool) {
 		k := TickIndex(interval, time.Now())
-		for rank(job, k, cands)[0] != "peer" {
+		for rank(job, TickAt(interval, k).UnixNano(), cands)[0] != "peer" {
 			k--
 		}
 		if at := TickAt(interval, k).UnixNano(); !ok || at > st.LastAt {
@@ -512,7 +514,7 @@ func TestFallbackSkipsTakenTick(t *testing.T) {
 	var firsts int
 	for _, c := range coord.claimCalls() {
 		for _, cl := range c.claims {
-			if rank(cl.Job, cl.Tick, cands)[0] != "me" {
+			if rank(cl.Job, cl.At, cands)[0] != "me" {
 				t.Errorf("claimed %s, which the peer ranked first and held", jobTick(cl.Job, cl.Tick))
 			} else {
 				firsts++
@@ -520,7 +522,7 @@ func TestFallbackSkipsTakenTick(t *testing.T) {
 		}
 	}
 	for _, r := range log.snapshot() {
-		if rank(r.Job, r.Tick, cands)[0] != "me" {
+		if rank(r.Job, r.At.UnixNano(), cands)[0] != "me" {
 			t.Errorf("ran %s, held by the peer", jobTick(r.Job, r.Tick))
 		}
 	}

@@ -66,13 +66,13 @@ func (s *Scheduler) skipped(js *jobState, at time.Time) {
 	}
 }
 
-// missed counts a tick of js, scheduled at at, that ran nowhere as far as
-// this node can tell, and queues OnMissed. Every path that gives up on a
-// tick reports it here: a claim that got no answer before the tick's
-// StartDeadline, and the misfire policy's ticks that were not caught up.
-// Safe to call with s.mu held, from any goroutine.
-func (s *Scheduler) missed(js *jobState, at time.Time) {
-	js.missed.Add(1)
+// noteMissed counts n ticks of js, the newest scheduled at at, that ran
+// nowhere as far as this node can tell, and queues OnMissed once for them.
+// Every path that gives up on a tick reports it here: a claim that got no
+// answer before the tick's StartDeadline, and the misfire check (missed,
+// in misfire.go). Safe to call with s.mu held, from any goroutine.
+func (s *Scheduler) noteMissed(js *jobState, at time.Time, n uint64) {
+	js.missed.Add(n)
 	if f := s.hooks.OnMissed; f != nil {
 		name := js.job.Name
 		s.notes.post(func() { s.callHook("OnMissed", name, func() { f(name, at) }) })

@@ -14,11 +14,16 @@ import (
 type Run struct {
 	// Job is the job's name.
 	Job string
-	// Tick is the tick's index: the run is for the instant Tick×Interval
-	// after the Unix epoch. A run started by RunNow has a negative Tick,
-	// the negated ID of its request, and At is the request's instant.
+	// Tick is the tick's index. For a job on Interval or Every(d) (with an
+	// offset o), the run is for the instant o + Tick×d after the Unix epoch;
+	// for GoInterval without a Cluster, for Run's start + Tick×Interval.
+	// For other schedules (Cron, At) it is At in Unix nanoseconds. At is
+	// the tick's identity; Tick is kept for logs and for interval jobs.
+	// A run started by RunNow has a negative Tick, the negated ID of its
+	// request, and At is the request's instant.
 	Tick int64
-	// At is the tick's scheduled instant.
+	// At is the tick's scheduled instant, its identity across the cluster.
+	// With Job.Jitter the run starts up to Jitter after it.
 	At time.Time
 	// Node is the name of the node running it; "" without a cluster.
 	Node string
@@ -64,17 +69,24 @@ func (o Overlap) String() string {
 	}
 }
 
-// Job is a named function run every Interval.
+// Job is a named function run on a schedule: every Interval, or at the
+// instants of its Schedule.
 //
 // Its durations follow the rule of cluster.Config: zero means the
 // documented default and a negative value is an error naming the field.
-// Interval has no default: zero is an error.
+// Exactly one of Interval and Schedule must be set. The defaults that
+// scale with the interval use, for a Schedule, the time between its next
+// two instants (one minute for At).
 type Job struct {
 	// Name identifies the job across replicas: replicas that add a job
 	// with the same Name share its ticks. Required with a cluster.
 	Name string
-	// Interval is the time between ticks. Required, > 0.
+	// Interval is the time between ticks, a shorthand for Schedule:
+	// Every(Interval). > 0 if set.
 	Interval time.Duration
+	// Schedule gives the job's instants: Every, Cron or At, or any type
+	// whose Next every replica computes alike. Set it or Interval.
+	Schedule Schedule
 	// Func is the body. Required.
 	Func Func
 	// Overlap is the policy for a tick that comes while a run is going.
@@ -116,6 +128,23 @@ type Job struct {
 	Retries int
 	// RetryBackoff is the wait before the first retry. Default: 1s.
 	RetryBackoff time.Duration
+	// Jitter, if positive, delays each tick's run by a duration in
+	// [0, Jitter) derived from a hash of the job's Name and the tick's
+	// instant: every replica computes the same delay, and jobs that share
+	// a schedule spread over the Jitter instead of starting together. The
+	// tick keeps its scheduled instant as its identity (Run.At); its start
+	// deadline counts from the delayed start. At most MaxStartDeadline.
+	Jitter time.Duration
+	// Misfire says what happens to ticks that no node ran: while every
+	// replica was down, during a restart, or while this node's process
+	// was paused. Skip (the default) forgets them; RunOnce runs the newest
+	// of them once, if it is at most MisfireWindow old. Either way they
+	// are counted in Stats.Missed and reported to Options.OnError.
+	Misfire Misfire
+	// MisfireWindow is how old a missed tick may be and still get its
+	// catch-up run under RunOnce. Default: the period of the schedule, at
+	// most MaxStartDeadline; at most MaxStartDeadline.
+	MisfireWindow time.Duration
 
 	// origin, if set, puts the job's ticks at origin+k×Interval instead of
 	// on the epoch, for GoInterval without a Cluster: gointerlock's timer
@@ -129,24 +158,15 @@ type Job struct {
 	notBefore time.Time
 }
 
-// tickAt returns the scheduled instant of the job's tick k.
-func (j Job) tickAt(k int64) time.Time {
-	if j.origin.IsZero() {
-		return TickAt(j.Interval, k)
+// tickOf returns Run.Tick for the tick at instant.
+func (j Job) tickOf(instant time.Time) int64 {
+	if !j.origin.IsZero() {
+		return int64(instant.Sub(j.origin) / j.Interval)
 	}
-	return j.origin.Add(time.Duration(k) * j.Interval)
-}
-
-// nextTick returns the index of the job's first tick strictly after t.
-func (j Job) nextTick(t time.Time) int64 {
-	if j.origin.IsZero() {
-		return NextTick(j.Interval, t)
+	if e, ok := j.Schedule.(EverySchedule); ok {
+		return e.index(instant)
 	}
-	d := t.Sub(j.origin)
-	if d < 0 {
-		return 0
-	}
-	return int64(d/j.Interval) + 1
+	return instant.UnixNano()
 }
 
 // MaxStartDeadline is the largest StartDeadline a job may have. The
@@ -180,6 +200,16 @@ var (
 	// Scheduler, or RunNow a job that no node of the cluster registered.
 	ErrUnknownJob = errors.New("scheduler: no job of that name")
 
+	// ErrInvalidCron means a spec given to Cron could not be parsed; the
+	// message quotes the spec and names the wrong field.
+	ErrInvalidCron = errors.New("scheduler: invalid cron spec")
+
+	// ErrMissed means ticks of a job passed without a run on any node, as
+	// this node knows from the cluster's last grant (or, without a
+	// cluster, from its own loop): the message gives how many and the
+	// newest. They are counted in Stats.Missed.
+	ErrMissed = errors.New("scheduler: ticks missed")
+
 	// ErrClaimFailed means a claim for a tick got no committed answer
 	// before the tick's StartDeadline, for example while the cluster had no
 	// quorum; the tick ran nowhere unless another node claimed it.
@@ -194,11 +224,14 @@ var (
 	ErrPaused = errors.New("scheduler: job is paused")
 )
 
-// normalize checks a job and fills its defaults.
-func (j Job) normalize(clustered bool) (Job, error) {
+// normalize checks a job and fills its defaults, Schedule among them.
+// now is the Scheduler's clock, from which a Schedule's period is measured.
+func (j Job) normalize(clustered bool, now time.Time) (Job, error) {
+	if err := j.resolveSchedule(); err != nil {
+		return j, err
+	}
+	interval := period(j.Schedule, now)
 	switch {
-	case j.Interval <= 0:
-		return j, fmt.Errorf("%w %q: Interval is %s; it must be greater than zero, such as 10*time.Second", ErrInvalidJob, j.Name, j.Interval)
 	case j.Func == nil:
 		return j, fmt.Errorf("%w %q: Func is nil; give the job a function to run", ErrInvalidJob, j.Name)
 	case clustered && j.Name == "":
@@ -217,14 +250,24 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		return j, fmt.Errorf("%w %q: Retries is %d; use 0 for no retries or a positive count", ErrInvalidJob, j.Name, j.Retries)
 	case j.RetryBackoff < 0:
 		return j, fmt.Errorf("%w %q: RetryBackoff is %s; use 0 for the default (1s) or a positive duration", ErrInvalidJob, j.Name, j.RetryBackoff)
+	case j.Jitter < 0:
+		return j, fmt.Errorf("%w %q: Jitter is %s; use 0 for none or a positive duration", ErrInvalidJob, j.Name, j.Jitter)
+	case j.Jitter > MaxStartDeadline:
+		return j, fmt.Errorf("%w %q: Jitter is %s; it must be at most MaxStartDeadline (%s)", ErrInvalidJob, j.Name, j.Jitter, MaxStartDeadline)
+	case j.Misfire != Skip && j.Misfire != RunOnce:
+		return j, fmt.Errorf("%w %q: Misfire is %s; use Skip or RunOnce", ErrInvalidJob, j.Name, j.Misfire)
+	case j.MisfireWindow < 0:
+		return j, fmt.Errorf("%w %q: MisfireWindow is %s; use 0 for the default (the schedule's period) or a positive duration", ErrInvalidJob, j.Name, j.MisfireWindow)
+	case j.MisfireWindow > MaxStartDeadline:
+		return j, fmt.Errorf("%w %q: MisfireWindow is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.MisfireWindow, MaxStartDeadline)
 	case j.StartDeadline > MaxStartDeadline:
 		return j, fmt.Errorf("%w %q: StartDeadline is %s; it must be at most MaxStartDeadline (%s), because the cluster refuses ticks older than that", ErrInvalidJob, j.Name, j.StartDeadline, MaxStartDeadline)
 	}
 	if j.StartDeadline == 0 {
-		j.StartDeadline = min(j.Interval, MaxStartDeadline)
+		j.StartDeadline = min(interval, MaxStartDeadline)
 	}
 	if j.FallbackDelay == 0 {
-		j.FallbackDelay = min(j.Interval/4, 500*time.Millisecond)
+		j.FallbackDelay = min(interval/4, 500*time.Millisecond)
 		if j.FallbackDelay <= 0 {
 			j.FallbackDelay = time.Millisecond
 		}
@@ -233,7 +276,34 @@ func (j Job) normalize(clustered bool) (Job, error) {
 		j.RetryBackoff = defaultRetryBackoff
 	}
 	if j.RunLease == 0 {
-		j.RunLease = min(max(2*j.Interval, time.Second), 30*time.Second)
+		j.RunLease = min(max(2*interval, time.Second), 30*time.Second)
+	}
+	if j.MisfireWindow == 0 {
+		j.MisfireWindow = min(interval, MaxStartDeadline)
 	}
 	return j, nil
+}
+
+// resolveSchedule sets Schedule from Interval, or checks the one given.
+func (j *Job) resolveSchedule() error {
+	switch {
+	case j.Interval != 0 && j.Schedule != nil:
+		return fmt.Errorf("%w %q: both Interval (%s) and Schedule (%v) are set; set only one: Interval is a shorthand for Schedule: scheduler.Every(Interval)", ErrInvalidJob, j.Name, j.Interval, j.Schedule)
+	case j.Interval < 0:
+		return fmt.Errorf("%w %q: Interval is %s; it must be greater than zero, such as 10*time.Second", ErrInvalidJob, j.Name, j.Interval)
+	case j.Interval > 0:
+		j.Schedule = Every(j.Interval)
+		if !j.origin.IsZero() {
+			j.Schedule = Every(j.Interval).Offset(time.Duration(j.origin.UnixNano() - TickIndex(j.Interval, j.origin)*int64(j.Interval)))
+		}
+		return nil
+	case j.Schedule == nil:
+		return fmt.Errorf("%w %q: Interval is 0 and Schedule is nil; set one of them, such as Interval: 10*time.Second or Schedule: scheduler.Every(time.Hour)", ErrInvalidJob, j.Name)
+	}
+	if e, ok := j.Schedule.(EverySchedule); ok {
+		if err := e.validate(); err != nil {
+			return fmt.Errorf("%w %q: Schedule: %w", ErrInvalidJob, j.Name, err)
+		}
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func TestAddRejectsInvalidJobs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := tt.job.normalize(tt.clustered)
+			_, err := tt.job.normalize(tt.clustered, time.Now())
 			checkInvalid(t, "normalize", err, tt.field)
 
 			var coord seam.Coordinator
@@ -91,7 +91,7 @@ func TestNormalizeDefaults(t *testing.T) {
 		for _, clustered := range []bool{false, true} {
 			j := tt.job
 			j.Name, j.Func = "j", noop
-			got, err := j.normalize(clustered)
+			got, err := j.normalize(clustered, time.Now())
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}

@@ -6,18 +6,19 @@ import (
 	"slices"
 )
 
-// rank orders candidate nodes for one (job, tick) by rendezvous (highest
-// random weight) hashing. Every replica with the same candidate list computes
+// rank orders candidate nodes for one (job, instant) by rendezvous (highest
+// random weight) hashing; instant is the tick's scheduled instant in Unix
+// nanoseconds, its identity whatever the schedule. Every replica with the same candidate list computes
 // the same order, with no coordination, and when a candidate disappears
 // only the ticks it ranked first move, evenly, to the others.
-func rank(job string, tick int64, candidates []string) []string {
+func rank(job string, instant int64, candidates []string) []string {
 	type scored struct {
 		name  string
 		score uint64
 	}
 	s := make([]scored, len(candidates))
 	var tb [8]byte
-	binary.BigEndian.PutUint64(tb[:], uint64(tick))
+	binary.BigEndian.PutUint64(tb[:], uint64(instant))
 	for i, c := range candidates {
 		h := fnv.New64a()
 		h.Write([]byte(job))

@@ -14,8 +14,10 @@ const maxRetryBackoff = time.Minute
 
 // nextInstant returns the scheduled instant of the job's tick after r's:
 // retries of r stop there, so a failing run never eats into the next one.
-// It is the one place the retry policy reads the job's schedule.
-func (j Job) nextInstant(r Run) time.Time { return j.tickAt(r.Tick + 1) }
+// It is the one place the retry policy reads the job's schedule. It is
+// zero when the schedule has no later instant (At): retries are then bounded
+// only by their count and the run's context.
+func (j Job) nextInstant(r Run) time.Time { return j.Schedule.Next(r.At) }
 
 // retryPolicy decides, after a failed attempt, whether and when the run is
 // attempted again. It belongs to one run and is used by its goroutine only.
@@ -37,7 +39,7 @@ func (p *retryPolicy) next(now time.Time) (wait time.Duration, ok bool, why stri
 	switch {
 	case p.left <= 0:
 		return 0, false, "no retries left"
-	case !now.Add(p.wait).Before(p.until):
+	case !p.until.IsZero() && !now.Add(p.wait).Before(p.until):
 		return 0, false, "the next tick comes before the next retry"
 	}
 	wait = p.wait

@@ -52,8 +52,9 @@ type Options struct {
 	// OnError, if set, is called with every error the scheduler hits, as
 	// well as logging it: a run that returned an error (the job's own
 	// error, wrapped with the job, tick and token) or panicked (wrapping
-	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed), and
-	// failures to register jobs with the cluster (job is "" then, as one
+	// ErrPanic), claims that got no answer (wrapping ErrClaimFailed),
+	// ticks that ran on no node (wrapping ErrMissed), and failures to
+	// register jobs with the cluster (job is "" then, as one
 	// registration covers many jobs; it is retried). It is called from the
 	// scheduler's goroutines, possibly from several at once, and must
 	// return soon: a run's call delays the job's next tick if the job
@@ -62,6 +63,10 @@ type Options struct {
 	// Hooks are called as jobs start, finish, skip ticks and miss them;
 	// see Hooks for when and on which goroutine.
 	Hooks Hooks
+	// Clock is the time source of the scheduler's ticks. Nil means the
+	// machine's clock. Tests pass schedulertest.NewClock to play long
+	// schedules in milliseconds; see Clock for what it does not cover.
+	Clock Clock
 }
 
 // Stats counts what happened to a job's ticks on this node, since the job
@@ -77,10 +82,6 @@ type Stats struct {
 	// Retries is how many attempts after the first started here (see
 	// Job.Retries). Errors counts a run once, if its last attempt failed.
 	Retries uint64
-	// Missed is how many ticks this node saw run nowhere, as far as it
-	// can tell (each one also goes to Hooks.OnMissed): a claim that got no
-	// answer in time counts here as well as in ClaimFailures.
-	Missed uint64
 	// Skipped is how many ticks this node did not claim because the job
 	// was still running here.
 	Skipped uint64
@@ -93,6 +94,14 @@ type Stats struct {
 	// early (this node's clock runs ahead of the leader's) or invalid. A
 	// tick that another node holds is not counted.
 	Refused uint64
+	// Missed is how many ticks this node saw pass with no run on any node:
+	// with a cluster, instants after the job's last grant whose start
+	// deadline passed, as seen when this node starts scheduling the job or
+	// its loop falls behind; without one, ticks its loop fell behind on.
+	// Each is also reported to Options.OnError, wrapped in ErrMissed. A
+	// claim that got no answer before its deadline counts here as well as
+	// in ClaimFailures. Each count also goes to Hooks.OnMissed.
+	Missed uint64
 	// LastRun is when the latest run here started; zero if none did.
 	LastRun time.Time
 	// LastError is the error of the latest run here that returned one or
@@ -112,6 +121,7 @@ type Scheduler struct {
 	hooks   Hooks
 	// notes calls OnSkip and OnMissed off the scheduler's locks.
 	notes notifier
+	clock Clock
 
 	mu      sync.Mutex
 	jobs    map[string]*jobState
@@ -143,6 +153,10 @@ type jobState struct {
 	// retries counts attempts after the first (Stats.Retries), missed
 	// the ticks that ran nowhere (Stats.Missed).
 	retries, missed atomic.Uint64
+
+	// missedUpTo is the newest instant counted as missed, so an instant is
+	// counted once; guarded by the Scheduler's mu.
+	missedUpTo time.Time
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -189,6 +203,9 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	s.err = err
 	s.onError = opts.OnError
 	s.hooks = opts.Hooks
+	if opts.Clock != nil {
+		s.clock = opts.Clock
+	}
 	return s
 }
 
@@ -208,6 +225,7 @@ func newScheduler(coord seam.Coordinator, logger hclog.Logger) *Scheduler {
 		logger: logger.Named("scheduler"),
 		jobs:   make(map[string]*jobState),
 		wake:   make(chan struct{}, 1),
+		clock:  realClock{},
 	}
 	if coord != nil {
 		s.node = coord.Name()
@@ -232,7 +250,7 @@ func (s *Scheduler) Add(j Job) error {
 	if s.err != nil {
 		return s.err
 	}
-	j, err := j.normalize(s.coord != nil)
+	j, err := j.normalize(s.coord != nil, s.clock.Now())
 	if err != nil {
 		return err
 	}
@@ -249,7 +267,7 @@ func (s *Scheduler) Add(j Job) error {
 	js := &jobState{job: j}
 	s.jobs[j.Name] = js
 	if s.running {
-		s.scheduleNextLocked(js, time.Now())
+		s.scheduleNextLocked(js, s.clock.Now())
 		s.poke()
 		if s.coord != nil && !s.stopping {
 			ctx := s.runCtx
@@ -322,10 +340,10 @@ func (s *Scheduler) Stats() map[string]Stats {
 			Errors:        js.errors.Load(),
 			Panics:        js.panics.Load(),
 			Retries:       js.retries.Load(),
-			Missed:        js.missed.Load(),
 			Skipped:       js.skipped.Load(),
 			ClaimFailures: js.claimFailures.Load(),
 			Refused:       js.refused.Load(),
+			Missed:        js.missed.Load(),
 			LastRun:       js.lastRun,
 			LastError:     js.lastError,
 		}
@@ -379,7 +397,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.owner = owner
 	s.running = true
 	s.stopping = false
-	now := time.Now()
+	now := s.clock.Now()
 	for _, js := range s.jobs {
 		s.scheduleNextLocked(js, now)
 	}
@@ -532,11 +550,11 @@ func (s *Scheduler) register(ctx context.Context, names []string) {
 const coalesce = time.Millisecond
 
 func (s *Scheduler) loop(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	stop := func() bool { return false }
+	defer func() { stop() }()
 	for {
 		s.mu.Lock()
-		now := time.Now()
+		now := s.clock.Now()
 		var due []event
 		for len(s.queue) > 0 && !s.queue[0].at.After(now.Add(coalesce)) {
 			due = append(due, heap.Pop(&s.queue).(event))
@@ -552,7 +570,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		}
 		wait := time.Hour
 		if len(s.queue) > 0 {
-			wait = time.Until(s.queue[0].at)
+			wait = s.queue[0].at.Sub(s.clock.Now())
 		}
 		s.mu.Unlock()
 
@@ -563,26 +581,38 @@ func (s *Scheduler) loop(ctx context.Context) {
 				s.claim(ctx, claims)
 			}()
 		}
-		timer.Reset(max(wait, 0))
+		stop()
+		stop = s.clock.AfterFunc(max(wait, 0), s.poke)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
-		case <-timer.C:
 		}
 	}
 }
 
 // scheduleNextLocked queues the job's first tick strictly after now, or,
 // if the job holds its first tick back, the first tick at or after
-// notBefore.
+// notBefore; with a cluster, it also queues a check for ticks missed
+// since the job's last grant (see checkMissedLocked).
 func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
 	j := js.job
+	if s.coord != nil {
+		heap.Push(&s.queue, event{at: now, js: js, check: true})
+	}
 	if nb := j.notBefore; now.Before(nb) {
 		now = nb.Add(-1)
 	}
-	k := j.nextTick(now)
-	heap.Push(&s.queue, event{at: j.tickAt(k), js: js, tick: k})
+	s.queueTickLocked(js, j.Schedule.Next(now))
+}
+
+// queueTickLocked queues the tick at instant, due at instant plus the
+// job's jitter; a zero instant (the schedule ended) queues nothing.
+func (s *Scheduler) queueTickLocked(js *jobState, instant time.Time) {
+	if instant.IsZero() {
+		return
+	}
+	heap.Push(&s.queue, event{at: instant.Add(jitter(js.job.Name, instant, js.job.Jitter)), js: js, inst: instant})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -592,52 +622,62 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	if !s.eligible(j) {
 		return pendingClaim{}, false // RequireTags exclude this node
 	}
+	if ev.check {
+		return s.checkMissedLocked(ctx, js, time.Time{}, now)
+	}
+	inst := ev.inst
+	// start is when the tick's run is due: its instant plus the job's
+	// jitter. Its start deadline counts from there.
+	start := inst.Add(jitter(j.Name, inst, j.Jitter))
 	if !ev.fallback {
 		// Queue the next tick first, so a slow claim never delays it. If the
 		// loop fell behind (a paused process), jump to the next future tick
 		// instead of replaying the missed ones.
-		next := ev.tick + 1
-		if k := j.nextTick(now); k > next {
-			next = k
+		next := j.Schedule.Next(inst)
+		if !next.IsZero() && next.Before(now) {
+			next = j.Schedule.Next(now)
 		}
-		heap.Push(&s.queue, event{at: j.tickAt(next), js: js, tick: next})
+		s.queueTickLocked(js, next)
 	}
-	at := j.tickAt(ev.tick)
-	if now.After(at.Add(j.StartDeadline)) {
-		return pendingClaim{}, false
+	if now.After(start.Add(j.StartDeadline)) {
+		if ev.fallback {
+			return pendingClaim{}, false
+		}
+		// The loop fell behind this tick's deadline.
+		return s.checkMissedLocked(ctx, js, inst.Add(-1), now)
 	}
+	tick := j.tickOf(inst)
 	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
 		if !ev.fallback {
-			s.skipped(js, at)
-			s.logger.Debug("tick skipped: previous run still going", "job", j.Name, "tick", ev.tick)
+			s.skipped(js, inst)
+			s.logger.Debug("tick skipped: previous run still going", "job", j.Name, "tick", tick)
 		}
 		return pendingClaim{}, false
 	}
 	if s.coord == nil {
-		s.start(ctx, js, Run{Job: j.Name, Tick: ev.tick, At: at})
+		s.start(ctx, js, Run{Job: j.Name, Tick: tick, At: inst})
 		return pendingClaim{}, false
 	}
 	if ev.fallback {
-		// Compared by instant: a peer on another interval names the same
-		// instant with another tick index.
-		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= at.UnixNano() {
+		// Compared by instant, the tick's identity.
+		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= inst.UnixNano() {
 			return pendingClaim{}, false // someone holds it, or a later one
 		}
 	} else {
-		order := rank(j.Name, ev.tick, s.coord.Candidates(j.Name))
+		order := rank(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name))
 		if pos := position(order, s.node); pos > 0 {
 			delay := time.Duration(pos) * j.FallbackDelay
 			if delay < j.StartDeadline {
-				heap.Push(&s.queue, event{at: at.Add(delay), js: js, tick: ev.tick, fallback: true})
+				heap.Push(&s.queue, event{at: start.Add(delay), js: js, inst: inst, fallback: true})
 			}
 			return pendingClaim{}, false
 		}
 	}
 	c := fsm.Claim{
 		Job:      j.Name,
-		Tick:     ev.tick,
-		At:       at.UnixNano(),
-		Deadline: at.Add(j.StartDeadline).UnixNano(),
+		Tick:     tick,
+		At:       inst.UnixNano(),
+		Deadline: min(start.Add(j.StartDeadline).UnixNano(), inst.Add(MaxStartDeadline).UnixNano()),
 	}
 	if s.keeper != nil && j.Overlap == SkipIfRunning {
 		c.Exclusive = true
@@ -659,7 +699,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		claims[i] = p.claim
 		deadline = max(deadline, p.claim.Deadline)
 	}
-	cctx, cancel := context.WithDeadline(ctx, time.Unix(0, deadline))
+	// Counted on the Scheduler's clock, which a test may have set apart
+	// from the machine's.
+	cctx, cancel := context.WithTimeout(ctx, time.Unix(0, deadline).Sub(s.clock.Now()))
 	defer cancel()
 	// A granted run's lease is counted from this moment, before the leader
 	// stamped the grant, so this node's deadline for it is never later
@@ -671,7 +713,11 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		if ctx.Err() == nil && len(missed) > 0 {
 			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
 			for _, p := range missed {
-				s.missed(p.js, time.Unix(0, p.claim.At))
+				at := time.Unix(0, p.claim.At)
+				s.mu.Lock()
+				p.js.missedUpTo = later(p.js.missedUpTo, at) // counted here, not again by the misfire check
+				s.mu.Unlock()
+				s.noteMissed(p.js, at, 1)
 				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
 			}
 		}
@@ -791,7 +837,7 @@ func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent ti
 	js.active.Add(1)
 	js.runs.Add(1)
 	js.lastMu.Lock()
-	js.lastRun = time.Now()
+	js.lastRun = s.clock.Now()
 	js.lastMu.Unlock()
 	s.runs.Add(1)
 	leased := s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning
@@ -818,13 +864,15 @@ func (js *jobState) setLastError(err error) {
 	js.lastMu.Unlock()
 }
 
-// event is a due moment for a job: its tick, or a fallback attempt to claim
-// a tick the preferred replica has not claimed.
+// event is a due moment for a job: its tick, a fallback attempt to claim a
+// tick the preferred replica has not claimed, or a check for missed ticks.
 type event struct {
-	at       time.Time
-	js       *jobState
-	tick     int64
+	at time.Time
+	js *jobState
+	// inst is the tick's scheduled instant, its identity.
+	inst     time.Time
 	fallback bool
+	check    bool
 }
 
 // eventQueue is a min-heap by time.

@@ -61,10 +61,12 @@ import (
 	"github.com/interlockraft/interlock/scheduler"
 )
 
-// jobSpec is one -jobs entry: name:interval[:duration].
+// jobSpec is one -jobs entry: name:interval[:duration] or
+// name:cron=SPEC[:duration].
 type jobSpec struct {
 	name     string
 	interval time.Duration
+	sched    scheduler.Schedule
 	duration time.Duration
 }
 
@@ -77,11 +79,15 @@ func parseJobs(s string) ([]jobSpec, error) {
 	for _, entry := range strings.Split(s, ",") {
 		parts := strings.Split(strings.TrimSpace(entry), ":")
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" {
-			return nil, fmt.Errorf("-jobs entry %q: want name:interval[:duration], such as a:200ms or b:1s:50ms", entry)
+			return nil, fmt.Errorf("-jobs entry %q: want name:interval[:duration] or name:cron=SPEC[:duration], such as a:200ms, b:1s:50ms or c:cron=*/2 * * * * *", entry)
 		}
 		js := jobSpec{name: parts[0]}
 		var err error
-		if js.interval, err = time.ParseDuration(parts[1]); err != nil || js.interval <= 0 {
+		if spec, ok := strings.CutPrefix(parts[1], "cron="); ok {
+			if js.sched, err = scheduler.Cron(spec); err != nil {
+				return nil, fmt.Errorf("-jobs entry %q: %w", entry, err)
+			}
+		} else if js.interval, err = time.ParseDuration(parts[1]); err != nil || js.interval <= 0 {
 			return nil, fmt.Errorf("-jobs entry %q: interval %q must be a positive duration", entry, parts[1])
 		}
 		if len(parts) == 3 {
@@ -264,7 +270,7 @@ func run() int {
 	clusterName := fs.String("cluster-name", "", "ClusterName (default: the library's)")
 	maxVoters := fs.Int("max-voters", 0, "MaxVoters (0: the library's default)")
 	deadServerTimeout := fs.Duration("dead-server-timeout", 0, "DeadServerTimeout (0: the library's default; negative sets DisableDeadServerCleanup)")
-	jobsFlag := fs.String("jobs", "", "comma-separated name:interval[:duration], such as a:200ms,b:1s:50ms")
+	jobsFlag := fs.String("jobs", "", "comma-separated name:interval[:duration] or name:cron=SPEC[:duration] (a cron spec without commas), such as a:200ms,b:1s:50ms,c:cron=*/2 * * * * *")
 	runlogPath := fs.String("runlog", "", "file each run appends one JSON line to")
 	httpAddr := fs.String("http", "", "127.0.0.1:port for GET /status (empty: no endpoint)")
 	logLevel := fs.String("log-level", "warn", "log level: trace, debug, info, warn, error, off")
@@ -381,6 +387,7 @@ func run() int {
 		err := sched.Add(scheduler.Job{
 			Name:     js.name,
 			Interval: js.interval,
+			Schedule: js.sched,
 			Func: func(ctx context.Context, r scheduler.Run) error {
 				line := runLine{Job: r.Job, Tick: r.Tick, Node: r.Node, Token: r.Token, At: r.At.UnixNano(), Start: time.Now().UnixNano()}
 				if err := rl.write(line); err != nil {
