@@ -329,6 +329,9 @@ func readFrame(r *bufio.Reader) (byte, []byte, error) {
 	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the tag came, so the frame is cut short
+		}
 		return 0, nil, fmt.Errorf("read frame length: %w", err)
 	}
 	if n > maxFrame {
