@@ -44,3 +44,16 @@ chaos:
 .PHONY: swarm-demo
 swarm-demo:
 	deploy/swarm-demo.sh
+
+# Runs each fuzz target for FUZZTIME (go test -fuzz takes one package and
+# one target at a time). make test runs the committed seeds of each
+# (testdata/fuzz) as ordinary tests.
+.PHONY: fuzz
+FUZZTIME ?= 10m
+FUZZ_TARGETS = ./transport:FuzzReadFrame ./fsm:FuzzDecodeCommand ./fsm:FuzzRestore ./fsm:FuzzApply ./cluster:FuzzDecodeMeta
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

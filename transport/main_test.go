@@ -269,3 +269,12 @@ func (d *countingDialer) dialed() []string {
 	defer d.mu.Unlock()
 	return append([]string(nil), d.addrs...)
 }
+
+// netConn unwraps the Mux's own connection wrapper (which holds a slot of
+// the connection cap) to reach the listener's connection.
+func netConn(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return u.NetConn()
+	}
+	return c
+}

@@ -41,16 +41,25 @@ var (
 	ErrKindTaken = errors.New("transport: kind already has a listener")
 )
 
-// handshakeTimeout bounds how long an accepted connection may take to send
-// its kind byte, so a stray client cannot pin a goroutine forever.
-const handshakeTimeout = 5 * time.Second
-
 // Mux demultiplexes one listener by each connection's first byte. Listen
 // must be called for every Kind before Serve; all methods are safe for
 // concurrent use after that.
+//
+// It holds at most maxConns connections at once: each accepted connection
+// takes a slot that its Close gives back, and a connection over the cap is
+// closed on accept. A connection that sends no kind byte within
+// handshakeTimeout, or an unknown one, is closed. Each refusal is logged at
+// most once per logEvery.
 type Mux struct {
 	ln     net.Listener
 	logger hclog.Logger
+	slots  chan struct{} // one token per open connection
+
+	handshake time.Duration // handshakeTimeout; a field so tests can shorten it
+
+	overCap     *throttledLog
+	noKind      *throttledLog
+	unknownKind *throttledLog
 
 	mu     sync.Mutex
 	subs   map[Kind]*subListener
@@ -63,7 +72,16 @@ func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Mux{ln: ln, logger: logger, subs: make(map[Kind]*subListener)}
+	return &Mux{
+		ln:          ln,
+		logger:      logger,
+		slots:       make(chan struct{}, maxConns),
+		handshake:   handshakeTimeout,
+		overCap:     newThrottledLog(logger, hclog.Warn, "refusing connections over the per-node cap"),
+		noKind:      newThrottledLog(logger, hclog.Debug, "connection closed before its kind byte"),
+		unknownKind: newThrottledLog(logger, hclog.Warn, "dropping connection of unknown kind"),
+		subs:        make(map[Kind]*subListener),
+	}
 }
 
 // Addr returns the address the Mux listens on.
@@ -110,18 +128,27 @@ func (m *Mux) Serve() error {
 		}
 		m.wg.Add(1)
 		m.mu.Unlock()
+		select {
+		case m.slots <- struct{}{}:
+		default:
+			m.overCap.log("remote", conn.RemoteAddr(), "cap", cap(m.slots))
+			conn.Close()
+			m.wg.Done()
+			continue
+		}
+		lc := &limitedConn{Conn: conn, slots: m.slots}
 		go func() {
 			defer m.wg.Done()
-			m.route(conn)
+			m.route(lc)
 		}()
 	}
 }
 
 func (m *Mux) route(conn net.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	_ = conn.SetReadDeadline(time.Now().Add(m.handshake))
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
-		m.logger.Debug("connection closed before its kind byte", "remote", conn.RemoteAddr(), "error", err)
+		m.noKind.log("remote", conn.RemoteAddr(), "error", err)
 		conn.Close()
 		return
 	}
@@ -130,7 +157,7 @@ func (m *Mux) route(conn net.Conn) {
 	s := m.subs[Kind(b[0])]
 	m.mu.Unlock()
 	if s == nil {
-		m.logger.Warn("dropping connection of unknown kind", "remote", conn.RemoteAddr(), "kind", Kind(b[0]))
+		m.unknownKind.log("remote", conn.RemoteAddr(), "kind", Kind(b[0]))
 		conn.Close()
 		return
 	}
@@ -185,3 +212,21 @@ func (s *subListener) Close() error {
 }
 
 func (s *subListener) Addr() net.Addr { return s.addr }
+
+// limitedConn holds one of its Mux's connection slots until closed.
+type limitedConn struct {
+	net.Conn
+	slots chan struct{}
+	once  sync.Once
+}
+
+// Close closes the connection and gives its slot back, once.
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.slots })
+	return err
+}
+
+// NetConn returns the accepted connection underneath, as tls.Conn's
+// method of the same name does.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }

@@ -50,7 +50,7 @@ func TestMuxClearsHandshakeDeadline(t *testing.T) {
 	raft := f.listen(t, transport.KindRaft)
 	f.serve()
 	dialRaw(t, f.addr(), byte(transport.KindRaft))
-	c, ok := accept(t, raft).(*countedConn)
+	c, ok := netConn(accept(t, raft)).(*countedConn)
 	if !ok {
 		t.Fatalf("accepted connection is not the listener's own")
 	}

@@ -8,12 +8,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
 // RaftLayer is the raft.StreamLayer over a Mux: it accepts KindRaft
 // connections and dials peers with the kind byte already sent. It is safe
 // for concurrent use.
+//
+// An inbound stream on which nothing arrives for raftIdleTimeout is ended as
+// a clean end of stream (see trackedConn.Read); the messages themselves are
+// Raft's own msgpack, which it decodes incrementally.
 //
 // It tracks every connection it hands out and closes them all on Close.
 // raft.NetworkTransport closes only its listener on shutdown, so a handler
@@ -22,6 +27,8 @@ type RaftLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	dialer    Dialer
+	idle      *throttledLog
+	idleAfter time.Duration // raftIdleTimeout; a field so tests can shorten it
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
@@ -40,7 +47,12 @@ func NewRaftLayer(m *Mux, advertise net.Addr, d Dialer) (*RaftLayer, error) {
 	if d == nil {
 		d = &net.Dialer{}
 	}
-	return &RaftLayer{ln: ln, advertise: advertise, dialer: d, conns: make(map[*trackedConn]struct{})}, nil
+	return &RaftLayer{
+		ln: ln, advertise: advertise, dialer: d,
+		idle:      newThrottledLog(m.logger, hclog.Debug, "closing idle inbound raft stream"),
+		idleAfter: raftIdleTimeout,
+		conns:     make(map[*trackedConn]struct{}),
+	}, nil
 }
 
 // Addr returns the advertised address, which Raft stores in its
@@ -53,7 +65,7 @@ func (l *RaftLayer) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.track(c)
+	return l.track(c, true)
 }
 
 // Dial opens a Raft stream to a peer.
@@ -64,7 +76,7 @@ func (l *RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
-	return l.track(c)
+	return l.track(c, false)
 }
 
 // Close stops accepting and closes every open Raft stream.
@@ -81,8 +93,8 @@ func (l *RaftLayer) Close() error {
 	return err
 }
 
-func (l *RaftLayer) track(c net.Conn) (net.Conn, error) {
-	tc := &trackedConn{Conn: c, layer: l}
+func (l *RaftLayer) track(c net.Conn, inbound bool) (net.Conn, error) {
+	tc := &trackedConn{Conn: c, layer: l, inbound: inbound}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -109,8 +121,9 @@ func (l *RaftLayer) closing() bool {
 // trackedConn removes itself from its layer when closed.
 type trackedConn struct {
 	net.Conn
-	layer *RaftLayer
-	once  sync.Once
+	layer   *RaftLayer
+	inbound bool
+	once    sync.Once
 }
 
 // Read reads from the stream. Once the layer is closed, a read cut short by
@@ -118,9 +131,23 @@ type trackedConn struct {
 // closed network connection": raft.NetworkTransport logs every read error
 // of an incoming stream except io.EOF at Error, and a node closing its own
 // streams on a graceful shutdown is not an error.
+//
+// An inbound stream must deliver something every raftIdleTimeout; Raft sets
+// no read deadline of its own on the streams it accepts, so without this a
+// peer that connects and goes silent would hold a goroutine forever. The
+// timeout also reports io.EOF: the dialing side's stale pooled stream is
+// not an error either, and Raft redials.
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if c.inbound {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.layer.idleAfter))
+	}
 	n, err := c.Conn.Read(p)
 	if err != nil && errors.Is(err, net.ErrClosed) && c.layer.closing() {
+		err = io.EOF
+	}
+	var ne net.Error
+	if err != nil && c.inbound && errors.As(err, &ne) && ne.Timeout() {
+		c.layer.idle.log("remote", c.RemoteAddr(), "idle", c.layer.idleAfter)
 		err = io.EOF
 	}
 	return n, err

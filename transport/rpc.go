@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -17,10 +18,13 @@ import (
 // Method names an RPC. The cluster package defines the values.
 type Method byte
 
-// maxFrame bounds one request or response, so a corrupt length prefix
-// cannot make a peer allocate without limit. A claim batch for 50,000 jobs
-// is a few MiB.
-const maxFrame = 64 << 20
+// frameChunk is the most a frame's buffer grows ahead of the bytes that
+// arrived: a body is read in steps of at most this size, so a length prefix
+// alone reserves nothing.
+const frameChunk = 64 << 10
+
+// errFrameTooLarge is the cause when a frame's length prefix exceeds maxFrame.
+var errFrameTooLarge = errors.New("frame exceeds the size limit")
 
 // Handler serves one RPC. It is called concurrently, once per request, and
 // the ctx ends when the server closes.
@@ -41,11 +45,21 @@ type ErrorCoder func(error) uint16
 
 // Server answers KindRPC connections from a Mux. Each connection carries
 // requests one at a time; clients open more connections for concurrency.
+//
+// A connection may sit idle between requests for rpcIdleTimeout; once a
+// request's first byte arrived, the rest must arrive within frameTimeout,
+// and its body may be at most maxFrame bytes. A connection that breaks a
+// limit or sends a malformed frame is closed, logged at most once per
+// logEvery.
 type Server struct {
 	ln      net.Listener
 	handler Handler
 	coder   ErrorCoder
 	logger  hclog.Logger
+	garbage *throttledLog
+
+	// The limits, fields so tests can shorten them.
+	frameTimeout, idleTimeout time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -67,7 +81,12 @@ func NewServer(m *Mux, h Handler, coder ErrorCoder, logger hclog.Logger) (*Serve
 		coder = func(error) uint16 { return 0 }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{ln: ln, handler: h, coder: coder, logger: logger, ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{})}, nil
+	return &Server{
+		ln: ln, handler: h, coder: coder, logger: logger,
+		garbage:      newThrottledLog(logger, hclog.Warn, "closing rpc connection that sent a malformed or stalled frame"),
+		frameTimeout: frameTimeout, idleTimeout: rpcIdleTimeout,
+		ctx: ctx, cancel: cancel, conns: make(map[net.Conn]struct{}),
+	}, nil
 }
 
 // Serve accepts until Close.
@@ -112,16 +131,29 @@ func (s *Server) serveConn(conn net.Conn) {
 		s.wg.Done()
 	}()
 	r := bufio.NewReader(conn)
-	w := bufio.NewWriter(conn)
+	var w *bufio.Writer
 	for {
-		m, req, err := readRequest(r)
-		if err != nil {
+		// Between requests the connection may idle in a client's pool.
+		_ = conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
+		if _, err := r.Peek(1); err != nil {
 			if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 				s.logger.Debug("rpc connection ended", "remote", conn.RemoteAddr(), "error", err)
 			}
 			return
 		}
+		_ = conn.SetReadDeadline(time.Now().Add(s.frameTimeout))
+		m, req, err := readRequest(r)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.garbage.log("remote", conn.RemoteAddr(), "error", err)
+			}
+			return
+		}
 		resp, herr := s.handler(s.ctx, m, req)
+		if w == nil {
+			w = bufio.NewWriter(conn)
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(s.frameTimeout))
 		if herr != nil {
 			err = writeError(w, s.coder(herr), herr.Error())
 		} else {
@@ -151,6 +183,8 @@ type clientConn struct {
 	net.Conn
 	r *bufio.Reader
 	w *bufio.Writer
+
+	idleSince time.Time // when put back in the pool
 }
 
 // NewClient returns a client that dials through d (a *net.Dialer if nil).
@@ -222,13 +256,26 @@ func (c *Client) get(ctx context.Context, addr string) (*clientConn, error) {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if list := c.idle[addr]; len(list) > 0 {
-		cc := list[len(list)-1]
+	// Take the most recently used connection; close any idle so long that
+	// the server may be about to close it (rpcIdleTimeout).
+	var stale []*clientConn
+	var cc *clientConn
+	for list := c.idle[addr]; len(list) > 0 && cc == nil; list = c.idle[addr] {
+		last := list[len(list)-1]
 		c.idle[addr] = list[:len(list)-1]
-		c.mu.Unlock()
-		return cc, nil
+		if time.Since(last.idleSince) > clientIdleTimeout {
+			stale = append(stale, last)
+			continue
+		}
+		cc = last
 	}
 	c.mu.Unlock()
+	for _, s := range stale {
+		s.Close()
+	}
+	if cc != nil {
+		return cc, nil
+	}
 	conn, err := dialKind(ctx, c.dialer, addr, KindRPC)
 	if err != nil {
 		return nil, err
@@ -238,6 +285,7 @@ func (c *Client) get(ctx context.Context, addr string) (*clientConn, error) {
 
 func (c *Client) put(addr string, cc *clientConn) {
 	_ = cc.SetDeadline(time.Time{})
+	cc.idleSince = time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed || len(c.idle[addr]) >= c.maxIdle {
@@ -281,16 +329,29 @@ func readFrame(r *bufio.Reader) (byte, []byte, error) {
 	}
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // the tag came, so the frame is cut short
+		}
 		return 0, nil, fmt.Errorf("read frame length: %w", err)
 	}
 	if n > maxFrame {
-		return 0, nil, fmt.Errorf("frame of %d bytes exceeds the %d byte limit", n, maxFrame)
+		return 0, nil, fmt.Errorf("%w: %d bytes announced, limit %d", errFrameTooLarge, n, maxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, fmt.Errorf("read frame body: %w", err)
+	// Grow the buffer as bytes arrive, never to the announced length up
+	// front: a peer that announces maxFrame and sends nothing costs nothing.
+	var buf bytes.Buffer
+	for remaining := int64(n); remaining > 0; {
+		step := min(remaining, frameChunk)
+		got, err := io.CopyN(&buf, r, step)
+		remaining -= got
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, fmt.Errorf("read frame body (%d of %d bytes): %w", uint64(buf.Len()), n, err)
+		}
 	}
-	return tag, body, nil
+	return tag, buf.Bytes(), nil
 }
 
 func readRequest(r *bufio.Reader) (Method, []byte, error) {
