@@ -68,7 +68,7 @@ func (n *Node) maintain() {
 		if leader && !wasLeader {
 			// Act only on a state machine that has applied everything the
 			// previous leader committed.
-			if err := n.raft.Barrier(n.cfg.ProposeTimeout).Error(); err != nil {
+			if err := n.awaitFuture(n.raft.Barrier(n.cfg.ProposeTimeout)); err != nil {
 				n.logger.Warn("barrier after gaining leadership failed", "error", err)
 				continue
 			}
@@ -186,4 +186,20 @@ func (n *Node) isLeaving(m Member) bool {
 		return false
 	}
 	return true
+}
+
+// awaitFuture waits for f until it resolves or this node begins to shut
+// down. A barrier can stay unresolved inside Raft until Raft stops, and
+// close stops Raft only after this loop has returned: waiting on the
+// future alone once hung a Shutdown for minutes. The waiting goroutine
+// ends when Raft's shutdown resolves the future.
+func (n *Node) awaitFuture(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.shutdownCh:
+		return ErrShutdown
+	}
 }
