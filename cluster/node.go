@@ -81,13 +81,10 @@ type Node struct {
 	startErr atomic.Pointer[error]
 
 	shutdownCh chan struct{}
-	// leaveAnnounced is set just before Shutdown gossips Leaving: from
-	// then on the leader may remove this node from Raft, and setMeta can
-	// block for a second before shutdownCh closes.
-	leaveAnnounced atomic.Bool
 	// stopping is set as Shutdown begins, before it releases this node's
-	// leases: a keep-alive that then finds its lease gone, or a Raft RPC
-	// cut off by the closing transport, is part of the shutdown, not news.
+	// leases and announces its leave: a keep-alive that then finds its
+	// lease gone, Raft's removal of this node, or a Raft RPC cut off by the
+	// closing transport, is part of the shutdown, not news.
 	stopping atomic.Bool
 	// stopped ends in close, before gossip shuts down, to cancel gossip
 	// dials in flight (gossipnet.go).
@@ -584,7 +581,6 @@ func (n *Node) shutdown(ctx context.Context) error {
 	// Announce the leave only after the release: the leader removes a
 	// Leaving member from Raft at once, and a node out of the
 	// configuration no longer hears of its own release being applied.
-	n.leaveAnnounced.Store(true)
 	n.setMeta(func(m *meta) { m.Leaving = true })
 	close(n.shutdownCh)
 	if err := n.leaveRaft(ctx); ctx.Err() != nil {
@@ -620,10 +616,11 @@ func (n *Node) stopAtOnce(ctx context.Context) error {
 	return errors.Join(fmt.Errorf("interlock: shutdown of node %s cut short, so it stopped at once without finishing its graceful leave: %w", n.cfg.NodeName, ctx.Err()), err)
 }
 
-// leavingOrDown reports whether this node has announced its leave or begun
-// to stop: Raft's complaints about its own removal are expected from then.
+// leavingOrDown reports whether Shutdown (which announces the leave) or a
+// failed Start has begun to stop this node: Raft's complaints about its own
+// removal, and its transport's about closing, are expected from then.
 func (n *Node) leavingOrDown() bool {
-	return n.stopping.Load() || n.leaveAnnounced.Load() || n.shuttingDown()
+	return n.stopping.Load() || n.shuttingDown()
 }
 
 // shuttingDown reports whether Shutdown or a failed Start has begun

@@ -12,22 +12,9 @@ import (
 
 // The scheduler reaches a node's plumbing (claims, registrations, run
 // leases, the local run registry) only through this hook, so none of it is
-// part of Node's exported API.
-func init() { seam.Provide(coordinatorOf) }
-
-// coordinatorOf recognises a *Node. A nil *Node gives a nil Coordinator,
-// which the scheduler treats as no cluster, as it did when its Cluster
-// field was a *Node.
-func coordinatorOf(x any) (seam.Coordinator, bool) {
-	n, ok := x.(*Node)
-	if !ok {
-		return nil, false
-	}
-	if n == nil {
-		return nil, true
-	}
-	return plumbing{n}, true
-}
+// part of Node's exported API. A nil *Node means no cluster, as it did when
+// the scheduler's Cluster field was a *Node.
+func init() { seam.ProvideFor(func(n *Node) seam.Coordinator { return plumbing{n} }) }
 
 // plumbing is a node as the scheduler sees it. It implements
 // seam.Coordinator, seam.RunLeaser, seam.RunReporter, seam.Controller,

@@ -110,6 +110,22 @@ func Provide(h Hook) {
 	hooks = append(hooks, h)
 }
 
+// ProvideFor registers the hook for pointers to T: wrap turns a non-nil
+// *T into its Coordinator, and a nil *T means no cluster. Packages call it
+// from an init function, once. Safe for concurrent use.
+func ProvideFor[T any](wrap func(*T) Coordinator) {
+	Provide(func(x any) (Coordinator, bool) {
+		p, ok := x.(*T)
+		switch {
+		case !ok:
+			return nil, false
+		case p == nil:
+			return nil, true
+		}
+		return wrap(p), true
+	})
+}
+
 // Of returns the Coordinator behind x, asking each registered hook in
 // turn. It returns ok false when no hook knows x's type. Safe for
 // concurrent use.

@@ -51,3 +51,24 @@ func TestOfAsksEachHook(t *testing.T) {
 		}
 	}
 }
+
+// TestProvideForRecognisesItsType checks the typed hook: a *T gets its
+// wrapped Coordinator, a nil *T means no cluster, and any other type is left
+// to other hooks.
+func TestProvideForRecognisesItsType(t *testing.T) {
+	type node struct{}
+	ProvideFor(func(n *node) Coordinator { return nil })
+	if c, ok := Of((*node)(nil)); !ok || c != nil {
+		t.Errorf("Of(nil *node) = %v, %v; want nil, true", c, ok)
+	}
+	type other struct{}
+	if _, ok := Of(&other{}); ok {
+		t.Error("Of(*other) was recognised by the *node hook")
+	}
+	called := false
+	type node2 struct{}
+	ProvideFor(func(*node2) Coordinator { called = true; return nil })
+	if _, ok := Of(&node2{}); !ok || !called {
+		t.Errorf("Of(*node2) ok=%v, wrap called=%v; want both true", ok, called)
+	}
+}

@@ -33,18 +33,7 @@ import (
 // The scheduler reaches a *Cluster's plumbing through the same internal
 // seam as a real node's, so only this package and cluster can stand behind
 // scheduler.Cluster.
-func init() { seam.Provide(coordinatorOf) }
-
-func coordinatorOf(x any) (seam.Coordinator, bool) {
-	c, ok := x.(*Cluster)
-	if !ok {
-		return nil, false
-	}
-	if c == nil {
-		return nil, true
-	}
-	return plumbing{c}, true
-}
+func init() { seam.ProvideFor(func(c *Cluster) seam.Coordinator { return plumbing{c} }) }
 
 // Grant is one tick the cluster granted.
 type Grant struct {
