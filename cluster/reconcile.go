@@ -188,6 +188,19 @@ func (n *Node) isLeaving(m Member) bool {
 	return true
 }
 
+// askedToLeave returns when name asked this node, as leader, to remove it
+// from Raft within the last leavingMemory, or zero. It takes only
+// leavingMu, so gossip callbacks may call it.
+func (n *Node) askedToLeave(name string) time.Time {
+	n.leavingMu.Lock()
+	defer n.leavingMu.Unlock()
+	t, ok := n.leaving[name]
+	if !ok || time.Since(t) > leavingMemory {
+		return time.Time{}
+	}
+	return t
+}
+
 // awaitFuture waits for f until it resolves or this node begins to shut
 // down. A barrier can stay unresolved inside Raft until Raft stops, and
 // close stops Raft only after this loop has returned: waiting on the
