@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/cluster/httpapi"
 	"github.com/interlockraft/interlock/scheduler"
@@ -154,5 +153,3 @@ func nodeIndex(c *clustertest.Cluster, name string) int {
 	}
 	return -1
 }
-
-var _ = cluster.StatusAlive
