@@ -56,4 +56,12 @@ var (
 	// ErrNameConflict means another live member already uses this NodeName
 	// at a different address. Give every replica a unique NodeName.
 	ErrNameConflict = errors.New("interlock: NodeName already used by a live member")
+
+	// ErrGossipNotEncrypted means a keyring method was called on a node
+	// started without Config.SecretKey: there is no keyring to change.
+	ErrGossipNotEncrypted = errors.New("interlock: gossip is not encrypted (Config.SecretKey is empty)")
+
+	// ErrKeyring means a gossip keyring change was refused, or failed on
+	// at least one live member; the message names the members and why.
+	ErrKeyring = errors.New("interlock: gossip keyring change failed")
 )

@@ -132,6 +132,8 @@ type gossipDelegate struct {
 	self     string
 	selfAddr atomic.Pointer[string]
 	logger   hclog.Logger
+	// keyring is memberlist's, nil without SecretKey (keyring.go).
+	keyring *memberlist.Keyring
 
 	mu      sync.Mutex
 	members map[string]Member
@@ -293,6 +295,7 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
+	d.keyring = mc.Keyring // built by Create from SecretKey
 	return ml, nil
 }
 

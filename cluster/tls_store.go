@@ -146,10 +146,14 @@ func (s *tlsStore) server() *tls.Config {
 func (s *tlsStore) client() (*tls.Config, error) {
 	cert, pool := s.current()
 	return &tls.Config{
-		MinVersion:       tlsMinVersion,
-		Certificates:     []tls.Certificate{*cert},
-		RootCAs:          pool,
-		ServerName:       s.name,
-		VerifyConnection: s.verify,
+		MinVersion: tlsMinVersion,
+		// Sent even when the server asks for another CA's certificates,
+		// where Certificates would send none: the server's refusal then
+		// names the real cause (mid CA rotation, say) instead of "no
+		// certificate".
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+		RootCAs:              pool,
+		ServerName:           s.name,
+		VerifyConnection:     s.verify,
 	}, nil
 }

@@ -227,7 +227,9 @@ func TestTLSRefusesIntruders(t *testing.T) {
 			var rawCfg *tls.Config
 			if tt.cert != nil {
 				cfg.TLS = &cluster.TLSConfig{ServerName: tt.serverName, Config: &tls.Config{Certificates: []tls.Certificate{*tt.cert}, RootCAs: pool}}
-				rawCfg = &tls.Config{Certificates: []tls.Certificate{*tt.cert}, RootCAs: pool, ServerName: serverName}
+				// Sent whatever CAs the server asks for, as an attacker would.
+				cert := tt.cert
+				rawCfg = &tls.Config{GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }, RootCAs: pool, ServerName: serverName}
 			}
 			for _, o := range c.Configs {
 				cfg.Join = append(cfg.Join, o.BindAddr)
@@ -255,7 +257,7 @@ func TestTLSRefusesIntruders(t *testing.T) {
 			}
 			clustertest.Eventually(t, 5*time.Second, func() bool {
 				return countLines(logs[leader], "refusing inbound connection", tt.refusal) > 0
-			}, "the leader never logged %q", tt.refusal)
+			}, "the leader never logged %q; it logged %q", tt.refusal, logs[leader].from(0))
 			if err := <-started; err == nil {
 				t.Fatalf("the %s intruder started as a member", tt.name)
 			} else {
@@ -365,6 +367,7 @@ func TestTLSReloadsFromDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	clustertest.Eventually(t, 5*time.Second, func() bool {
+		presented() // a handshake is what looks at the files
 		return countLines(logs[0], "keeping the TLS certificate in use") > 0
 	}, "node0 never reported the unreadable certificate")
 	for range 3 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -93,7 +94,7 @@ func (d *TLSDialer) DialContext(ctx context.Context, network, address string) (n
 // peer that retries in a loop costs one line every logEvery and each cause
 // still shows up on its own.
 type tlsRefusals struct {
-	plaintext, unknownCA, expired, unauthorized, other, closed *throttledLog
+	plaintext, noCert, unknownCA, expired, unauthorized, other, closed *throttledLog
 }
 
 func newTLSRefusals(logger hclog.Logger, prefix string) *tlsRefusals {
@@ -102,6 +103,7 @@ func newTLSRefusals(logger hclog.Logger, prefix string) *tlsRefusals {
 	}
 	return &tlsRefusals{
 		plaintext:    l(hclog.Warn, "peer does not speak TLS (a node without Config.TLS?)"),
+		noCert:       l(hclog.Warn, "peer sent no certificate (one signed by a trusted CA is required)"),
 		unknownCA:    l(hclog.Warn, "peer certificate is not signed by a trusted CA (TLS.CAFile)"),
 		expired:      l(hclog.Warn, "peer certificate has expired or is not yet valid"),
 		unauthorized: l(hclog.Warn, "peer certificate is for another cluster (its names do not match this cluster's TLS server name)"),
@@ -122,6 +124,9 @@ func (r *tlsRefusals) log(remote net.Addr, err error) {
 	switch {
 	case errors.As(err, &rec):
 		r.plaintext.log("remote", remote, "error", err)
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		// crypto/tls has no exported error for it.
+		r.noCert.log("remote", remote, "error", err)
 	case errors.As(err, &unknown):
 		r.unknownCA.log("remote", remote, "error", err)
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
