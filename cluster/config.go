@@ -204,13 +204,20 @@ type Config struct {
 	// at most 256 bytes. Default: none.
 	Tags map[string]string
 
+	// TLS, if set, turns on mutual TLS for the Raft/RPC port: see
+	// TLSConfig for the certificate rules and docs/security.md for what it
+	// protects. Default: none, so anyone who can reach RaftAddr can send
+	// Raft messages and forward proposals.
+	TLS *TLSConfig
+
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
-	// is then only advertised. Wrap a listener with tls.NewListener here to
-	// encrypt Raft and RPC; tests wrap it to inject faults.
+	// is then only advertised; tests wrap it to inject faults. With TLS
+	// set, it carries the TLS connections, so pass a plain listener.
 	RaftListener net.Listener
 
-	// RaftDialer, if set, opens every connection to other nodes' RaftAddr
-	// (a *tls.Dialer to encrypt). Default: a *net.Dialer.
+	// RaftDialer, if set, opens every TCP connection to other nodes'
+	// RaftAddr; with TLS set, the TLS handshake runs over its connections.
+	// Default: a *net.Dialer.
 	RaftDialer transport.Dialer
 
 	// lookupHost, if set, replaces DNS for the names in Join; tests use it
@@ -334,6 +341,9 @@ func (c Config) validate() error {
 		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
 	}
 	if err := validateTags(c.Tags); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	switch len(c.SecretKey) {

@@ -74,4 +74,12 @@ var (
 	// the leader would add it back at once. Stop it first; Shutdown
 	// leaves the configuration by itself.
 	ErrPeerAlive = errors.New("interlock: peer is alive")
+
+	// ErrGossipNotEncrypted means a keyring method was called on a node
+	// started without Config.SecretKey: there is no keyring to change.
+	ErrGossipNotEncrypted = errors.New("interlock: gossip is not encrypted (Config.SecretKey is empty)")
+
+	// ErrKeyring means a gossip keyring change was refused, or failed on
+	// at least one live member; the message names the members and why.
+	ErrKeyring = errors.New("interlock: gossip keyring change failed")
 )

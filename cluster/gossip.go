@@ -136,6 +136,8 @@ type gossipDelegate struct {
 	// as leader, to remove it from Raft (zero if it did not). It must not
 	// block: record calls it with memberlist's lock held.
 	askedToLeave func(name string) time.Time
+	// keyring is memberlist's, nil without SecretKey (keyring.go).
+	keyring *memberlist.Keyring
 
 	mu      sync.Mutex
 	members map[string]Member
@@ -318,6 +320,7 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
+	d.keyring = mc.Keyring // built by Create from SecretKey
 	return ml, nil
 }
 

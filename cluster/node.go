@@ -43,6 +43,10 @@ type Node struct {
 	gossipClosed atomic.Bool
 	raftAddr     string
 	gossipAddr   string
+	// tlsOn is set when Config.TLS encrypts the Raft/RPC port (tls_node.go).
+	tlsOn bool
+	// admit tracks which new members passed the TLS check (tls_admit.go).
+	admit admission
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -154,6 +158,10 @@ func (n *Node) open() error {
 		}
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
+	dialer, err := n.secureTransport()
+	if err != nil {
+		return err
+	}
 
 	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName, askedToLeave: n.askedToLeave}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
@@ -185,7 +193,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
 	}
-	layer, err := transport.NewRaftLayer(n.mux, advertise, cfg.RaftDialer)
+	layer, err := transport.NewRaftLayer(n.mux, advertise, dialer)
 	if err != nil {
 		return err
 	}
@@ -214,7 +222,7 @@ func (n *Node) open() error {
 		n.goFunc(func() { guard.run(n.shutdownCh) })
 	}
 
-	n.rpc = transport.NewClient(cfg.RaftDialer)
+	n.rpc = transport.NewClient(dialer)
 	n.rpcServer, err = transport.NewServer(n.mux, n.handleRPC, errorCode, n.logger.Named("rpc"))
 	if err != nil {
 		return err

@@ -138,6 +138,9 @@ func (n *Node) reconcile() {
 			if len(configured) == 1 && configured[0].ID == id && configured[0].Address == addr {
 				continue
 			}
+			if !n.admitted(m) { // TLS check first (tls_admit.go)
+				continue
+			}
 			// Same name, new address (a rescheduled container) or new
 			// incarnation (a memory-only restart): drop the stale entry
 			// first, so the cluster never waits on it and never counts
