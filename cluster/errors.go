@@ -56,4 +56,15 @@ var (
 	// ErrNameConflict means another live member already uses this NodeName
 	// at a different address. Give every replica a unique NodeName.
 	ErrNameConflict = errors.New("interlock: NodeName already used by a live member")
+
+	// ErrProtocol means an operation needs a newer protocol version than
+	// some server in the Raft configuration advertises, as during a rolling
+	// upgrade; the message names the server. Nothing was proposed. Finish
+	// upgrading every node, then retry.
+	ErrProtocol = errors.New("interlock: not every server speaks the protocol version this needs")
+
+	// ErrDiskFault means writing to DataDir failed (a full disk, an I/O or
+	// fsync error): the node proposes nothing and hands over leadership
+	// until a write succeeds again. The message names the failed write.
+	ErrDiskFault = errors.New("interlock: DataDir write failed")
 )

@@ -76,6 +76,11 @@ type Node struct {
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
 
+	// disk records DataDir write faults (diskhealth.go); protocols caches
+	// the cluster's protocol floor (protocol.go).
+	disk      diskWatch
+	protocols protocolCache
+
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
 	startErr atomic.Pointer[error]
@@ -144,6 +149,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -161,7 +167,7 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags}
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags, Protocol: n.advertisedProtocol()}
 	if string(n.raftID) != cfg.NodeName {
 		m.ID = string(n.raftID)
 	}
@@ -197,6 +203,7 @@ func (n *Node) open() error {
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
+	n.fsm.SetHaltNotifier(n.halted)
 	var trans raft.Transport = n.trans
 	var guard *voteGuard
 	if cfg.DataDir == "" {
@@ -228,6 +235,7 @@ func (n *Node) open() error {
 	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
+	n.goFunc(n.watchHealth)
 	return nil
 }
 
