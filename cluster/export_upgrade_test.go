@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/interlockraft/interlock/fsm"
 )
 
@@ -28,3 +30,8 @@ func FinishedRuns(n *Node, finished []fsm.Finished) []fsm.Finished { return n.fi
 // Propose sends cmd through n's propose path as the batcher does, without
 // the proposing node's own admission check, so the leader's is tested.
 func Propose(n *Node, ctx context.Context, cmd []byte) ([]byte, error) { return n.propose(ctx, cmd) }
+
+// TransferTo hands n's leadership to the server named to.
+func TransferTo(n *Node, to *Node) error {
+	return n.raft.LeadershipTransferToServer(to.raftID, raft.ServerAddress(to.raftAddr)).Error()
+}
