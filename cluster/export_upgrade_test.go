@@ -35,3 +35,6 @@ func Propose(n *Node, ctx context.Context, cmd []byte) ([]byte, error) { return 
 func TransferTo(n *Node, to *Node) error {
 	return n.raft.LeadershipTransferToServer(to.raftID, raft.ServerAddress(to.raftAddr)).Error()
 }
+
+// Snapshot makes n take a Raft snapshot now.
+func Snapshot(n *Node) error { return n.raft.Snapshot().Error() }

@@ -150,6 +150,11 @@ func (n *Node) open() error {
 		return err
 	}
 	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
+	if cfg.DataDir != "" {
+		if err := checkSnapshot(cfg.DataDir, snaps); err != nil { // storecheck.go
+			return err
+		}
+	}
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -318,7 +323,7 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("%w: open %s: %v", ErrDataDir, path, r.err)
+			return nil, fmt.Errorf("%w: open %s: %v; if the file is damaged, %s", ErrDataDir, path, r.err, rejoinHint)
 		}
 		return r.s, nil
 	case <-time.After(5 * time.Second):
