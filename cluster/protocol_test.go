@@ -94,3 +94,25 @@ func TestForwardedUnknownCommandIsNotCommitted(t *testing.T) {
 		}
 	}
 }
+
+// TestCommittedNewerEntryHaltsEveryReplica commits, through Raft directly
+// as a newer leader would, an entry of a type this build does not know.
+// Every node must halt there rather than skip it: report ErrHalted from
+// its health check, grant nothing more, and still shut down cleanly.
+func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
+	leader := c.Leader(10 * time.Second)
+	newer := append([]byte{1, 12}, make([]byte, 8)...)
+	err := cluster.RaftApply(c.Nodes[leader], newer)
+	if err != nil {
+		t.Fatalf("commit the newer entry: %v", err)
+	}
+	for _, n := range c.Nodes {
+		clustertest.Eventually(t, 10*time.Second, func() bool { return errors.Is(cluster.ProtocolHealth(n), fsm.ErrHalted) }, "%s did not halt on the newer entry", n.Name())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); err == nil {
+		t.Errorf("lock granted with token %d by halted replicas", l.Token())
+	}
+}
