@@ -228,6 +228,11 @@ type Config struct {
 	// starts; tests use it to shorten gossip's timings and to cut gossip
 	// between nodes.
 	tuneGossip func(*memberlist.Config)
+
+	// protocol, if set, is the fsm protocol version the node advertises
+	// instead of fsm.ProtocolVersion; tests use it to play an older node
+	// (protocol.go).
+	protocol int
 }
 
 // withDefaults returns a copy of c with defaults applied, or an error that

@@ -42,6 +42,10 @@ type meta struct {
 	// (bootstrap.go).
 	Boot string            `json:"b,omitempty"`
 	Tags map[string]string `json:"t,omitempty"` // Config.Tags (tags.go)
+	// Protocol is the highest fsm protocol version the node speaks
+	// (protocol.go). Nodes from before it was gossiped leave it out, which
+	// reads as 0 and counts as fsm.ProtocolBase.
+	Protocol int `json:"p,omitempty"`
 }
 
 const metaVersion = 1
@@ -106,6 +110,8 @@ type Member struct {
 	id string
 	// boot is the fingerprint of the configuration it bootstrapped.
 	boot string
+	// protocol is the fsm protocol version it advertises, 0 if none.
+	protocol int
 }
 
 // raftID returns the member's Raft server ID.
@@ -198,6 +204,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.id = md.ID
 		m.boot = md.Boot
 		m.Tags = md.Tags
+		m.protocol = md.Protocol
 	}
 	d.mu.Lock()
 	if d.members == nil {

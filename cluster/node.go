@@ -46,7 +46,7 @@ type Node struct {
 	// tlsOn is set when Config.TLS encrypts the Raft/RPC port (tls_node.go).
 	tlsOn bool
 	// admit tracks which new members passed the TLS check (tls_admit.go).
-	admit admission
+	tlsAdmission admission
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -81,6 +81,11 @@ type Node struct {
 	proposals chan *proposal
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
+
+	// disk records DataDir write faults (diskhealth.go); protocols caches
+	// the cluster's protocol floor (protocol.go).
+	disk      diskWatch
+	protocols protocolCache
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -150,6 +155,12 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
+	if cfg.DataDir != "" {
+		if err := checkSnapshot(cfg.DataDir, snaps); err != nil { // storecheck.go
+			return err
+		}
+	}
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -171,7 +182,7 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags}
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags, Protocol: n.advertisedProtocol()}
 	if string(n.raftID) != cfg.NodeName {
 		m.ID = string(n.raftID)
 	}
@@ -207,6 +218,7 @@ func (n *Node) open() error {
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
+	n.fsm.SetHaltNotifier(n.halted)
 	var trans raft.Transport = n.trans
 	var guard *voteGuard
 	if cfg.DataDir == "" {
@@ -238,6 +250,7 @@ func (n *Node) open() error {
 	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
+	n.goFunc(n.watchHealth)
 	return nil
 }
 
@@ -320,7 +333,7 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("%w: open %s: %v", ErrDataDir, path, r.err)
+			return nil, fmt.Errorf("%w: open %s: %v; if the file is damaged, %s", ErrDataDir, path, r.err, rejoinHint)
 		}
 		return r.s, nil
 	case <-time.After(5 * time.Second):

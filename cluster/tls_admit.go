@@ -44,7 +44,7 @@ func (n *Node) admitted(m Member) bool {
 		return true
 	}
 	key := string(m.raftID()) + "@" + m.RaftAddr
-	a := &n.admit
+	a := &n.tlsAdmission
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
