@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
@@ -203,6 +204,15 @@ type Config struct {
 	// every required pair. Keys must be non-empty, and the JSON encoding
 	// at most 256 bytes. Default: none.
 	Tags map[string]string
+
+	// Registerer, if set, receives the node's Prometheus metrics (the
+	// interlock_raft_*, interlock_gossip_* and interlock_lock_* series) and
+	// a bridge of the go-metrics that Raft and memberlist emit, both
+	// unregistered again when the node shuts down. Several nodes in one
+	// process need a registry each, or a shared one wrapped per node with
+	// prometheus.WrapRegistererWith(prometheus.Labels{"node": name}, reg).
+	// Default: nil, no metrics and nothing registered anywhere.
+	Registerer prometheus.Registerer
 
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
 	// is then only advertised. Wrap a listener with tls.NewListener here to

@@ -75,6 +75,8 @@ type Node struct {
 	proposals chan *proposal
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
+	// metrics is nil without Config.Registerer (metrics.go).
+	metrics *nodeMetrics
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -114,6 +116,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		runs:       runreg.New(),
 		proposals:  make(chan *proposal, proposalQueue),
 		leaders:    newLeaderWatch(),
+		metrics:    newNodeMetrics(cfg),
 		shutdownCh: make(chan struct{}),
 	}
 	n.stopped, n.stopDialing = context.WithCancel(context.Background())
@@ -144,6 +147,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	snaps = n.metrics.snapshotStore(snaps)
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -223,6 +227,9 @@ func (n *Node) open() error {
 		}
 	})
 	n.goFunc(n.rpcServer.Serve)
+	if err := n.registerMetrics(); err != nil {
+		return err
+	}
 	n.refreshAlive()
 	n.goFunc(n.maintain)
 	n.goFunc(n.watchLeader)
@@ -643,6 +650,7 @@ func (n *Node) close() error {
 		close(n.shutdownCh)
 	}
 	n.stopDialing()
+	n.unregisterMetrics()
 	var errs []error
 	if n.ml != nil {
 		n.gossipClosed.Store(true)
