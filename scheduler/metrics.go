@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/interlockraft/interlock/fsm"
 )
 
 // Prometheus metrics of the scheduler's jobs (docs/operations.md lists
@@ -23,7 +26,7 @@ var (
 	descRetries = prometheus.NewDesc("interlock_job_retries_total",
 		"Attempts after the first that started here (Job.Retries).", []string{"job"}, nil)
 	descClaims = prometheus.NewDesc("interlock_job_claims_total",
-		"Claims this node made for the job's ticks, by outcome: granted (a run started here), refused (the tick expired, or the claim was early or invalid), failed (no committed answer before the tick's start deadline). Ticks another node holds are not counted.",
+		"Claims this node made for the job's ticks, by outcome: granted (a run started here), refused (the tick expired, or the claim was early or invalid), failed (no committed answer before the tick's start deadline), or lost to another node: taken, busy (its previous run still holds its lease), duplicate, paused.",
 		[]string{"job", "outcome"}, nil)
 	descRunning = prometheus.NewDesc("interlock_job_running",
 		"Runs of the job going on this node now.", []string{"job"}, nil)
@@ -38,7 +41,13 @@ type schedCollector struct {
 
 	mu     sync.Mutex
 	scheds []*Scheduler
+	// lost counts claims refused for another node's sake, which Stats does
+	// not keep, by lostKey.
+	lost sync.Map
 }
+
+// lostKey names one counter of schedCollector.lost.
+type lostKey struct{ job, outcome string }
 
 func newSchedCollector() *schedCollector {
 	return &schedCollector{
@@ -115,6 +124,13 @@ func (c *schedCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(descClaims, js.runs.Load(), name, "granted")
 				counter(descClaims, js.refused.Load(), name, "refused")
 				counter(descClaims, js.claimFailures.Load(), name, "failed")
+				for _, outcome := range lostOutcomes {
+					var n uint64
+					if v, ok := c.lost.Load(lostKey{name, outcome}); ok {
+						n = v.(*atomic.Uint64).Load()
+					}
+					counter(descClaims, n, name, outcome)
+				}
 			}
 			ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, float64(js.active.Load()), name)
 		}
@@ -123,6 +139,20 @@ func (c *schedCollector) Collect(ch chan<- prometheus.Metric) {
 	c.runs.Collect(ch)
 	c.duration.Collect(ch)
 	c.lateness.Collect(ch)
+}
+
+// lostOutcomes are the outcomes of interlock_job_claims_total for a claim
+// that lost to another node: the names of the state machine's reasons.
+var lostOutcomes = []string{fsm.ReasonTaken.String(), fsm.ReasonBusy.String(), fsm.ReasonDuplicate.String(), fsm.ReasonPaused.String()}
+
+// metricsClaimLost counts a claim of job that the state machine refused
+// for reason, one of lostOutcomes, if s has metrics.
+func (s *Scheduler) metricsClaimLost(job string, reason fsm.Reason) {
+	if s.metrics == nil {
+		return
+	}
+	v, _ := s.metrics.lost.LoadOrStore(lostKey{job, reason.String()}, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
 }
 
 // metricsRunEnded records a run that started at start and ended with err,

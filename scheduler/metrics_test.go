@@ -155,10 +155,12 @@ func TestMetricsLiveThreeNodeCluster(t *testing.T) {
 		return len(terms) == 1
 	}, "bridged raft_ and memberlist_ series, and one term on every node")
 
-	var runs, leaders, entries, commands float64
+	var runs, granted, leaders, entries, commands float64
 	for i, mfs := range scrapes {
 		name := c.Nodes[i].Name()
 		runs += mustValue(t, name, mfs, "interlock_job_runs_total", "job", "report", "result", "success")
+		granted += mustValue(t, name, mfs, "interlock_job_claims_total", "job", "report", "outcome", "granted")
+		mustValue(t, name, mfs, "interlock_job_claims_total", "job", "report", "outcome", "taken")
 		if v, ok := value(mfs, "interlock_job_runs_total", "job", "report", "result", "error"); ok && v != 0 {
 			t.Errorf("%s: %v runs ended in error, want 0", name, v)
 		}
@@ -203,6 +205,9 @@ func TestMetricsLiveThreeNodeCluster(t *testing.T) {
 	}
 	if got := ran.Load(); runs != float64(got) {
 		t.Errorf("interlock_job_runs_total summed over the nodes = %v, the job ran %d times", runs, got)
+	}
+	if granted != runs {
+		t.Errorf("interlock_job_claims_total{outcome=\"granted\"} summed over the nodes = %v, want the %v runs", granted, runs)
 	}
 	if leaders != 1 {
 		t.Errorf("interlock_raft_state{state=\"leader\"} is 1 on %v nodes, want exactly 1", leaders)

@@ -776,6 +776,7 @@ func (s *Scheduler) refused(p pendingClaim, o fsm.Outcome) {
 			s.logger.Warn("claim refused; ticks will keep being refused until fixed", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At), "reason", o.Reason, "hint", hint)
 		}
 	default:
+		s.metricsClaimLost(c.Job, o.Reason)
 		s.logger.Trace("claim refused", "job", c.Job, "tick", c.Tick, "reason", o.Reason, "holder", o.Holder)
 	}
 }
