@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
@@ -209,6 +210,14 @@ type Config struct {
 	// protects. Default: none, so anyone who can reach RaftAddr can send
 	// Raft messages and forward proposals.
 	TLS *TLSConfig
+	// Registerer, if set, receives the node's Prometheus metrics (the
+	// interlock_raft_*, interlock_gossip_* and interlock_lock_* series) and
+	// a bridge of the go-metrics that Raft and memberlist emit, both
+	// unregistered again when the node shuts down. Several nodes in one
+	// process need a registry each, or a shared one wrapped per node with
+	// prometheus.WrapRegistererWith(prometheus.Labels{"node": name}, reg).
+	// Default: nil, no metrics and nothing registered anywhere.
+	Registerer prometheus.Registerer
 
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
 	// is then only advertised; tests wrap it to inject faults. With TLS

@@ -81,6 +81,8 @@ type Node struct {
 	proposals chan *proposal
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
+	// metrics is nil without Config.Registerer (metrics.go).
+	metrics *nodeMetrics
 
 	// disk records DataDir write faults (diskhealth.go); protocols caches
 	// the cluster's protocol floor (protocol.go).
@@ -125,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		runs:       runreg.New(),
 		proposals:  make(chan *proposal, proposalQueue),
 		leaders:    newLeaderWatch(),
+		metrics:    newNodeMetrics(cfg),
 		shutdownCh: make(chan struct{}),
 	}
 	n.stopped, n.stopDialing = context.WithCancel(context.Background())
@@ -161,6 +164,7 @@ func (n *Node) open() error {
 			return err
 		}
 	}
+	snaps = n.metrics.snapshotStore(snaps)
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -245,6 +249,9 @@ func (n *Node) open() error {
 		}
 	})
 	n.goFunc(n.rpcServer.Serve)
+	if err := n.registerMetrics(); err != nil {
+		return err
+	}
 	n.refreshAlive()
 	n.goFunc(n.maintain)
 	n.goFunc(n.watchLeader)
@@ -666,6 +673,7 @@ func (n *Node) close() error {
 		close(n.shutdownCh)
 	}
 	n.stopDialing()
+	n.unregisterMetrics()
 	var errs []error
 	if n.ml != nil {
 		n.gossipClosed.Store(true)

@@ -69,7 +69,9 @@ func (n *Node) maintain() {
 			// Act only on a state machine that has applied everything the
 			// previous leader committed.
 			if err := n.awaitFuture(n.raft.Barrier(n.cfg.ProposeTimeout)); err != nil {
-				n.logger.Warn("barrier after gaining leadership failed", "error", err)
+				if !n.shuttingDown() {
+					n.logger.Warn("barrier after gaining leadership failed", "error", err)
+				}
 				continue
 			}
 			n.logger.Info("gained leadership")
@@ -95,7 +97,7 @@ func (n *Node) maintain() {
 func (n *Node) reconcile() {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		n.logger.Warn("reconcile: read configuration", "error", err)
+		n.logger.Warn("reconcile could not read the Raft configuration", "error", err)
 		return
 	}
 	// A name may be configured under an older incarnation's ID (a
@@ -113,7 +115,7 @@ func (n *Node) reconcile() {
 	timeout := n.cfg.ProposeTimeout
 	remove := func(s raft.Server, what string, m Member) bool {
 		if err := n.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-			n.logger.Warn("remove "+what+" server", "server", m.Name, "id", s.ID, "error", err)
+			n.logger.Warn("could not remove server", "server", m.Name, "id", s.ID, "state", what, "error", err)
 			return false
 		}
 		if s.Suffrage == raft.Voter {
@@ -165,7 +167,7 @@ func (n *Node) reconcile() {
 				err = n.raft.AddNonvoter(id, addr, 0, timeout).Error()
 			}
 			if err != nil {
-				n.logger.Warn("add server", "server", m.Name, "error", err)
+				n.logger.Warn("could not add server", "server", m.Name, "error", err)
 				continue
 			}
 			n.logger.Info("added server", "server", m.Name, "id", id, "addr", addr)
