@@ -94,6 +94,13 @@ type Config struct {
 	// everything in memory, so a restarted node rejoins as a new member.
 	DataDir string
 
+	// LogStore picks the on-disk Raft log when DataDir is set:
+	// LogStoreBolt (the default, DataDir/raft.db) or LogStoreWAL
+	// (segment files under DataDir/wal). A DataDir keeps the store it was
+	// created with; Start refuses one that holds the other store's log.
+	// Ignored when DataDir is "".
+	LogStore LogStore
+
 	// Join lists host:port addresses of existing members, or DNS names whose
 	// A records are all tried (a port-less entry uses BindAddr's port). Empty
 	// for the first node of a cluster. Start keeps retrying until it has
@@ -332,6 +339,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxVoters < 1 {
 		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
+	}
+	if err := c.LogStore.validate(); err != nil {
+		return err
 	}
 	if err := validateTags(c.Tags); err != nil {
 		return err
