@@ -26,6 +26,7 @@ const (
 )
 
 type goBench struct {
+	store   string // the log store the benchmarks' nodes used
 	command string
 	// names keeps the benchmarks in output order; metrics holds, per
 	// benchmark and unit, one value per -count repetition.
@@ -53,19 +54,28 @@ func runGoBench(r *report) error {
 		count, benchtime = "5", "3s"
 	}
 	args := []string{"test", "-run", "^$", "-bench", "LockUnlock", "-benchtime", benchtime, "-count", count, "./cluster/"}
-	g := &goBench{command: "go " + strings.Join(quoteArgs(args), " "), metrics: map[string]map[string]rep{}}
-	progress("gobench: %s", g.command)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %w\n%s", g.command, err, lastLines(out.String(), 20))
+	// The same benchmarks once per log store, one after the other: the
+	// benchmarks' clusters honour INTERLOCK_TEST_LOGSTORE.
+	for _, store := range []string{"bolt", "wal"} {
+		g := &goBench{store: store, command: "INTERLOCK_TEST_LOGSTORE=" + store + " go " + strings.Join(quoteArgs(args), " "), metrics: map[string]map[string]rep{}}
+		progress("gobench: %s", g.command)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "INTERLOCK_TEST_LOGSTORE="+store)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w\n%s", g.command, err, lastLines(out.String(), 20))
+		}
+		if err := g.parse(out.String()); err != nil {
+			return fmt.Errorf("%s: %w", g.command, err)
+		}
+		if store == "bolt" {
+			r.gobench = g
+		} else {
+			r.gobenchWAL = g
+		}
 	}
-	if err := g.parse(out.String()); err != nil {
-		return fmt.Errorf("%s: %w", g.command, err)
-	}
-	r.gobench = g
 	return nil
 }
 

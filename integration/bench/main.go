@@ -30,7 +30,9 @@ var (
 	fName = flag.String("name", "", "internal: child name")
 	fKeep = flag.Bool("keep", false, "keep the temporary directory (logs, data) for inspection")
 	fS5   = flag.String("s5-jobs", "", "override the S5 job counts, e.g. 50000")
-	fOnly = flag.String("only", "", "comma-separated scenarios to run (phys,s1,s2,s3,s4,s5); empty runs all")
+	fOnly = flag.String("only", "", "comma-separated scenarios to run (phys,s1,s2,gobench,s3,s4,s5,recovery); empty runs all")
+
+	fRecoveryMB = flag.Int("recovery-mb", 0, "log size in MiB for the log-store recovery step; 0 means 1024 in full mode and skipping it in quick mode")
 )
 
 // settings sizes a run.
@@ -117,7 +119,13 @@ func orchestrate() error {
 		name string
 		f    func(*report) error
 	}{
-		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"gobench", runGoBench}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5},
+		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"gobench", runGoBench}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5}, {"recovery", runRecovery},
+	}
+	if only["idleprof"] {
+		steps = append(steps, struct {
+			name string
+			f    func(*report) error
+		}{"idleprof", runIdleProf})
 	}
 	for _, s := range steps {
 		if only != nil && !only[s.name] {
