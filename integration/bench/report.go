@@ -33,9 +33,9 @@ type report struct {
 	s3         []failRow
 	s4         []footRow
 	// s4Floor is the bench binary idle, doing nothing (S4's floor).
-	s4Floor struct{ cpu, rss rep }
-	s5         []scaleRow
-	recovery   []recoveryRow
+	s4Floor  struct{ cpu, rss rep }
+	s5       []scaleRow
+	recovery []recoveryRow
 }
 
 func (r *report) command() string {
