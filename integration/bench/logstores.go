@@ -183,5 +183,14 @@ func fillLog(dataDir string, store cluster.LogStore, mb int) error {
 			return err
 		}
 	}
+	// One small entry more: raft-wal rotates a full segment in the
+	// background, and a store closed before that rotation reopens with a
+	// sealed tail it can never append to (docs/failure-modes.md). Its
+	// append waits for the rotation.
+	last++
+	if err := logs.StoreLogs([]*raft.Log{{Index: last, Term: prev.Term, Type: raft.LogNoop}}); err != nil {
+		closeFn()
+		return err
+	}
 	return closeFn()
 }
