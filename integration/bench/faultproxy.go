@@ -26,7 +26,8 @@ type partitioner struct {
 }
 
 type proxied struct {
-	src, dst int // replica indexes; dst -1 is a shared store
+	src, dst int // replica indexes; dst -1 is a shared store; src -1 until known
+	port     int // the client's port, to find src later
 	a, b     net.Conn
 }
 
@@ -68,7 +69,8 @@ func (p *partitioner) proxy(listen, target, dst int) error {
 }
 
 func (p *partitioner) serve(a net.Conn, target, dst int) {
-	src := p.owner(a.RemoteAddr().(*net.TCPAddr).Port)
+	port := a.RemoteAddr().(*net.TCPAddr).Port
+	src := p.owner(port)
 	p.mu.Lock()
 	refused := p.cut(src, dst)
 	p.mu.Unlock()
@@ -81,7 +83,7 @@ func (p *partitioner) serve(a net.Conn, target, dst int) {
 		a.Close()
 		return
 	}
-	c := &proxied{src: src, dst: dst, a: a, b: b}
+	c := &proxied{src: src, dst: dst, port: port, a: a, b: b}
 	p.mu.Lock()
 	p.conns = append(p.conns, c)
 	p.mu.Unlock()
@@ -98,6 +100,11 @@ func (p *partitioner) isolate(v int) {
 	p.victim = v
 	live := p.conns[:0]
 	for _, c := range p.conns {
+		// Connections opened while the replicas were starting may predate
+		// the list of their processes: find their owner now.
+		if c.src < 0 {
+			c.src = p.owner(c.port)
+		}
 		if p.cut(c.src, c.dst) {
 			c.a.Close()
 			c.b.Close()

@@ -353,7 +353,7 @@ func (r *report) writeS3(w writer) {
 	w("- gointerlock has no leader; its replica kill and pause hit the replica that ran the last tick. Its lock lives only in Redis, so the failure like Interlock losing a quorum is losing the one redis-server (full run only).\n")
 	w("- For the Redis lock, \"duplicates = 1\" means a second client got the lock while the first still held an unexpired 10 s lease: without persistence Redis forgets every lock on restart.\n")
 	w("- gointerlock calls `log.Fatalf` on any Redis error, so its replicas exit when Redis goes away, and nothing restarts them.\n")
-	w("- Not measured here yet: a network partition of one replica for 10 s. On loopback it needs a proxy in front of every peer connection or a network namespace per process.\n\n")
+	w("- The partition is made by TCP proxies the bench runs in front of every connection between replicas (and to Redis): each proxy finds which replica process opened a connection from the kernel's socket tables, and while a replica is cut off it closes every connection between it and the others and every new one at once. A replica keeps reaching itself. Interlock's gossip (UDP) is not cut, so the other two still see the cut-off node as alive in gossip while Raft cannot reach it.\n\n")
 }
 
 // every renders each repetition's value in run order ("a, b, c"), or one

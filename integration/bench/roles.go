@@ -39,6 +39,9 @@ var (
 	fTTL      = flag.Int("ttl", 3, "role: etcd session TTL in seconds")
 	fRedis    = flag.String("redis", "", "role: redis host:port")
 	fStore    = flag.String("logstore", "bolt", "role: an Interlock node's LogStore (bolt or wal)")
+	// S4 turns the LEADER lines off: polling for them every 20 ms is the
+	// bench's own cost, and gointerlock replicas have no leader to poll.
+	fReportLeader = flag.Bool("report-leader", true, "role: print LEADER lines")
 	// With a partitioner (faultproxy.go) in front, a replica listens on
 	// these ports and advertises the proxy's (the ports above).
 	fRaftListen   = flag.Int("raft-listen-port", 0, "role: port to listen on for Raft when it differs from -raft-port")
@@ -237,6 +240,9 @@ func roleFloor() {
 }
 
 func reportLeader(io *childIO, isLeader func() bool, ctx context.Context) {
+	if !*fReportLeader {
+		return
+	}
 	last := -1
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()

@@ -69,7 +69,7 @@ func footprint(sys, dir, jobs string, settle, window time.Duration, redis *redis
 	if redis != nil {
 		addr = redis.addr
 	}
-	cs, err := startReplicas(sys, dir, jobs, 0, nil, addr, "-print-runs=false")
+	cs, err := startReplicas(sys, dir, jobs, 0, nil, addr, "-print-runs=false", "-report-leader=false")
 	if err != nil {
 		return
 	}
