@@ -2,7 +2,7 @@
 // plain Redis lock and embedded etcd on this machine, and writes
 // docs/benchmarks.md with a chart.
 //
-//	go run . -mode=quick -out ../../docs/benchmarks.md   # under 3 minutes
+//	go run . -mode=quick -out ../../docs/benchmarks.md   # under 5 minutes
 //	go run . -mode=full  -out ../../docs/benchmarks.md
 package main
 
@@ -62,7 +62,7 @@ func settingsFor(mode string) settings {
 			s5Counts: []int{1000, 10000, 50000}, s5LocalAll: true, redisFsyncAlways: true}
 	}
 	return settings{mode: "quick", physN: 1000, physReps: 3, s1Dur: 5 * time.Second, s1Reps: 1,
-		lockDur: time.Second, lockReps: 1, contenders: 8, s3Reps: 1, s3Watch: 4 * time.Second,
+		lockDur: time.Second, lockReps: 1, contenders: 8, s3Reps: 1, s3Watch: 3 * time.Second,
 		s4Settle: 2 * time.Second, s4Window: 3 * time.Second, s4Reps: 1, s5Dur: 3 * time.Second, s5Reps: 1,
 		s5Counts: []int{1000, 10000, 50000}, redisFsyncAlways: true}
 }

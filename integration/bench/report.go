@@ -223,6 +223,9 @@ func (r *report) writeSummary(w writer) {
 			what = "next Lock+Unlock"
 		}
 		w("| S3 %s: ms to the %s (every repetition) | %s | %s | %s | %s |\n", ilr.class, what, every(ilr.gap), p.sys, every(p.gap), ratio(ilr.gap.median(), p.gap.median()))
+		if len(ilr.longest) > 0 && len(p.longest) > 0 {
+			w("| S3 %s: longest stretch with no run, ms | %s | %s | %s | %s |\n", ilr.class, every(ilr.longest), p.sys, every(p.longest), ratio(ilr.longest.median(), p.longest.median()))
+		}
 		if len(ilr.dups) > 0 || len(p.dups) > 0 {
 			w("| S3 %s: duplicates | %s | %s | %s | – |\n", ilr.class, every(ilr.dups), p.sys, every(p.dups))
 		}
@@ -316,7 +319,7 @@ func (r *report) writeS3(w writer) {
 		return
 	}
 	w("## S3: failover\n\n")
-	w("A 100 ms job on three replicas, each its own process (or a lock loop); at time 0 the failure in the row. Rows are grouped by failure so that like is set against like: a replica kill against a replica kill, a pause against a pause, quorum loss against the loss of the one store. Gap: ms from the failure to the next successful run (or Lock+Unlock). Missed and duplicate ticks count the ticks of the %s after the failure (plus the 5 s pause, or the 1 s restart delay). %d repetition(s): where the repetitions differ, every one is listed, in run order.\n\n", r.st.s3Watch, r.st.s3Reps)
+	w("A 100 ms job on three replicas, each its own process (or a lock loop); at time 0 the failure in the row. Rows are grouped by failure so that like is set against like: a replica kill against a replica kill, a pause against a pause, quorum loss against the loss of the one store. Gap: ms from the failure to the next successful run (or Lock+Unlock); the longest stretch with no run covers the whole window, since a cut-off or paused replica may run the next tick itself and the hole come later. Missed and duplicate ticks count the ticks of the %s after the failure (plus the 5 s pause, or the 1 s restart delay). %d repetition(s): where the repetitions differ, every one is listed, in run order.\n\n", r.st.s3Watch, r.st.s3Reps)
 	var classes []string
 	seen := map[string]bool{}
 	for _, x := range r.s3 {
@@ -333,7 +336,7 @@ func (r *report) writeS3(w writer) {
 			what = "lock"
 		}
 		w("### %s: %s\n\n", what, class)
-		w("| system | what was done | gap ms | missed ticks | duplicates | notes |\n|---|---|---|---|---|---|\n")
+		w("| system | what was done | gap ms | longest stretch with no run, ms | missed ticks | duplicates | notes |\n|---|---|---|---|---|---|---|\n")
 		for _, x := range r.s3 {
 			if x.kind != kind || x.class != class {
 				continue
@@ -342,7 +345,7 @@ func (r *report) writeS3(w writer) {
 			if len(x.exitAfter) > 0 {
 				notes = append(notes, fmt.Sprintf("the last replica exited %s ms after the kill", every(x.exitAfter)))
 			}
-			w("| %s | %s | %s | %s | %s | %s |\n", x.sys, x.event, every(x.gap), every(x.missed), every(x.dups), strings.Join(notes, "; "))
+			w("| %s | %s | %s | %s | %s | %s | %s |\n", x.sys, x.event, every(x.gap), every(x.longest), every(x.missed), every(x.dups), strings.Join(notes, "; "))
 		}
 		w("\n")
 	}

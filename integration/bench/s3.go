@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -19,13 +20,17 @@ type failRow struct {
 	kind string // "sched" or "lock"
 	// class groups the rows that are compared: the same failure, done to
 	// each system (replica kill, SIGSTOP, quorum or store loss).
-	class  string
-	sys    string
-	event  string
-	gap    rep // ms from the failure to the next successful run / acquire
-	missed rep // ticks in the watch window with no run
-	dups   rep // extra runs of a tick, or a second holder of a lock
-	notes  []string
+	class string
+	sys   string
+	event string
+	gap   rep // ms from the failure to the next successful run / acquire
+	// longest is the longest stretch with no run, ms, from the failure to
+	// the end of the window: after a partition the cut-off replica may run
+	// the next tick at once and still leave a hole later.
+	longest rep
+	missed  rep // ticks in the watch window with no run
+	dups    rep // extra runs of a tick, or a second holder of a lock
+	notes   []string
 	// gointerlock: ms from the kill until the last replica exited.
 	exitAfter rep
 }
@@ -66,7 +71,7 @@ const (
 // moveLeaderToHolder; gointerlock: the replica that ran the last tick),
 // SIGSTOP of the same process for 5 s, or SIGKILL of it and one more
 // replica, both restarted from their data 1 s later.
-func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder bool, redisAddr string) (gap time.Duration, ok bool, st tickStats, note string, err error) {
+func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder bool, redisAddr string) (gap, longest time.Duration, ok bool, st tickStats, note string, err error) {
 	rec := &recorder{}
 	job := "fail"
 	var cs []*child
@@ -83,7 +88,7 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 	}
 	cs, err = startReplicasVia(part, sys, dir, job+":"+s3Interval.String()+":1", 0, rec, redisAddr)
 	if err != nil {
-		return 0, false, st, "", err
+		return 0, 0, false, st, "", err
 	}
 	defer func() { stopAll(cs) }()
 	time.Sleep(1500 * time.Millisecond)
@@ -93,7 +98,7 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 		// is the one whose loss the others must cover.
 		runs := rec.snapshot()
 		if len(runs) == 0 {
-			return 0, false, st, "", errors.New("no gointerlock run before the failure")
+			return 0, 0, false, st, "", errors.New("no gointerlock run before the failure")
 		}
 		last := runs[len(runs)-1].node
 		for _, c := range cs {
@@ -105,12 +110,12 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 		victim = waitLeaderChild(cs, 10*time.Second)
 	}
 	if victim == nil {
-		return 0, false, st, "", errors.New("no leader reported")
+		return 0, 0, false, st, "", errors.New("no leader reported")
 	}
 	if sys == sysEtcdElect && moveLeaderToHolder {
 		var err error
 		if victim, err = etcdMoveLeaderToHolder(cs, victim); err != nil {
-			return 0, false, st, "", err
+			return 0, 0, false, st, "", err
 		}
 	}
 	// Who ran the last tick before the failure (for etcd: the election holder).
@@ -151,7 +156,7 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 			}
 			nc, err := c.restart()
 			if err != nil {
-				return 0, false, st, "", fmt.Errorf("restart %s: %w", c.name, err)
+				return 0, 0, false, st, "", fmt.Errorf("restart %s: %w", c.name, err)
 			}
 			cs[k] = nc
 		}
@@ -169,6 +174,7 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 	// Count from the first whole tick after the failure to the end of the
 	// window, less one interval so each tick had its start window.
 	st = analyzeTicks(runs, job, s3Interval, t, t.Add(watch-s3Interval-StartSlack))
+	longest = longestGap(runs, job, t, t.Add(watch))
 	if sys == sysEtcdElect {
 		if lastRunner == victim.name {
 			note = "the failed process held the election"
@@ -185,7 +191,24 @@ func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder boo
 	if exited > 0 {
 		note = strings.TrimPrefix(note+fmt.Sprintf("; %d replica(s) exited on their own", exited), "; ")
 	}
-	return gap, ok, st, note, nil
+	return gap, longest, ok, st, note, nil
+}
+
+// longestGap is the longest time in [from, to] with no run of job.
+func longestGap(runs []runRec, job string, from, to time.Time) time.Duration {
+	var starts []time.Time
+	for _, r := range runs {
+		if r.job == job && !r.start.Before(from) && !r.start.After(to) {
+			starts = append(starts, r.start)
+		}
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	prev, worst := from, time.Duration(0)
+	for _, s := range append(starts, to) {
+		worst = max(worst, s.Sub(prev))
+		prev = s
+	}
+	return worst
 }
 
 // StartSlack leaves late runs of the window's last ticks time to arrive.
@@ -387,7 +410,8 @@ func runS3(r *report) error {
 		return err
 	}
 	defer redisSrv.stop()
-	record := func(row *failRow, gap time.Duration, ok bool, st tickStats, note string, watch time.Duration) {
+	record := func(row *failRow, gap, longest time.Duration, ok bool, st tickStats, note string, watch time.Duration) {
+		row.longest = append(row.longest, ms(longest))
 		if ok {
 			row.gap = append(row.gap, ms(gap))
 		} else {
@@ -407,12 +431,12 @@ func runS3(r *report) error {
 				continue
 			}
 			dir := filepath.Join(r.tmp, fmt.Sprintf("s3-%s-%d", sp.key, i))
-			gap, ok, st, note, err := s3Sched(sp.sys, dir, sp.fault, r.st.s3Watch, sp.moveLeader, redisSrv.addr)
+			gap, longest, ok, st, note, err := s3Sched(sp.sys, dir, sp.fault, r.st.s3Watch, sp.moveLeader, redisSrv.addr)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s, %s: %v", sp.sys, sp.fault, err))
 				continue
 			}
-			record(row, gap, ok, st, note, r.st.s3Watch)
+			record(row, gap, longest, ok, st, note, r.st.s3Watch)
 		}
 		if row := rows["gi-store"]; row != nil {
 			gap, ok, exited, exitAfter, err := s3Gointerlock(filepath.Join(r.tmp, fmt.Sprintf("s3-gi-%d", i)), r.st.s3Watch)
