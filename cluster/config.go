@@ -27,6 +27,16 @@ const (
 	// leader loss costs 0.4–0.8 s plus one election round; measured here
 	// with kill -9, the median is about 1 s and the worst case under 2 s
 	// (hashicorp/raft's own 1 s defaults take about 2 s).
+	//
+	// They also set most of an idle node's CPU: the leader sends each
+	// server a heartbeat every HeartbeatTimeout/10 to HeartbeatTimeout/5
+	// (40–80 ms here). With 100 idle jobs on three nodes the bench measured
+	// about 1% of a core per node, the leader about 1.8% and each follower
+	// about 0.8%, a CPU profile putting most of it in sending and decoding
+	// heartbeats, the rest in gossip's UDP loop. Longer timeouts would cut
+	// that in proportion, but failover (SIGKILL of the leader to the next
+	// run) measured about 0.9 s at the median against an aim of under 1 s,
+	// so they stay.
 	DefaultHeartbeatTimeout   = 400 * time.Millisecond
 	DefaultElectionTimeout    = 400 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 200 * time.Millisecond
