@@ -20,8 +20,10 @@ vet:
 # Side-by-side benchmarks against gointerlock + Redis, a Redis lock and
 # embedded etcd (integration/bench, its own module). Writes
 # docs/benchmarks.md and docs/benchmarks-locks.png; installs redis-server
-# from Debian packages if it is missing. bench takes about half an hour,
-# bench-quick under three minutes.
+# from Debian packages if it is missing. bench takes about three quarters
+# of an hour, bench-quick about four and a half minutes on a loaded 2-core
+# machine (S3 alone fails every system nine ways, with 5 s pauses and 10 s
+# partitions).
 bench:
 	cd integration/bench && go run . -mode=full -out ../../docs/benchmarks.md
 

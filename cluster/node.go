@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/internal/runreg"
@@ -32,7 +29,7 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	trans     *raft.NetworkTransport
-	stores    io.Closer // the bolt store; nil in memory
+	stores    io.Closer // the disk log store (logstore.go); nil in memory
 	mux       *transport.Mux
 	rpcServer *transport.Server
 	rpc       *transport.Client
@@ -283,8 +280,9 @@ func (n *Node) raftConfig() *raft.Config {
 	return rc
 }
 
-// openStores opens the Raft log, stable store and snapshot store: bolt and
-// files under DataDir, or memory when DataDir is empty.
+// openStores opens the Raft log, stable store and snapshot store: the
+// configured LogStore and files under DataDir, or memory when DataDir is
+// empty.
 func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore, error) {
 	dir := n.cfg.DataDir
 	if dir == "" {
@@ -301,13 +299,13 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 	probe.Close()
 	os.Remove(probe.Name())
 
-	store, err := openBolt(filepath.Join(dir, "raft.db"))
+	store, err := openLogStore(n.cfg.LogStore, dir, n.logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	n.stores = store
 	// Raft re-reads every entry it replicates; keep recent ones in memory
-	// rather than reading them back from bolt.
+	// rather than reading them back from disk.
 	cached, err := raft.NewLogCache(512, store)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("log cache: %w", err)
@@ -317,42 +315,6 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 		return nil, nil, nil, fmt.Errorf("%w: snapshot store in %s: %v", ErrDataDir, dir, err)
 	}
 	return cached, store, snaps, nil
-}
-
-// openBolt opens the bolt store with a timeout, because a second process on
-// the same DataDir would otherwise block forever on bolt's file lock.
-func openBolt(path string) (*raftboltdb.BoltStore, error) {
-	type result struct {
-		s   *raftboltdb.BoltStore
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{
-			// Every commit writes the free-page list otherwise, pages that
-			// bolt can rebuild by scanning when it opens the file. Syncing
-			// stays on: each commit still reaches the disk.
-			NoFreelistSync: true,
-			FreelistType:   bolt.FreelistMapType,
-		}})
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("%w: open %s: %v; if the file is damaged, %s", ErrDataDir, path, r.err, rejoinHint)
-		}
-		return r.s, nil
-	case <-time.After(5 * time.Second):
-		// The opener goroutine is left to finish on its own; when the
-		// other process exits it gets the lock, and we close the store.
-		go func() {
-			if r := <-ch; r.s != nil {
-				r.s.Close()
-			}
-		}()
-		return nil, fmt.Errorf("%w: %s is locked by another process; each node needs its own DataDir", ErrDataDir, path)
-	}
 }
 
 // advertiseRaftAddr turns the configured RaftAddr into one peers can dial:
