@@ -402,7 +402,7 @@ func runS3(r *report) error {
 	}
 	rows["ilk"] = &failRow{kind: "lock", class: faultKill, sys: sysInterlockLock, event: "SIGKILL of the Raft leader's process; loop on a follower process; A holds another lock (10 s lease), B tries TryLock on it"}
 	rows["em"] = &failRow{kind: "lock", class: faultKill, sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member's process; the client has all 3 endpoints and no per-call timeout; A holds another lock (10 s session), B tries TryLock on it"}
-	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock"}
+	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock (the gap is that 1 s restart delay, which the bench chose)"}
 	order = append(order, "ilk", "em", "rl")
 
 	redisSrv, err := startRedis(filepath.Join(r.tmp, "redis-s3"), false)
