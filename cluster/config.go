@@ -29,15 +29,23 @@ const (
 	// with kill -9, the median is about 1 s and the worst case under 2 s
 	// (hashicorp/raft's own 1 s defaults take about 2 s).
 	//
-	// They also set most of an idle node's CPU: the leader sends each
-	// server a heartbeat every HeartbeatTimeout/10 to HeartbeatTimeout/5
-	// (40–80 ms here). With 100 idle jobs on three nodes the bench measured
-	// about 1% of a core per node, the leader about 1.8% and each follower
-	// about 0.8%, a CPU profile putting most of it in sending and decoding
-	// heartbeats, the rest in gossip's UDP loop. Longer timeouts would cut
-	// that in proportion, but failover (SIGKILL of the leader to the next
-	// run) measured about 0.9 s at the median against an aim of under 1 s,
-	// so they stay.
+	// They also set most of an idle node's CPU. With 100 idle jobs on
+	// three nodes the bench measured about 1% of a core per node: the
+	// leader about 1.8%, each follower about 0.8%. A 30 s CPU profile
+	// (integration/bench -only=idleprof) puts about half of the leader's
+	// time in hashicorp/raft's heartbeats, sent to each server every
+	// HeartbeatTimeout/10 to /5 (40–80 ms here), and in its replication
+	// loop, which sends an AppendEntries to each follower every
+	// CommitTimeout (50 ms, raft's default) even with nothing to send;
+	// about 60% of a follower's time is decoding those two. The rest is
+	// the scheduler's run-now poll, autopilot's stats and gossip. Longer
+	// Raft timeouts would cut the heartbeats in proportion, but failover
+	// (SIGKILL of the leader to the next run) measured about 0.6–0.9 s at
+	// the median against an aim of under 1 s, so they stay. A longer
+	// CommitTimeout is the next lever: it does not touch failover, but a
+	// follower then learns of a commit up to that much later when no other
+	// write follows, which its local view of grants (the fallback claims)
+	// would have to absorb; not changed without that measured.
 	DefaultHeartbeatTimeout   = 400 * time.Millisecond
 	DefaultElectionTimeout    = 400 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 200 * time.Millisecond

@@ -32,6 +32,7 @@ var (
 	fS5   = flag.String("s5-jobs", "", "override the S5 job counts, e.g. 50000")
 	fOnly = flag.String("only", "", "comma-separated scenarios to run (phys,s1,s2,gobench,s3,s4,s5,recovery); empty runs all")
 
+	fS3Rows     = flag.String("s3-rows", "", "comma-separated S3 rows to run (il-kill, etcd-part, ilk, ilk-quorum, rl, ...); empty runs all of the mode's")
 	fRecoveryMB = flag.Int("recovery-mb", 0, "log size in MiB for the log-store recovery step; 0 means 1024 in full mode and skipping it in quick mode")
 )
 

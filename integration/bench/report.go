@@ -319,7 +319,7 @@ func (r *report) writeS3(w writer) {
 		return
 	}
 	w("## S3: failover\n\n")
-	w("A 100 ms job on three replicas, each its own process (or a lock loop); at time 0 the failure in the row. Rows are grouped by failure so that like is set against like: a replica kill against a replica kill, a pause against a pause, quorum loss against the loss of the one store. Gap: ms from the failure to the next successful run (or Lock+Unlock); the longest stretch with no run covers the whole window, since a cut-off or paused replica may run the next tick itself and the hole come later. Missed and duplicate ticks count the ticks of the %s after the failure (plus the 5 s pause, or the 1 s restart delay). %d repetition(s): where the repetitions differ, every one is listed, in run order.\n\n", r.st.s3Watch, r.st.s3Reps)
+	w("A 100 ms job on three replicas, each its own process (or a lock loop); at time 0 the failure in the row. Rows are grouped by failure so that like is set against like: a replica kill against a replica kill, a pause against a pause, quorum loss against the loss of the one store. Gap: ms from the failure to the next successful run (or Lock+Unlock); the longest stretch with no run covers the whole window, since a cut-off or paused replica may run the next tick itself and the hole come later. Missed and duplicate ticks count the ticks of the %s after the failure (plus the 5 s pause, the 10 s partition, or the 1 s restart delay). %d repetition(s): where the repetitions differ, every one is listed, in run order.\n\n", r.st.s3Watch, r.st.s3Reps)
 	var classes []string
 	seen := map[string]bool{}
 	for _, x := range r.s3 {

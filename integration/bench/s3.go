@@ -402,8 +402,25 @@ func runS3(r *report) error {
 	}
 	rows["ilk"] = &failRow{kind: "lock", class: faultKill, sys: sysInterlockLock, event: "SIGKILL of the Raft leader's process; loop on a follower process; A holds another lock (10 s lease), B tries TryLock on it"}
 	rows["em"] = &failRow{kind: "lock", class: faultKill, sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member's process; the client has all 3 endpoints and no per-call timeout; A holds another lock (10 s session), B tries TryLock on it"}
-	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock"}
-	order = append(order, "ilk", "em", "rl")
+	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock (the gap is that 1 s restart delay, which the bench chose)"}
+	order = append(order, "ilk", "em")
+	if r.st.mode == "full" {
+		rows["ilk-quorum"] = &failRow{kind: "lock", class: "store loss", sys: sysInterlockLock, event: "SIGKILL of 2 of 3 processes (the leader and the one not holding A's lock) while A holds a 10 s lock, both restarted from their DataDir 1 s later; the restarted follower B tries TryLock on it; the gap is to A's process's next Lock+Unlock of another name"}
+		order = append(order, "ilk-quorum")
+	}
+	order = append(order, "rl")
+	keep := parseOnly(*fS3Rows)
+	if keep != nil {
+		var kept []string
+		for _, k := range order {
+			if keep[k] {
+				kept = append(kept, k)
+			} else {
+				delete(rows, k)
+			}
+		}
+		order = kept
+	}
 
 	redisSrv, err := startRedis(filepath.Join(r.tmp, "redis-s3"), false)
 	if err != nil {
@@ -453,8 +470,16 @@ func runS3(r *report) error {
 				}
 			}
 		}
-		{
-			row := rows["em"]
+		if row := rows["ilk-quorum"]; row != nil {
+			gap, stolen, err := s3InterlockLockQuorum(filepath.Join(r.tmp, fmt.Sprintf("s3-ilkq-%d", i)), r.st.s3Watch)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s, quorum loss: %v", row.sys, err))
+			} else {
+				row.gap = append(row.gap, ms(gap))
+				row.dups = append(row.dups, b2f(stolen))
+			}
+		}
+		if row := rows["em"]; row != nil {
 			gap, stolen, err := s3EtcdMutex(filepath.Join(r.tmp, fmt.Sprintf("s3-em-%d", i)), r.st.s3Watch)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
@@ -463,8 +488,7 @@ func runS3(r *report) error {
 				row.dups = append(row.dups, b2f(stolen))
 			}
 		}
-		{
-			row := rows["ilk"]
+		if row := rows["ilk"]; row != nil {
 			gap, stolen, err := s3InterlockLock(filepath.Join(r.tmp, fmt.Sprintf("s3-ilk-%d", i)), r.st.s3Watch)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
@@ -473,8 +497,7 @@ func runS3(r *report) error {
 				row.dups = append(row.dups, b2f(stolen))
 			}
 		}
-		{
-			row := rows["rl"]
+		if row := rows["rl"]; row != nil {
 			gap, two, err := s3RedisLock(filepath.Join(r.tmp, fmt.Sprintf("s3-rl-%d", i)))
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
@@ -486,6 +509,11 @@ func runS3(r *report) error {
 	}
 	for _, k := range order {
 		r.s3 = append(r.s3, *rows[k])
+	}
+	for _, k := range []string{"il-kill", "etcd-kill", "gi-kill", "il-stop", "etcd-stop", "gi-stop", "ilk", "em"} {
+		if rows[k] == nil {
+			rows[k] = &failRow{}
+		}
 	}
 	progress("S3 failover (× %d): next run after a leader kill: interlock %s ms, etcd-election %s ms, gointerlock %s ms; after SIGSTOP 5 s: %s / %s / %s ms, duplicates %s / %s / %s; next lock after a leader kill: interlock %s ms, etcd-mutex %s ms",
 		r.st.s3Reps, num(rows["il-kill"].gap.median()), num(rows["etcd-kill"].gap.median()), num(rows["gi-kill"].gap.median()),
@@ -540,6 +568,72 @@ func s3InterlockLock(dir string, watch time.Duration) (gap time.Duration, twoHol
 	for time.Since(t) < watch {
 		looper.send("try")
 		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the last tries' answers
+	_, twoHolders = gapAfter(rec.snapshot(), "try-ok", t)
+	return gap, twoHolders, nil
+}
+
+// s3InterlockLockQuorum is the lock's store loss for Interlock: a holder A
+// on one follower takes "held" (10 s lease) and loops Lock+Unlock on
+// "loop"; the leader and the other follower are SIGKILLed together and
+// restarted from their DataDirs 1 s later. The gap runs from the kill to
+// A's next completed pair; through the watch window after the restart,
+// the restarted follower B tries TryLock on "held": success would mean two
+// holders, as with a Redis that forgot its locks.
+func s3InterlockLockQuorum(dir string, watch time.Duration) (gap time.Duration, twoHolders bool, err error) {
+	rec := &recorder{}
+	cs, err := startReplicas(sysInterlockLock, dir, "", 0, rec, "")
+	if err != nil {
+		return 0, false, err
+	}
+	defer func() { stopAll(cs) }()
+	leader := waitLeaderChild(cs, 10*time.Second)
+	if leader == nil {
+		return 0, false, errors.New("no leader reported")
+	}
+	var holder, other *child
+	for _, c := range cs {
+		switch {
+		case c == leader:
+		case holder == nil:
+			holder = c
+		default:
+			other = c
+		}
+	}
+	holder.send("hold")
+	if !waitRun(rec, "held", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("holder never got the lock")
+	}
+	holder.send("loop")
+	if !waitRun(rec, "pair", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock before the kill")
+	}
+	time.Sleep(500 * time.Millisecond)
+	t := time.Now()
+	leader.sigkill()
+	other.sigkill()
+	time.Sleep(time.Until(t.Add(s3RestartAfter)))
+	for k, c := range cs {
+		if c != leader && c != other {
+			continue
+		}
+		nc, err := c.restart()
+		if err != nil {
+			return 0, false, fmt.Errorf("restart %s: %w", c.name, err)
+		}
+		cs[k] = nc
+		if c == other {
+			other = nc
+		}
+	}
+	if !waitRun(rec, "pair", t, 30*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock completed within 30 s of the kill")
+	}
+	gap, _ = gapAfter(rec.snapshot(), "pair", t)
+	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		other.send("try")
 	}
 	time.Sleep(time.Second) // the last tries' answers
 	_, twoHolders = gapAfter(rec.snapshot(), "try-ok", t)
