@@ -9,8 +9,11 @@ go 1.25.0
 //   - raft-boltdb/v2 v2.3.1 is the newest release and imports
 //     github.com/hashicorp/go-metrics/compat, a package that go-metrics v0.7.0
 //     deleted. Every version here must therefore keep go-metrics below v0.7.0.
-//   - go-metrics v0.6.1 (listed below as indirect) is the newest release that
-//     still has compat. It is required here so that importers get it too.
+//   - go-metrics v0.6.1 is the newest release that still has compat. It is
+//     required here so that importers get it too; Interlock's metrics bridge
+//     (internal/gometricsbridge) imports its compat packages as well.
+//   - client_golang v1.24.1, not v1.25.0: v1.25.0 needs go 1.26, and the go
+//     directive stays at 1.25.0.
 //   - raft v1.7.2, not v1.8.0: v1.8.0 requires go-metrics v0.7.0. Nor
 //     v1.7.3: it is not among the dependency versions cleared for this
 //     project, and in an earlier trial with it
@@ -41,7 +44,10 @@ require (
 )
 
 require (
+	github.com/hashicorp/go-metrics v0.6.1
 	github.com/prometheus/client_golang v1.24.1
+	github.com/prometheus/client_model v0.6.2
+	github.com/prometheus/common v0.70.1
 	github.com/robfig/cron/v3 v3.0.1
 )
 
@@ -54,7 +60,6 @@ require (
 	github.com/google/btree v1.1.3 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect
-	github.com/hashicorp/go-metrics v0.6.1 // indirect
 	github.com/hashicorp/go-msgpack/v2 v2.1.5 // indirect
 	github.com/hashicorp/go-multierror v1.1.1 // indirect
 	github.com/hashicorp/golang-lru v1.0.2 // indirect
@@ -62,8 +67,6 @@ require (
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/miekg/dns v1.1.73 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
-	github.com/prometheus/client_model v0.6.2 // indirect
-	github.com/prometheus/common v0.70.1 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
 	github.com/sean-/seed v0.0.0-20170313163322-e2103e2c3529 // indirect
 	github.com/stretchr/objx v0.5.3 // indirect

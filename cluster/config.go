@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/interlockraft/interlock/internal/slogbridge"
 	"github.com/interlockraft/interlock/transport"
@@ -204,13 +205,28 @@ type Config struct {
 	// at most 256 bytes. Default: none.
 	Tags map[string]string
 
+	// TLS, if set, turns on mutual TLS for the Raft/RPC port: see
+	// TLSConfig for the certificate rules and docs/security.md for what it
+	// protects. Default: none, so anyone who can reach RaftAddr can send
+	// Raft messages and forward proposals.
+	TLS *TLSConfig
+	// Registerer, if set, receives the node's Prometheus metrics (the
+	// interlock_raft_*, interlock_gossip_* and interlock_lock_* series) and
+	// a bridge of the go-metrics that Raft and memberlist emit, both
+	// unregistered again when the node shuts down. Several nodes in one
+	// process need a registry each, or a shared one wrapped per node with
+	// prometheus.WrapRegistererWith(prometheus.Labels{"node": name}, reg).
+	// Default: nil, no metrics and nothing registered anywhere.
+	Registerer prometheus.Registerer
+
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
-	// is then only advertised. Wrap a listener with tls.NewListener here to
-	// encrypt Raft and RPC; tests wrap it to inject faults.
+	// is then only advertised; tests wrap it to inject faults. With TLS
+	// set, it carries the TLS connections, so pass a plain listener.
 	RaftListener net.Listener
 
-	// RaftDialer, if set, opens every connection to other nodes' RaftAddr
-	// (a *tls.Dialer to encrypt). Default: a *net.Dialer.
+	// RaftDialer, if set, opens every TCP connection to other nodes'
+	// RaftAddr; with TLS set, the TLS handshake runs over its connections.
+	// Default: a *net.Dialer.
 	RaftDialer transport.Dialer
 
 	// lookupHost, if set, replaces DNS for the names in Join; tests use it
@@ -221,6 +237,11 @@ type Config struct {
 	// starts; tests use it to shorten gossip's timings and to cut gossip
 	// between nodes.
 	tuneGossip func(*memberlist.Config)
+
+	// protocol, if set, is the fsm protocol version the node advertises
+	// instead of fsm.ProtocolVersion; tests use it to play an older node
+	// (protocol.go).
+	protocol int
 }
 
 // withDefaults returns a copy of c with defaults applied, or an error that
@@ -334,6 +355,9 @@ func (c Config) validate() error {
 		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
 	}
 	if err := validateTags(c.Tags); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	switch len(c.SecretKey) {

@@ -43,6 +43,10 @@ type Node struct {
 	gossipClosed atomic.Bool
 	raftAddr     string
 	gossipAddr   string
+	// tlsOn is set when Config.TLS encrypts the Raft/RPC port (tls_node.go).
+	tlsOn bool
+	// admit tracks which new members passed the TLS check (tls_admit.go).
+	tlsAdmission admission
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -77,6 +81,13 @@ type Node struct {
 	proposals chan *proposal
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
+	// metrics is nil without Config.Registerer (metrics.go).
+	metrics *nodeMetrics
+
+	// disk records DataDir write faults (diskhealth.go); protocols caches
+	// the cluster's protocol floor (protocol.go).
+	disk      diskWatch
+	protocols protocolCache
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -116,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		runs:       runreg.New(),
 		proposals:  make(chan *proposal, proposalQueue),
 		leaders:    newLeaderWatch(),
+		metrics:    newNodeMetrics(cfg),
 		shutdownCh: make(chan struct{}),
 	}
 	n.stopped, n.stopDialing = context.WithCancel(context.Background())
@@ -146,6 +158,13 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
+	if cfg.DataDir != "" {
+		if err := checkSnapshot(cfg.DataDir, snaps); err != nil { // storecheck.go
+			return err
+		}
+	}
+	snaps = n.metrics.snapshotStore(snaps)
 
 	ln := cfg.RaftListener
 	if ln == nil {
@@ -154,8 +173,12 @@ func (n *Node) open() error {
 		}
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
+	dialer, err := n.secureTransport()
+	if err != nil {
+		return err
+	}
 
-	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName, askedToLeave: n.askedToLeave}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
@@ -163,7 +186,7 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags}
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags, Protocol: n.advertisedProtocol()}
 	if string(n.raftID) != cfg.NodeName {
 		m.ID = string(n.raftID)
 	}
@@ -185,7 +208,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
 	}
-	layer, err := transport.NewRaftLayer(n.mux, advertise, cfg.RaftDialer)
+	layer, err := transport.NewRaftLayer(n.mux, advertise, dialer)
 	if err != nil {
 		return err
 	}
@@ -199,6 +222,7 @@ func (n *Node) open() error {
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
+	n.fsm.SetHaltNotifier(n.halted)
 	var trans raft.Transport = n.trans
 	var guard *voteGuard
 	if cfg.DataDir == "" {
@@ -214,7 +238,7 @@ func (n *Node) open() error {
 		n.goFunc(func() { guard.run(n.shutdownCh) })
 	}
 
-	n.rpc = transport.NewClient(cfg.RaftDialer)
+	n.rpc = transport.NewClient(dialer)
 	n.rpcServer, err = transport.NewServer(n.mux, n.handleRPC, errorCode, n.logger.Named("rpc"))
 	if err != nil {
 		return err
@@ -225,11 +249,15 @@ func (n *Node) open() error {
 		}
 	})
 	n.goFunc(n.rpcServer.Serve)
+	if err := n.registerMetrics(); err != nil {
+		return err
+	}
 	n.refreshAlive()
 	n.goFunc(n.maintain)
 	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
+	n.goFunc(n.watchHealth)
 	return nil
 }
 
@@ -312,7 +340,7 @@ func openBolt(path string) (*raftboltdb.BoltStore, error) {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("%w: open %s: %v", ErrDataDir, path, r.err)
+			return nil, fmt.Errorf("%w: open %s: %v; if the file is damaged, %s", ErrDataDir, path, r.err, rejoinHint)
 		}
 		return r.s, nil
 	case <-time.After(5 * time.Second):
@@ -645,6 +673,7 @@ func (n *Node) close() error {
 		close(n.shutdownCh)
 	}
 	n.stopDialing()
+	n.unregisterMetrics()
 	var errs []error
 	if n.ml != nil {
 		n.gossipClosed.Store(true)
