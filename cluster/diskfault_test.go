@@ -118,6 +118,9 @@ func TestFullDiskLeaderStepsDownAndRecovers(t *testing.T) {
 	if _, err := c.Nodes[0].TryLock(ctx, "from-node0", time.Second); !errors.Is(err, cluster.ErrDiskFault) {
 		t.Errorf("TryLock on node0 with its DataDir full: %v, want ErrDiskFault", err)
 	}
+	if err := c.Nodes[0].Ready(); !errors.Is(err, cluster.ErrNotReady) || !errors.Is(err, cluster.ErrDiskFault) {
+		t.Errorf("Ready on node0 with its DataDir full: %v, want ErrNotReady wrapping ErrDiskFault", err)
+	}
 	// The others keep committing.
 	l, err := c.Nodes[2].TryLock(ctx, "while-full", 5*time.Second)
 	if err != nil {

@@ -1,6 +1,9 @@
 package cluster
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // readyLag is how many committed entries a node may have left to apply
 // and still count as ready. Under load a follower is always a few entries
@@ -9,17 +12,21 @@ import "fmt"
 const readyLag = 1024
 
 // Ready reports whether the node can serve: it returns nil when the node
-// can write its DataDir (diskhealth.go), is in the Raft configuration, a
-// leader is known and the node has applied (nearly) all it knows to be
-// committed, and otherwise an error wrapping ErrNotReady that says which
-// of these is missing. GET /readyz answers by
+// writes its DataDir without error, its state machine has not halted, it
+// is in the Raft configuration, a leader is known and it has applied
+// (nearly) all it knows to be committed, and otherwise an error wrapping
+// ErrNotReady that says which of these is missing (and wrapping
+// ErrDiskFault or fsm.ErrHalted where one of those is the cause). GET /readyz answers by
 // it. It reads local state only and is safe for concurrent use.
 func (n *Node) Ready() error {
 	if n.leavingOrDown() {
 		return fmt.Errorf("%w: node %s is shutting down: %w", ErrNotReady, n.cfg.NodeName, ErrShutdown)
 	}
-	if err := n.diskHealth(); err != nil {
-		return fmt.Errorf("%w: node %s cannot write its DataDir: %w", ErrNotReady, n.cfg.NodeName, err)
+	// A node that cannot write its DataDir, or whose state machine halted
+	// on an entry of a newer protocol, proposes nothing: it must not get
+	// traffic (diskhealth.go, protocol.go).
+	if err := errors.Join(n.diskHealth(), n.protocolHealth()); err != nil {
+		return fmt.Errorf("%w: node %s is unhealthy: %w", ErrNotReady, n.cfg.NodeName, err)
 	}
 	if !n.inConfiguration() {
 		if leader := n.Leader(); leader != "" {

@@ -95,7 +95,7 @@ func (n *Node) Status() Status {
 		byID[m.raftID()] = v
 	}
 	var health map[raft.ServerID]*autopilot.ServerState
-	if s := n.health.state.Load(); s != nil && s.Leader == n.raftID && n.IsLeader() {
+	if s := n.autopilotView.state.Load(); s != nil && s.Leader == n.raftID && n.IsLeader() {
 		health = s.Servers
 	}
 	_, leaderID := n.raft.LeaderWithID()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/cluster/httpapi"
 	"github.com/interlockraft/interlock/scheduler"
@@ -30,7 +31,9 @@ type apiCluster struct {
 
 func startAPI(t *testing.T, n int, configure func(i int, c *httpapi.Config)) *apiCluster {
 	t.Helper()
-	c := clustertest.MakeCluster(t, n, clustertest.Options{})
+	// A short LeaveTimeout: some tests end with a node that has lost its
+	// quorum, whose graceful leave would wait out each timeout.
+	c := clustertest.MakeCluster(t, n, clustertest.Options{Configure: func(_ int, c *cluster.Config) { c.LeaveTimeout = time.Second }})
 	c.Leader(10 * time.Second)
 	a := &apiCluster{Cluster: c}
 	for i, node := range c.Nodes {

@@ -92,9 +92,9 @@ func (s *server) fail(w http.ResponseWriter, action, target string, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, cluster.ErrRemoveSelf):
 		code = http.StatusBadRequest
-	case errors.Is(err, scheduler.ErrPaused), errors.Is(err, cluster.ErrPeerAlive), errors.Is(err, cluster.ErrNotLeader):
+	case errors.Is(err, scheduler.ErrPaused), errors.Is(err, cluster.ErrPeerAlive), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrProtocol):
 		code = http.StatusConflict
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrDiskFault):
 		code = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		code = http.StatusGatewayTimeout

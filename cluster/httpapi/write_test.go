@@ -57,6 +57,18 @@ func TestWriteRefusals(t *testing.T) {
 	wantError(t, http.MethodPost, url+"/v1/peers/nobody/remove", token, http.StatusNotFound, "nobody", n.Name())
 	wantError(t, http.MethodPost, url+"/v1/peers/"+n.Name()+"/remove", token, http.StatusBadRequest, "itself")
 
+	// Mounted under a prefix, as the README shows.
+	mux := http.NewServeMux()
+	mux.Handle("/interlock/", http.StripPrefix("/interlock", off))
+	prefixed := httptest.NewServer(mux)
+	t.Cleanup(prefixed.Close)
+	var st httpapi.Status
+	getJSON(t, prefixed.URL+"/interlock/v1/status", http.StatusOK, &st)
+	if st.Node != n.Name() {
+		t.Fatalf("status under a prefix: %+v", st)
+	}
+	wantError(t, http.MethodPost, prefixed.URL+"/interlock/v1/jobs/report/run", token, http.StatusForbidden, "EnableWrite")
+
 	for name, cfg := range map[string]httpapi.Config{
 		"Node":       {},
 		"Token":      {Node: n, EnableWrite: true},
