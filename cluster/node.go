@@ -64,6 +64,8 @@ type Node struct {
 	// pilot is the application side of the leader's autopilot
 	// (autopilot.go), set before the maintenance loop starts.
 	pilot *autopilotDelegate
+	// health is the leader autopilot's latest state, for Status.
+	health pilotView
 
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable

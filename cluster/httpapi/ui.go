@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,18 +25,14 @@ var uiPage []byte
 var uiPolicy = contentPolicy(uiPage)
 
 // uiHandler serves the status page at GET (and HEAD) /ui. The page is
-// static; it fetches the JSON API from the browser every two seconds. The
-// handler is safe for concurrent use.
-func uiHandler() http.Handler {
+// static and the same for every Config; it fetches the JSON API from the
+// browser every two seconds. The handler is safe for concurrent use.
+func uiHandler(Config) http.Handler {
 	length := strconv.Itoa(len(uiPage))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			// The encoding of a fixed struct cannot fail, and a failed write
-			// means the client has gone.
-			_ = json.NewEncoder(w).Encode(Error{Error: r.Method + " /ui: the status page is read-only; use GET"})
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" /ui: the status page is read-only; use GET")
 			return
 		}
 		h := w.Header()

@@ -30,7 +30,7 @@ type fixtureAPI struct {
 
 func (f *fixtureAPI) handler(prefix string) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET "+prefix+"/ui", uiHandler())
+	mux.Handle("GET "+prefix+"/ui", uiHandler(Config{}))
 	mux.HandleFunc("GET "+prefix+"/v1/status", func(w http.ResponseWriter, r *http.Request) {
 		f.gets.Add(1)
 		writeFixture(w, http.StatusOK, f.status)

@@ -25,7 +25,7 @@ func TestUIHandlerMethods(t *testing.T) {
 	} {
 		t.Run(tc.method, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			uiHandler().ServeHTTP(rec, httptest.NewRequest(tc.method, "/ui", nil))
+			uiHandler(Config{}).ServeHTTP(rec, httptest.NewRequest(tc.method, "/ui", nil))
 			if rec.Code != tc.code {
 				t.Fatalf("%s /ui: status %d, want %d", tc.method, rec.Code, tc.code)
 			}
