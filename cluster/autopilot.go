@@ -250,7 +250,7 @@ func (d *autopilotDelegate) RemoveFailedServer(s *autopilot.Server) {
 			d.mu.Unlock()
 		}()
 		if err := n.raft.RemoveServer(id, 0, n.cfg.ProposeTimeout).Error(); err != nil {
-			n.logger.Warn("remove dead server", "server", name, "error", err)
+			n.logger.Warn("could not remove dead server", "server", name, "error", err)
 			return
 		}
 		n.logger.Info("removed dead server", "server", name, "id", id, "after", n.cfg.DeadServerTimeout)

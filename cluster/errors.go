@@ -74,4 +74,23 @@ var (
 	// the leader would add it back at once. Stop it first; Shutdown
 	// leaves the configuration by itself.
 	ErrPeerAlive = errors.New("interlock: peer is alive")
+
+	// ErrGossipNotEncrypted means a keyring method was called on a node
+	// started without Config.SecretKey: there is no keyring to change.
+	ErrGossipNotEncrypted = errors.New("interlock: gossip is not encrypted (Config.SecretKey is empty)")
+
+	// ErrKeyring means a gossip keyring change was refused, or failed on
+	// at least one live member; the message names the members and why.
+	ErrKeyring = errors.New("interlock: gossip keyring change failed")
+
+	// ErrProtocol means an operation needs a newer protocol version than
+	// some server in the Raft configuration advertises, as during a rolling
+	// upgrade; the message names the server. Nothing was proposed. Finish
+	// upgrading every node, then retry.
+	ErrProtocol = errors.New("interlock: not every server speaks the protocol version this needs")
+
+	// ErrDiskFault means writing to DataDir failed (a full disk, an I/O or
+	// fsync error): the node proposes nothing and hands over leadership
+	// until a write succeeds again. The message names the failed write.
+	ErrDiskFault = errors.New("interlock: DataDir write failed")
 )

@@ -9,13 +9,17 @@ import "fmt"
 const readyLag = 1024
 
 // Ready reports whether the node can serve: it returns nil when the node
-// is in the Raft configuration, a leader is known and the node has applied
-// (nearly) all it knows to be committed, and otherwise an error wrapping
-// ErrNotReady that says which of these is missing. GET /readyz answers by
+// can write its DataDir (diskhealth.go), is in the Raft configuration, a
+// leader is known and the node has applied (nearly) all it knows to be
+// committed, and otherwise an error wrapping ErrNotReady that says which
+// of these is missing. GET /readyz answers by
 // it. It reads local state only and is safe for concurrent use.
 func (n *Node) Ready() error {
 	if n.leavingOrDown() {
 		return fmt.Errorf("%w: node %s is shutting down: %w", ErrNotReady, n.cfg.NodeName, ErrShutdown)
+	}
+	if err := n.diskHealth(); err != nil {
+		return fmt.Errorf("%w: node %s cannot write its DataDir: %w", ErrNotReady, n.cfg.NodeName, err)
 	}
 	if !n.inConfiguration() {
 		if leader := n.Leader(); leader != "" {

@@ -96,6 +96,10 @@ var runs = map[string][]exampleRun{
 		args:  fixed("-for", "2s", "-interval", "250ms", "-hold"),
 		serve: true,
 		last:  regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
+	}, {
+		name: "-dev-tls",
+		args: fixed("-for", "3s", "-interval", "250ms", "-dev-tls"),
+		last: regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
 	}},
 }
 
