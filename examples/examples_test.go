@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,8 @@ type exampleRun struct {
 	serve bool
 	// last must match the last line of standard output.
 	last *regexp.Regexp
+	// mentions, if set, must each match some line of standard output.
+	mentions []*regexp.Regexp
 }
 
 // runs lists how each directory under examples/ is run. An example missing
@@ -82,6 +85,17 @@ var runs = map[string][]exampleRun{
 		name: "-for",
 		args: fixed("-for", "3s", "-interval", "250ms"),
 		last: regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
+		mentions: []*regexp.Regexp{
+			regexp.MustCompile(`^node1 ui: http://127\.0\.0\.1:\d+/ui$`),
+			regexp.MustCompile(`^node3 ui: http://127\.0\.0\.1:\d+/ui$`),
+		},
+	}, {
+		// -hold prints "serving nodeN on http://addr/" once the timed run
+		// is over; the root redirects to the node's status page.
+		name:  "-hold, until SIGINT",
+		args:  fixed("-for", "2s", "-interval", "250ms", "-hold"),
+		serve: true,
+		last:  regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
 	}, {
 		name: "-dev-tls",
 		args: fixed("-for", "3s", "-interval", "250ms", "-dev-tls"),
@@ -218,6 +232,11 @@ func runExample(t *testing.T, path string, r exampleRun) {
 	}
 	if !r.last.MatchString(last) {
 		t.Fatalf("last line %q does not match %s\nstdout:\n%s\nstderr:\n%s", last, r.last, out, stderr.String())
+	}
+	for _, re := range r.mentions {
+		if !slices.ContainsFunc(lines, re.MatchString) {
+			t.Errorf("no line matches %s\nstdout:\n%s", re, out)
+		}
 	}
 }
 

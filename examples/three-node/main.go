@@ -11,6 +11,16 @@
 //
 //	run job=report tick=1764104412 node=node1 token=42 at=21:40:12.000
 //
+// Each node also serves Interlock's HTTP API and status page on a port of
+// 127.0.0.1 (free ports, or -http-port and the two after it), printed at
+// the start as
+//
+//	node1 ui: http://127.0.0.1:41235/ui
+//
+// The API's write operations are on, behind a random bearer token printed
+// with the addresses, so that cmd/interlock can pause, resume or run the
+// job.
+//
 // After -for (measured from the first run, when the schedulers are under
 // way) or on SIGINT/SIGTERM, it stops the schedulers, shuts the nodes
 // down and prints, as its last line,
@@ -24,9 +34,18 @@
 // the runs of a counted tick beyond its first; missed is the counted ticks
 // that never ran. The exit status is 1 if duplicates or missed is not zero.
 //
+// With -hold, the cluster stays up after -for until SIGINT (Ctrl-C) or
+// SIGTERM: it stops printing each run and keeps the jobs running and the
+// pages served, for a person to open a page or run the CLI against a node.
+// The last line still counts the timed run's ticks; the line before it
+// gives the runs and duplicates while held, where missed ticks are not
+// counted because pausing the job misses them by design. Duplicates in
+// either make the exit status 1.
+//
 // Run it with
 //
 //	go run ./examples/three-node            # 15 s at 1 s ticks
+//	go run ./examples/three-node -hold      # then open a node's /ui; Ctrl-C ends it
 //	go run ./examples/three-node -for 1m -interval 500ms -log-level info
 //	go run ./examples/three-node -dev-tls   # mutual TLS between the nodes
 //
@@ -65,9 +84,11 @@ func main() {
 	interval := flag.Duration("interval", time.Second, "the job's interval")
 	runFor := flag.Duration("for", 15*time.Second, "how long the schedulers run before the demo stops")
 	logLevel := flag.String("log-level", "warn", "cluster log level: trace, debug, info, warn, error, off")
+	hold := flag.Bool("hold", false, "after -for, keep the cluster and its pages up until Ctrl-C")
+	httpPort := flag.Int("http-port", 0, "serve node i's API and page on this port + i (0: free ports)")
 	flag.Parse()
 
-	code, err := run(*interval, *runFor, *logLevel)
+	code, err := run(options{interval: *interval, runFor: *runFor, logLevel: *logLevel, hold: *hold, httpPort: *httpPort})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "three-node:", err)
 		os.Exit(1)
@@ -75,9 +96,21 @@ func main() {
 	os.Exit(code)
 }
 
+// options are the command's flags.
+type options struct {
+	interval, runFor time.Duration
+	logLevel         string
+	hold             bool
+	httpPort         int
+}
+
 // run returns the exit code, or an error if the demo could not run at all.
 // It returns rather than exits so that its deferred cleanups run.
-func run(interval, runFor time.Duration, logLevel string) (int, error) {
+func run(o options) (int, error) {
+	interval, runFor, logLevel := o.interval, o.runFor, o.logLevel
+	if o.httpPort < 0 || o.httpPort > 65535-nodes {
+		return 1, fmt.Errorf("-http-port is %d; use 0 for free ports, or a port up to %d", o.httpPort, 65535-nodes)
+	}
 	if interval <= 0 {
 		return 1, fmt.Errorf("-interval is %s; it must be greater than zero", interval)
 	}
@@ -104,6 +137,7 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 	// summary must stay the last line at every -log-level.
 	logs := &gatedWriter{w: os.Stderr}
 	defer logs.close()
+	httpLogger := hclog.New(&hclog.LoggerOptions{Name: "http", Level: level, Output: logs})
 	cfgs, err := configs(dataDir, level, logs)
 	if err != nil {
 		return 1, err
@@ -125,14 +159,33 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 	}
 
 	rec := &recorder{runs: make(map[int64][]scheduler.Run), first: make(chan struct{})}
+	scheds := make([]*scheduler.Scheduler, len(cl))
+	for i, n := range cl {
+		scheds[i] = scheduler.New(scheduler.Options{Cluster: n})
+		if err := scheds[i].Add(scheduler.Job{Name: jobName, Interval: interval, Func: rec.record}); err != nil {
+			return 1, err
+		}
+	}
+
+	token, err := newWriteToken()
+	if err != nil {
+		return 1, err
+	}
+	servers, err := serveStatus(cl, scheds, o.httpPort, token, httpLogger)
+	if err != nil {
+		return 1, err
+	}
+	// Stop serving before the nodes shut down, also on the error paths.
+	defer func() { shutdownStatus(servers) }()
+	for _, s := range servers {
+		fmt.Printf("%s ui: %sui\n", s.node, s.url)
+	}
+	fmt.Printf("write token (for cmd/interlock -token, or Authorization: Bearer): %s\n", token)
+
 	schedCtx, stopScheds := context.WithCancel(context.Background())
 	defer stopScheds()
 	var schedsDone sync.WaitGroup
-	for _, n := range cl {
-		s := scheduler.New(scheduler.Options{Cluster: n})
-		if err := s.Add(scheduler.Job{Name: jobName, Interval: interval, Func: rec.record}); err != nil {
-			return 1, err
-		}
+	for _, s := range scheds {
 		schedsDone.Add(1)
 		go func() {
 			defer schedsDone.Done()
@@ -157,24 +210,48 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 	fmt.Printf("schedulers started at %s; first counted tick %d at %s; running for %s\n",
 		clock(startedAt), first, clock(scheduler.TickAt(interval, first)), runFor)
 
+	// The last counted tick is the last that had its whole start window
+	// (one interval, the default StartDeadline) before the stop, or, with
+	// -hold, before the hold began.
+	var last, heldLast int64
+	held := false
 	timer := time.NewTimer(runFor)
 	select {
 	case <-timer.C:
+		if o.hold {
+			held = true
+			last = scheduler.TickIndex(interval, time.Now().Add(-interval))
+			holdUntilSignal(ctx, rec, servers, token, first, last)
+			heldLast = scheduler.TickIndex(interval, time.Now().Add(-interval))
+		}
 	case <-ctx.Done():
 		timer.Stop()
 		fmt.Println("signal received, stopping")
 	}
-	stopAt := time.Now()
-	// The last tick that had its whole start window (one interval, the
-	// default StartDeadline) before the stop.
-	last := scheduler.TickIndex(interval, stopAt.Add(-interval))
+	if !held {
+		last = scheduler.TickIndex(interval, time.Now().Add(-interval))
+	}
 
 	stopSchedulers()
+	shutdownStatus(servers)
+	servers = nil
 	shutdown(cl)
 	cl = nil
 	logs.close()
 
 	s := rec.summarize(first, last)
+	var h summary
+	if held {
+		// While held, a person may pause the job, which misses ticks by
+		// design, or run it now, which runs outside the ticks: only
+		// duplicates and token order are checked there.
+		h = rec.summarize(last+1, heldLast)
+		s.outside -= h.runs
+		fmt.Printf("while held (ticks %d..%d, not counted below): runs=%d duplicates=%d\n", last+1, heldLast, h.runs, h.duplicates)
+		if h.tokenErrors > 0 {
+			fmt.Printf("WARNING: while held, %d run(s) had a fencing token not above the previous tick's\n", h.tokenErrors)
+		}
+	}
 	if s.outside > 0 {
 		fmt.Printf("%d run(s) outside the counted ticks %d..%d were not counted\n", s.outside, first, last)
 	}
@@ -183,10 +260,27 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 		fmt.Printf("WARNING: %d counted run(s) had a fencing token not above the previous tick's\n", s.tokenErrors)
 	}
 	fmt.Printf("ticks=%d runs=%d duplicates=%d missed=%d\n", s.ticks, s.runs, s.duplicates, s.missed)
-	if s.duplicates > 0 || s.missed > 0 || s.tokenErrors > 0 {
+	if s.duplicates > 0 || s.missed > 0 || s.tokenErrors > 0 || h.duplicates > 0 || h.tokenErrors > 0 {
 		return 1, nil
 	}
 	return 0, nil
+}
+
+// holdUntilSignal prints the nodes' addresses and keeps the cluster up,
+// without a line per run, until ctx ends.
+func holdUntilSignal(ctx context.Context, rec *recorder, servers []*statusServer, token string, first, last int64) {
+	fmt.Printf("the timed run is over: ticks %d..%d are counted in the summary at the end\n", first, last)
+	rec.quiet()
+	fmt.Println("holding the cluster up until Ctrl-C; runs are no longer printed")
+	for _, sv := range servers {
+		fmt.Printf("serving %s on %s (status page at %sui)\n", sv.node, sv.url, sv.url)
+	}
+	if len(servers) > 0 {
+		fmt.Printf("try: go run ./cmd/interlock -addr %s -token %s pause %s\n",
+			strings.TrimSuffix(servers[0].url, "/"), token, jobName)
+	}
+	<-ctx.Done()
+	fmt.Println("signal received, stopping")
 }
 
 // configs builds the three node configs, each on free gossip and Raft ports
@@ -304,6 +398,8 @@ func shutdown(cl []*cluster.Node) {
 type recorder struct {
 	mu   sync.Mutex
 	runs map[int64][]scheduler.Run
+	// silent stops the line per run while the cluster is held up.
+	silent bool
 	// first is closed by the first run.
 	first     chan struct{}
 	firstOnce sync.Once
@@ -313,9 +409,20 @@ func (r *recorder) record(_ context.Context, run scheduler.Run) error {
 	r.firstOnce.Do(func() { close(r.first) })
 	r.mu.Lock()
 	r.runs[run.Tick] = append(r.runs[run.Tick], run)
+	if r.silent {
+		r.mu.Unlock()
+		return nil
+	}
 	fmt.Printf("run job=%s tick=%d node=%s token=%d at=%s\n", run.Job, run.Tick, run.Node, run.Token, clock(run.At))
 	r.mu.Unlock()
 	return nil
+}
+
+// quiet stops printing a line per run.
+func (r *recorder) quiet() {
+	r.mu.Lock()
+	r.silent = true
+	r.mu.Unlock()
 }
 
 type summary struct {
