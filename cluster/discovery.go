@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -132,6 +133,12 @@ func (n *Node) join(ctx context.Context) error {
 			n.logger.Debug("joined gossip", "attempt", attempt)
 			return nil
 		}
+		// answered: a member took the join, but this node does not see it
+		// alive yet (its state is still arriving). Not yet a problem.
+		answered := err == nil && !onlySelf
+		if answered {
+			err = errors.New("a member answered the join, but gossip shows no live peer yet")
+		}
 		if onlySelf {
 			if n.cfg.BootstrapExpect == 1 {
 				n.logger.Debug("join list names only this node; forming the cluster alone", "join", n.cfg.Join)
@@ -141,10 +148,10 @@ func (n *Node) join(ctx context.Context) error {
 		}
 		lastErr = err
 		if attempt == 1 || attempt%10 == 0 {
-			if onlySelf {
+			if onlySelf || (answered && attempt < 10) {
 				// The usual start of a service whose replicas start
 				// together: not yet a problem.
-				n.logger.Info("join found no other member yet, retrying", "join", n.cfg.Join, "attempt", attempt)
+				n.logger.Info("join found no other member yet, retrying", "join", n.cfg.Join, "attempt", attempt, "error", err)
 			} else {
 				n.logger.Warn("join failed, retrying", "join", n.cfg.Join, "attempt", attempt, "error", err)
 			}
