@@ -70,18 +70,21 @@ func (l *tickLog) last() int64 {
 	return last
 }
 
-// waitPast waits until a tick after the current last one has run, and
-// returns that current last tick.
+// waitPast waits until k ticks past the current last one have run, and
+// returns the last tick then.
 func (l *tickLog) waitPast(t *testing.T, k int64) int64 {
 	t.Helper()
 	from := l.last()
 	clustertest.Eventually(t, 15*time.Second, func() bool { return l.last() >= from+k }, "ticks stopped running")
-	return from
+	return l.last()
 }
 
 // exactlyOnce fails the test unless every tick in [from, to] ran once.
 func (l *tickLog) exactlyOnce(t *testing.T, from, to int64) {
 	t.Helper()
+	if from <= 0 || to < from || to-from > 10000 {
+		t.Fatalf("ticks %d..%d are not a range of recorded ticks", from, to)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for tick := from; tick <= to; tick++ {

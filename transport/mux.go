@@ -150,8 +150,11 @@ func (m *Mux) Serve() error {
 }
 
 func (m *Mux) route(conn net.Conn) {
-	if m.tlsConfig != nil {
-		if conn = m.tlsHandshake(conn); conn == nil {
+	m.mu.Lock()
+	cfg, refused := m.tlsConfig, m.tlsRefused
+	m.mu.Unlock()
+	if cfg != nil {
+		if conn = m.tlsHandshake(conn, cfg, refused); conn == nil {
 			return
 		}
 	}

@@ -25,20 +25,23 @@ var ErrUnauthorizedPeer = errors.New("transport: peer certificate is not authori
 // cause: a plaintext peer, a certificate from an unknown authority, an
 // expired certificate, an unauthorized one, or any other failure. The
 // handshake must finish within the kind byte's handshakeTimeout. Call it
-// before Serve; it is not safe to call concurrently with Serve.
+// before Serve: connections accepted earlier stay plaintext. Safe for
+// concurrent use.
 func (m *Mux) UseTLS(cfg *tls.Config) {
-	m.tlsConfig = cfg
-	m.tlsRefused = newTLSRefusals(m.logger, "refusing inbound connection")
+	r := newTLSRefusals(m.logger, "refusing inbound connection")
+	m.mu.Lock()
+	m.tlsConfig, m.tlsRefused = cfg, r
+	m.mu.Unlock()
 }
 
 // tlsHandshake runs the server side of TLS on conn. It returns the encrypted
 // connection, or nil after closing conn and logging why.
-func (m *Mux) tlsHandshake(conn net.Conn) net.Conn {
-	tc := tls.Server(conn, m.tlsConfig)
+func (m *Mux) tlsHandshake(conn net.Conn, cfg *tls.Config, refused *tlsRefusals) net.Conn {
+	tc := tls.Server(conn, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), m.handshake)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		m.tlsRefused.log(conn.RemoteAddr(), err)
+		refused.log(conn.RemoteAddr(), err)
 		tc.Close()
 		return nil
 	}
