@@ -112,7 +112,7 @@ func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); err == nil {
-		t.Errorf("lock granted with token %d by halted replicas", l.Token())
+	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); !errors.Is(err, fsm.ErrHalted) {
+		t.Errorf("TryLock on a halted node: lease %v, error %v; want ErrHalted", l, err)
 	}
 }
