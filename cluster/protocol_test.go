@@ -30,7 +30,7 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 		}
 	}})
 	c.Leader(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	finished := []fsm.Finished{{Job: "a"}}
 	clustertest.Eventually(t, 10*time.Second, func() bool {
@@ -62,9 +62,11 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 
 	cluster.Advertise(c.Nodes[2], fsm.ProtocolVersion)
 	jc := cluster.Plumbing(c.Nodes[2]).(jobController)
-	clustertest.Eventually(t, 10*time.Second, func() bool {
-		return jc.SetPaused(ctx, "a", true) == nil
-	}, "pause still refused after node2 advertised protocol %d", fsm.ProtocolVersion)
+	var last error
+	clustertest.Eventually(t, 20*time.Second, func() bool {
+		last = jc.SetPaused(ctx, "a", true)
+		return last == nil
+	}, "pause still refused after node2 advertised protocol %d: %v", fsm.ProtocolVersion, lazyErr(func() error { return last }))
 	for _, n := range c.Nodes {
 		clustertest.Eventually(t, 10*time.Second, func() bool { return cluster.State(n).Paused("a") }, "job a not paused on %s", n.Name())
 		clustertest.Eventually(t, 5*time.Second, func() bool { return len(cluster.FinishedRuns(n, finished)) == 1 }, "%s still leaves finished runs out", n.Name())
