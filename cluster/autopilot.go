@@ -100,9 +100,10 @@ func (d *autopilotDelegate) AutopilotConfig() *autopilot.Config {
 	}
 }
 
-// NotifyState logs autopilot's view of the cluster at Trace; the state
-// itself is autopilot's.
+// NotifyState logs autopilot's view of the cluster at Trace and keeps it
+// for Status; the state itself is autopilot's.
 func (d *autopilotDelegate) NotifyState(s *autopilot.State) {
+	d.n.health.state.Store(s) // for Status (status.go)
 	d.n.logger.Trace("autopilot state", "healthy", s.Healthy, "failure_tolerance", s.FailureTolerance, "voters", len(s.Voters))
 }
 
@@ -249,7 +250,7 @@ func (d *autopilotDelegate) RemoveFailedServer(s *autopilot.Server) {
 			d.mu.Unlock()
 		}()
 		if err := n.raft.RemoveServer(id, 0, n.cfg.ProposeTimeout).Error(); err != nil {
-			n.logger.Warn("remove dead server", "server", name, "error", err)
+			n.logger.Warn("could not remove dead server", "server", name, "error", err)
 			return
 		}
 		n.logger.Info("removed dead server", "server", name, "id", id, "after", n.cfg.DeadServerTimeout)

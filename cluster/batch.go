@@ -215,6 +215,7 @@ func cutBatch(pending []*proposal) (batch, rest []*proposal) {
 
 // sendBatch gets one batch committed and answers every proposal in it.
 func (n *Node) sendBatch(batch []*proposal) {
+	defer n.metrics.batchSent(time.Now(), n.IsLeader(), len(batch))
 	if !n.IsLeader() {
 		live := batch[:0]
 		for _, p := range batch {

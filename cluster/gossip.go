@@ -138,6 +138,12 @@ type gossipDelegate struct {
 	self     string
 	selfAddr atomic.Pointer[string]
 	logger   hclog.Logger
+	// askedToLeave, if set, returns when the named member asked this node,
+	// as leader, to remove it from Raft (zero if it did not). It must not
+	// block: record calls it with memberlist's lock held.
+	askedToLeave func(name string) time.Time
+	// keyring is memberlist's, nil without SecretKey (keyring.go).
+	keyring *memberlist.Keyring
 
 	mu      sync.Mutex
 	members map[string]Member
@@ -180,9 +186,12 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 	if gone {
 		// memberlist does not update the Node's own State field before
 		// NotifyLeave, so whether the member left or died comes from its
-		// last meta: a graceful Shutdown announces Leaving first.
+		// last meta (a graceful Shutdown announces Leaving first) or, on
+		// the leader, from the member's own request to leave Raft: the
+		// meta update travels by gossip and can arrive after the leave
+		// notice, or not at all.
 		m.Status = StatusFailed
-		if err == nil && md.Leaving {
+		if (err == nil && md.Leaving) || d.leftByRequest(n.Name) {
 			m.Status = StatusLeft
 		}
 	}
@@ -232,6 +241,24 @@ func (d *gossipDelegate) forget(cutoff time.Time) []string {
 		}
 	}
 	return gone
+}
+
+// leftByRequest reports whether name asked this node, as leader, to remove
+// it from Raft and has not been heard from as alive and not leaving since:
+// a member heard from afterwards is a new process under the same name (a
+// rolling restart), whose failure is a failure.
+func (d *gossipDelegate) leftByRequest(name string) bool {
+	if d.askedToLeave == nil {
+		return false
+	}
+	t := d.askedToLeave(name)
+	if t.IsZero() {
+		return false
+	}
+	d.mu.Lock()
+	old, ok := d.members[name]
+	d.mu.Unlock()
+	return !ok || old.Leaving || old.Status != StatusAlive || !old.updated.After(t)
 }
 
 func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n, false) }
@@ -300,6 +327,7 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
+	d.keyring = mc.Keyring // built by Create from SecretKey
 	return ml, nil
 }
 

@@ -49,6 +49,8 @@ type Lease struct {
 	done       chan struct{}
 	closed     bool
 	stopKeep   chan struct{}
+	// unlocking is set as Unlock begins: the lease's end is then a release, not a loss (metrics).
+	unlocking atomic.Bool
 }
 
 // Name returns the lock's name.
@@ -97,6 +99,7 @@ func (l *Lease) ended() bool {
 func (l *Lease) Unlock(ctx context.Context) error {
 	// The call ID lets the state machine answer a retried attempt of this
 	// call (sent when a reply is lost) as it answered the first.
+	l.unlocking.Store(true)
 	op := fsm.LockOp{Name: l.name, Owner: l.owner, Node: l.node.cfg.NodeName, Call: newCallID()}
 	res, err := l.node.lockOp(ctx, fsm.CommandLockRelease, op)
 	if err != nil {
@@ -150,6 +153,7 @@ func (l *Lease) end(onlyIfDue bool) {
 		return
 	}
 	l.closed = true
+	l.node.metrics.leaseEnded(l.unlocking.Load() || l.node.stopping.Load())
 	if l.timer != nil {
 		l.timer.Stop()
 	}
@@ -365,6 +369,7 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 	if ttl <= 0 {
 		return nil, fmt.Errorf("%w: lock %q: ttl is %s; it must be positive, such as 10*time.Second", ErrInvalidLock, name, ttl)
 	}
+	began := time.Now()
 	var o lockOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -391,6 +396,7 @@ func (n *Node) acquire(ctx context.Context, name string, ttl time.Duration, wait
 		}
 		l.mu.Unlock()
 	}
+	n.metrics.lockGranted(began)
 	return l, nil
 }
 

@@ -69,7 +69,9 @@ func (n *Node) maintain() {
 			// Act only on a state machine that has applied everything the
 			// previous leader committed.
 			if err := n.awaitFuture(n.raft.Barrier(n.cfg.ProposeTimeout)); err != nil {
-				n.logger.Warn("barrier after gaining leadership failed", "error", err)
+				if !n.shuttingDown() {
+					n.logger.Warn("barrier after gaining leadership failed", "error", err)
+				}
 				continue
 			}
 			n.logger.Info("gained leadership")
@@ -95,7 +97,7 @@ func (n *Node) maintain() {
 func (n *Node) reconcile() {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		n.logger.Warn("reconcile: read configuration", "error", err)
+		n.logger.Warn("reconcile could not read the Raft configuration", "error", err)
 		return
 	}
 	// A name may be configured under an older incarnation's ID (a
@@ -113,7 +115,7 @@ func (n *Node) reconcile() {
 	timeout := n.cfg.ProposeTimeout
 	remove := func(s raft.Server, what string, m Member) bool {
 		if err := n.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-			n.logger.Warn("remove "+what+" server", "server", m.Name, "id", s.ID, "error", err)
+			n.logger.Warn("could not remove server", "server", m.Name, "id", s.ID, "state", what, "error", err)
 			return false
 		}
 		if s.Suffrage == raft.Voter {
@@ -136,6 +138,9 @@ func (n *Node) reconcile() {
 		case m.Status == StatusAlive && m.RaftAddr != "":
 			id, addr := m.raftID(), raft.ServerAddress(m.RaftAddr)
 			if len(configured) == 1 && configured[0].ID == id && configured[0].Address == addr {
+				continue
+			}
+			if !n.admitted(m) { // TLS check first (tls_admit.go)
 				continue
 			}
 			// Same name, new address (a rescheduled container) or new
@@ -162,7 +167,7 @@ func (n *Node) reconcile() {
 				err = n.raft.AddNonvoter(id, addr, 0, timeout).Error()
 			}
 			if err != nil {
-				n.logger.Warn("add server", "server", m.Name, "error", err)
+				n.logger.Warn("could not add server", "server", m.Name, "error", err)
 				continue
 			}
 			n.logger.Info("added server", "server", m.Name, "id", id, "addr", addr)
@@ -186,6 +191,19 @@ func (n *Node) isLeaving(m Member) bool {
 		return false
 	}
 	return true
+}
+
+// askedToLeave returns when name asked this node, as leader, to remove it
+// from Raft within the last leavingMemory, or zero. It takes only
+// leavingMu, so gossip callbacks may call it.
+func (n *Node) askedToLeave(name string) time.Time {
+	n.leavingMu.Lock()
+	defer n.leavingMu.Unlock()
+	t, ok := n.leaving[name]
+	if !ok || time.Since(t) > leavingMemory {
+		return time.Time{}
+	}
+	return t
 }
 
 // awaitFuture waits for f until it resolves or this node begins to shut

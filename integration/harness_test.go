@@ -458,6 +458,11 @@ func (c *Cluster) Launch(i int) {
 	if c.opts.Jobs != "" {
 		args = append(args, "-jobs", c.opts.Jobs)
 	}
+	// INTERLOCK_TEST_LOGSTORE=wal runs the whole suite (and the chaos
+	// soak) with raft-wal instead of bolt.
+	if s := os.Getenv("INTERLOCK_TEST_LOGSTORE"); s != "" {
+		args = append(args, "-log-store", s)
+	}
 	logPath := filepath.Join(c.dir, p.name, fmt.Sprintf("stderr.life%d.log", len(p.logs)+1))
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

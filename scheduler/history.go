@@ -12,6 +12,7 @@ import (
 // A run without a token (no cluster) is not reported. start is when the
 // run started and err what it returned (a recovered panic wraps ErrPanic).
 func (s *Scheduler) finished(ref *fsm.RunRef, r Run, start time.Time, err error) {
+	s.metricsRunEnded(r, start, err)
 	if s.keeper == nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/fsm"
@@ -67,6 +68,11 @@ type Options struct {
 	// machine's clock. Tests pass schedulertest.NewClock to play long
 	// schedules in milliseconds; see Clock for what it does not cover.
 	Clock Clock
+	// Registerer, if set, receives the jobs' Prometheus metrics (the
+	// interlock_job_* series, labelled by job). Several Schedulers may
+	// share one registry; a registry keeps the Schedulers registered with
+	// it. Nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // Stats counts what happened to a job's ticks on this node, since the job
@@ -142,6 +148,9 @@ type Scheduler struct {
 	owner *runreg.Owner
 
 	runs sync.WaitGroup
+
+	// metrics is nil without Options.Registerer (metrics.go).
+	metrics *schedCollector
 }
 
 type jobState struct {
@@ -206,6 +215,7 @@ func newFromOptions(opts Options, field string) *Scheduler {
 	if opts.Clock != nil {
 		s.clock = opts.Clock
 	}
+	s.registerMetrics(opts.Registerer)
 	return s
 }
 
@@ -766,6 +776,7 @@ func (s *Scheduler) refused(p pendingClaim, o fsm.Outcome) {
 			s.logger.Warn("claim refused; ticks will keep being refused until fixed", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At), "reason", o.Reason, "hint", hint)
 		}
 	default:
+		s.metricsClaimLost(c.Job, o.Reason)
 		s.logger.Trace("claim refused", "job", c.Job, "tick", c.Tick, "reason", o.Reason, "holder", o.Holder)
 	}
 }

@@ -292,6 +292,7 @@ func run() int {
 	raftAddr := fs.String("raft", "127.0.0.1:7947", "Raft and RPC host:port")
 	join := fs.String("join", "", "comma-separated gossip host:port of members")
 	dataDir := fs.String("data-dir", "", "Raft data directory (empty keeps Raft in memory)")
+	logStore := fs.String("log-store", "bolt", "LogStore with -data-dir: bolt or wal")
 	expect := fs.Int("expect", 0, "BootstrapExpect")
 	clusterName := fs.String("cluster-name", "", "ClusterName (default: the library's)")
 	maxVoters := fs.Int("max-voters", 0, "MaxVoters (0: the library's default)")
@@ -322,6 +323,10 @@ func run() int {
 	jobs, err := parseJobs(*jobsFlag)
 	if err != nil {
 		return fail("%v", err)
+	}
+	store, err := cluster.ParseLogStore(*logStore)
+	if err != nil {
+		return fail("-log-store: %v", err)
 	}
 	if *startTimeout <= 0 {
 		return fail("-start-timeout must be positive")
@@ -386,6 +391,7 @@ func run() int {
 		BindAddr:          *bind,
 		RaftAddr:          *raftAddr,
 		DataDir:           *dataDir,
+		LogStore:          store,
 		Join:              splitList(*join),
 		BootstrapExpect:   *expect,
 		MaxVoters:         *maxVoters,
