@@ -30,7 +30,7 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 		}
 	}})
 	c.Leader(10 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	finished := []fsm.Finished{{Job: "a"}}
 	clustertest.Eventually(t, 10*time.Second, func() bool {
@@ -62,9 +62,11 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 
 	cluster.Advertise(c.Nodes[2], fsm.ProtocolVersion)
 	jc := cluster.Plumbing(c.Nodes[2]).(jobController)
-	clustertest.Eventually(t, 10*time.Second, func() bool {
-		return jc.SetPaused(ctx, "a", true) == nil
-	}, "pause still refused after node2 advertised protocol %d", fsm.ProtocolVersion)
+	var last error
+	clustertest.Eventually(t, 20*time.Second, func() bool {
+		last = jc.SetPaused(ctx, "a", true)
+		return last == nil
+	}, "pause still refused after node2 advertised protocol %d: %v", fsm.ProtocolVersion, lazyErr(func() error { return last }))
 	for _, n := range c.Nodes {
 		clustertest.Eventually(t, 10*time.Second, func() bool { return cluster.State(n).Paused("a") }, "job a not paused on %s", n.Name())
 		clustertest.Eventually(t, 5*time.Second, func() bool { return len(cluster.FinishedRuns(n, finished)) == 1 }, "%s still leaves finished runs out", n.Name())
@@ -112,7 +114,7 @@ func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); err == nil {
-		t.Errorf("lock granted with token %d by halted replicas", l.Token())
+	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); !errors.Is(err, fsm.ErrHalted) {
+		t.Errorf("TryLock on a halted node: lease %v, error %v; want ErrHalted", l, err)
 	}
 }

@@ -28,6 +28,9 @@ func (n *Node) Ready() error {
 	if err := errors.Join(n.diskHealth(), n.protocolHealth()); err != nil {
 		return fmt.Errorf("%w: node %s is unhealthy: %w", ErrNotReady, n.cfg.NodeName, err)
 	}
+	if err := n.protocolHealth(); err != nil { // protocol.go
+		return fmt.Errorf("%w: node %s stopped applying the log: %w", ErrNotReady, n.cfg.NodeName, err)
+	}
 	if !n.inConfiguration() {
 		if leader := n.Leader(); leader != "" {
 			return fmt.Errorf("%w: node %s is not in the Raft configuration; leader %s has not added it yet", ErrNotReady, n.cfg.NodeName, leader)

@@ -16,4 +16,10 @@
 // Commands are encoded in a compact, versioned binary form (see codec.go and
 // command.go) because a scheduler on one node packs thousands of claims for
 // the same instant into one log entry.
+//
+// Each command type belongs to a protocol version (protocol.go); nodes
+// propose a type only once every server speaks its version, and a state
+// machine that meets an entry of a type or encoding it does not know halts
+// there (ErrHalted) rather than skip it and diverge from the replicas that
+// applied it.
 package fsm

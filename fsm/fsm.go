@@ -94,7 +94,7 @@ func New(logger hclog.Logger) *FSM {
 // halts the state machine instead (haltLocked): from then on every entry is
 // refused with an error wrapping ErrHalted.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	if err := f.haltedErr(); err != nil {
+	if err := f.Halted(); err != nil {
 		return err
 	}
 	res := f.apply(l)

@@ -61,17 +61,14 @@ func (f *FSM) halt(index uint64, cause error) error {
 	return f.haltLocked(index, cause)
 }
 
-// haltedErr returns the reason the state machine halted, or nil.
-func (f *FSM) haltedErr() error {
+// Halted returns nil while the state machine applies entries, and once it
+// met an entry it cannot apply, an error wrapping ErrHalted that names the
+// entry. It is safe to call concurrently with Apply.
+func (f *FSM) Halted() error {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.halted
 }
-
-// Halted returns nil while the state machine applies entries, and once it
-// met an entry it cannot apply, an error wrapping ErrHalted that names the
-// entry. It is safe to call concurrently with Apply.
-func (f *FSM) Halted() error { return f.haltedErr() }
 
 // SetHaltNotifier installs a function called once, on its own goroutine,
 // when the state machine halts. Set it before Raft starts.
