@@ -25,11 +25,17 @@ go 1.25.0
 //     also added bounds on malformed gossip (short version fields, oversized
 //     or over-compressed messages); run gossip with a SecretKey, as an
 //     untrusted network needs anyway, so only key holders can send any.
+//   - raft-wal v0.4.0 (Config.LogStore "wal") is the newest release. It
+//     needs only armon/go-metrics and go 1.18, so go-metrics stays at
+//     v0.6.1 and the go directive at 1.25.0; it lifts bbolt from v1.3.5 to
+//     v1.3.6, and lists coreos/etcd for its own benchmarks, which no build
+//     of Interlock compiles. Its Close leaves its metadata file open, so
+//     the node closes that itself (cluster/logstore.go).
 //   - go-hclog v1.6.3 is the newest release; raft-autopilot v0.3.0 and
 //     go-sockaddr v1.0.7 are the newest and need nothing newer.
 //
 // Move raft and memberlist up together with a raft-boltdb release that no
-// longer imports go-metrics/compat (or after moving to raft-wal), and check
+// longer imports go-metrics/compat (or once bolt is no longer offered), and check
 // with integration/consumer/check.sh.
 require (
 	github.com/anishathalye/porcupine v1.3.1
@@ -39,7 +45,9 @@ require (
 	github.com/hashicorp/raft v1.7.2
 	github.com/hashicorp/raft-autopilot v0.3.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
-	go.etcd.io/bbolt v1.3.5
+	github.com/hashicorp/raft-wal v0.4.0
+	github.com/robfig/cron/v3 v3.0.1
+	go.etcd.io/bbolt v1.3.6
 	go.uber.org/goleak v1.3.0
 )
 
@@ -48,14 +56,17 @@ require (
 	github.com/prometheus/client_golang v1.24.1
 	github.com/prometheus/client_model v0.6.2
 	github.com/prometheus/common v0.70.1
-	github.com/robfig/cron/v3 v3.0.1
 )
 
 require (
 	github.com/armon/go-metrics v0.4.1 // indirect
+	github.com/benbjohnson/immutable v0.4.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/boltdb/bolt v1.3.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/coreos/etcd v3.3.27+incompatible // indirect
+	github.com/coreos/go-systemd v0.0.0-20191104093116-d3cd4ed1dbcf // indirect
+	github.com/coreos/pkg v0.0.0-20220810130054-c7d1c02cb6cf // indirect
 	github.com/fatih/color v1.13.0 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
@@ -72,6 +83,7 @@ require (
 	github.com/stretchr/objx v0.5.3 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/exp v0.0.0-20220827204233-334a2380cb91 // indirect
 	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect

@@ -100,9 +100,10 @@ func (d *autopilotDelegate) AutopilotConfig() *autopilot.Config {
 	}
 }
 
-// NotifyState logs autopilot's view of the cluster at Trace; the state
-// itself is autopilot's.
+// NotifyState logs autopilot's view of the cluster at Trace and keeps it
+// for Status; the state itself is autopilot's.
 func (d *autopilotDelegate) NotifyState(s *autopilot.State) {
+	d.n.health.state.Store(s) // for Status (status.go)
 	d.n.logger.Trace("autopilot state", "healthy", s.Healthy, "failure_tolerance", s.FailureTolerance, "voters", len(s.Voters))
 }
 

@@ -80,6 +80,9 @@ func (n *Node) submit(ctx context.Context, cmd []byte) ([]byte, error) {
 }
 
 func (n *Node) enqueue(ctx context.Context, cmd []byte, remote bool) (*proposal, error) {
+	if err := n.admit(cmd, remote); err != nil { // protocol.go
+		return nil, err
+	}
 	p := &proposal{ctx: ctx, cmd: cmd, remote: remote, done: make(chan proposalResult, 1)}
 	select {
 	case n.proposals <- p:

@@ -71,7 +71,7 @@ func (n *Node) updateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool
 // reportRuns is updateRuns that also adds finished runs to their jobs'
 // histories, in the same entry.
 func (n *Node) reportRuns(ctx context.Context, renew, done []fsm.RunRef, finished []fsm.Finished) ([]bool, error) {
-	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done, Finished: finished}))
+	resp, err := n.submit(ctx, fsm.EncodeRunUpdate(fsm.RunUpdate{Node: n.cfg.NodeName, Renew: renew, Done: done, Finished: n.finishedRuns(finished)}))
 	if err != nil {
 		return nil, err
 	}

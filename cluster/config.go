@@ -28,6 +28,24 @@ const (
 	// leader loss costs 0.4–0.8 s plus one election round; measured here
 	// with kill -9, the median is about 1 s and the worst case under 2 s
 	// (hashicorp/raft's own 1 s defaults take about 2 s).
+	//
+	// They also set most of an idle node's CPU. With 100 idle jobs on
+	// three nodes the bench measured about 1% of a core per node: the
+	// leader about 1.8%, each follower about 0.8%. A 30 s CPU profile
+	// (integration/bench -only=idleprof) puts about half of the leader's
+	// time in hashicorp/raft's heartbeats, sent to each server every
+	// HeartbeatTimeout/10 to /5 (40–80 ms here), and in its replication
+	// loop, which sends an AppendEntries to each follower every
+	// CommitTimeout (50 ms, raft's default) even with nothing to send;
+	// about 60% of a follower's time is decoding those two. The rest is
+	// the scheduler's run-now poll, autopilot's stats and gossip. Longer
+	// Raft timeouts would cut the heartbeats in proportion, but failover
+	// (SIGKILL of the leader to the next run) measured about 0.6–0.9 s at
+	// the median against an aim of under 1 s, so they stay. A longer
+	// CommitTimeout is the next lever: it does not touch failover, but a
+	// follower then learns of a commit up to that much later when no other
+	// write follows, which its local view of grants (the fallback claims)
+	// would have to absorb; not changed without that measured.
 	DefaultHeartbeatTimeout   = 400 * time.Millisecond
 	DefaultElectionTimeout    = 400 * time.Millisecond
 	DefaultLeaderLeaseTimeout = 200 * time.Millisecond
@@ -94,6 +112,13 @@ type Config struct {
 	// DataDir holds the Raft log, stable store and snapshots. "" keeps
 	// everything in memory, so a restarted node rejoins as a new member.
 	DataDir string
+
+	// LogStore picks the on-disk Raft log when DataDir is set:
+	// LogStoreBolt (the default, DataDir/raft.db) or LogStoreWAL
+	// (segment files under DataDir/wal). A DataDir keeps the store it was
+	// created with; Start refuses one that holds the other store's log.
+	// Ignored when DataDir is "".
+	LogStore LogStore
 
 	// Join lists host:port addresses of existing members, or DNS names whose
 	// A records are all tried (a port-less entry uses BindAddr's port). Empty
@@ -205,6 +230,11 @@ type Config struct {
 	// at most 256 bytes. Default: none.
 	Tags map[string]string
 
+	// TLS, if set, turns on mutual TLS for the Raft/RPC port: see
+	// TLSConfig for the certificate rules and docs/security.md for what it
+	// protects. Default: none, so anyone who can reach RaftAddr can send
+	// Raft messages and forward proposals.
+	TLS *TLSConfig
 	// Registerer, if set, receives the node's Prometheus metrics (the
 	// interlock_raft_*, interlock_gossip_* and interlock_lock_* series) and
 	// a bridge of the go-metrics that Raft and memberlist emit, both
@@ -215,12 +245,13 @@ type Config struct {
 	Registerer prometheus.Registerer
 
 	// RaftListener, if set, is used instead of listening on RaftAddr, which
-	// is then only advertised. Wrap a listener with tls.NewListener here to
-	// encrypt Raft and RPC; tests wrap it to inject faults.
+	// is then only advertised; tests wrap it to inject faults. With TLS
+	// set, it carries the TLS connections, so pass a plain listener.
 	RaftListener net.Listener
 
-	// RaftDialer, if set, opens every connection to other nodes' RaftAddr
-	// (a *tls.Dialer to encrypt). Default: a *net.Dialer.
+	// RaftDialer, if set, opens every TCP connection to other nodes'
+	// RaftAddr; with TLS set, the TLS handshake runs over its connections.
+	// Default: a *net.Dialer.
 	RaftDialer transport.Dialer
 
 	// lookupHost, if set, replaces DNS for the names in Join; tests use it
@@ -231,6 +262,11 @@ type Config struct {
 	// starts; tests use it to shorten gossip's timings and to cut gossip
 	// between nodes.
 	tuneGossip func(*memberlist.Config)
+
+	// protocol, if set, is the fsm protocol version the node advertises
+	// instead of fsm.ProtocolVersion; tests use it to play an older node
+	// (protocol.go).
+	protocol int
 }
 
 // withDefaults returns a copy of c with defaults applied, or an error that
@@ -343,7 +379,13 @@ func (c Config) validate() error {
 	if c.MaxVoters < 1 {
 		return bad("MaxVoters is %d; it must be at least 1 (odd numbers such as 3 or 5 tolerate the most failures)", c.MaxVoters)
 	}
+	if err := c.LogStore.validate(); err != nil {
+		return err
+	}
 	if err := validateTags(c.Tags); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	switch len(c.SecretKey) {

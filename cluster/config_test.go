@@ -25,6 +25,7 @@ func TestConfigValidation(t *testing.T) {
 		{"no way to form a cluster", func(c *Config) { c.BootstrapExpect = 0 }, "Join"},
 		{"timings out of order", func(c *Config) { c.HeartbeatTimeout = time.Second; c.ElectionTimeout = 100 * time.Millisecond }, "ElectionTimeout"},
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = 2 * time.Second }, "LeaderLeaseTimeout"},
+		{"unknown log store", func(c *Config) { c.LogStore = LogStore(7) }, "LogStore"},
 		{"bad key length", func(c *Config) { c.SecretKey = []byte("short") }, "SecretKey"},
 		{"negative voters", func(c *Config) { c.MaxVoters = -1 }, "MaxVoters"},
 		{"lease below raft's floor", func(c *Config) { c.LeaderLeaseTimeout = time.Millisecond }, "LeaderLeaseTimeout"},

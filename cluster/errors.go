@@ -56,4 +56,41 @@ var (
 	// ErrNameConflict means another live member already uses this NodeName
 	// at a different address. Give every replica a unique NodeName.
 	ErrNameConflict = errors.New("interlock: NodeName already used by a live member")
+
+	// ErrNotReady is what Ready wraps when the node cannot serve yet: it
+	// is not in the Raft configuration, knows no leader, or has not
+	// applied the log it knows to be committed. The message says which.
+	ErrNotReady = errors.New("interlock: node not ready")
+
+	// ErrUnknownPeer means RemovePeer or TransferLeadership named a node
+	// that is not a server of the Raft configuration.
+	ErrUnknownPeer = errors.New("interlock: no such server in the Raft configuration")
+
+	// ErrRemoveSelf means RemovePeer named the node it was called on. A
+	// node leaves by Shutdown; another node can remove it once it is dead.
+	ErrRemoveSelf = errors.New("interlock: a node cannot remove itself")
+
+	// ErrPeerAlive means RemovePeer named a node that gossip sees alive:
+	// the leader would add it back at once. Stop it first; Shutdown
+	// leaves the configuration by itself.
+	ErrPeerAlive = errors.New("interlock: peer is alive")
+
+	// ErrGossipNotEncrypted means a keyring method was called on a node
+	// started without Config.SecretKey: there is no keyring to change.
+	ErrGossipNotEncrypted = errors.New("interlock: gossip is not encrypted (Config.SecretKey is empty)")
+
+	// ErrKeyring means a gossip keyring change was refused, or failed on
+	// at least one live member; the message names the members and why.
+	ErrKeyring = errors.New("interlock: gossip keyring change failed")
+
+	// ErrProtocol means an operation needs a newer protocol version than
+	// some server in the Raft configuration advertises, as during a rolling
+	// upgrade; the message names the server. Nothing was proposed. Finish
+	// upgrading every node, then retry.
+	ErrProtocol = errors.New("interlock: not every server speaks the protocol version this needs")
+
+	// ErrDiskFault means writing to DataDir failed (a full disk, an I/O or
+	// fsync error): the node proposes nothing and hands over leadership
+	// until a write succeeds again. The message names the failed write.
+	ErrDiskFault = errors.New("interlock: DataDir write failed")
 )

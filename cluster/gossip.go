@@ -42,6 +42,10 @@ type meta struct {
 	// (bootstrap.go).
 	Boot string            `json:"b,omitempty"`
 	Tags map[string]string `json:"t,omitempty"` // Config.Tags (tags.go)
+	// Protocol is the highest fsm protocol version the node speaks
+	// (protocol.go). Nodes from before it was gossiped leave it out, which
+	// reads as 0 and counts as fsm.ProtocolBase.
+	Protocol int `json:"p,omitempty"`
 }
 
 const metaVersion = 1
@@ -106,6 +110,8 @@ type Member struct {
 	id string
 	// boot is the fingerprint of the configuration it bootstrapped.
 	boot string
+	// protocol is the fsm protocol version it advertises, 0 if none.
+	protocol int
 }
 
 // raftID returns the member's Raft server ID.
@@ -132,6 +138,12 @@ type gossipDelegate struct {
 	self     string
 	selfAddr atomic.Pointer[string]
 	logger   hclog.Logger
+	// askedToLeave, if set, returns when the named member asked this node,
+	// as leader, to remove it from Raft (zero if it did not). It must not
+	// block: record calls it with memberlist's lock held.
+	askedToLeave func(name string) time.Time
+	// keyring is memberlist's, nil without SecretKey (keyring.go).
+	keyring *memberlist.Keyring
 
 	mu      sync.Mutex
 	members map[string]Member
@@ -174,9 +186,12 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 	if gone {
 		// memberlist does not update the Node's own State field before
 		// NotifyLeave, so whether the member left or died comes from its
-		// last meta: a graceful Shutdown announces Leaving first.
+		// last meta (a graceful Shutdown announces Leaving first) or, on
+		// the leader, from the member's own request to leave Raft: the
+		// meta update travels by gossip and can arrive after the leave
+		// notice, or not at all.
 		m.Status = StatusFailed
-		if err == nil && md.Leaving {
+		if (err == nil && md.Leaving) || d.leftByRequest(n.Name) {
 			m.Status = StatusLeft
 		}
 	}
@@ -189,6 +204,7 @@ func (d *gossipDelegate) record(n *memberlist.Node, gone bool) {
 		m.id = md.ID
 		m.boot = md.Boot
 		m.Tags = md.Tags
+		m.protocol = md.Protocol
 	}
 	d.mu.Lock()
 	if d.members == nil {
@@ -225,6 +241,24 @@ func (d *gossipDelegate) forget(cutoff time.Time) []string {
 		}
 	}
 	return gone
+}
+
+// leftByRequest reports whether name asked this node, as leader, to remove
+// it from Raft and has not been heard from as alive and not leaving since:
+// a member heard from afterwards is a new process under the same name (a
+// rolling restart), whose failure is a failure.
+func (d *gossipDelegate) leftByRequest(name string) bool {
+	if d.askedToLeave == nil {
+		return false
+	}
+	t := d.askedToLeave(name)
+	if t.IsZero() {
+		return false
+	}
+	d.mu.Lock()
+	old, ok := d.members[name]
+	d.mu.Unlock()
+	return !ok || old.Leaving || old.Status != StatusAlive || !old.updated.After(t)
 }
 
 func (d *gossipDelegate) NotifyJoin(n *memberlist.Node)   { d.record(n, false) }
@@ -293,6 +327,7 @@ func newMemberlist(cfg Config, d *gossipDelegate, logger hclog.Logger, closed *a
 		gn.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.BindAddr, err)
 	}
+	d.keyring = mc.Keyring // built by Create from SecretKey
 	return ml, nil
 }
 

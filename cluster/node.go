@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +14,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/interlockraft/interlock/fsm"
 	"github.com/interlockraft/interlock/internal/runreg"
@@ -32,7 +29,7 @@ type Node struct {
 	fsm       *fsm.FSM
 	raft      *raft.Raft
 	trans     *raft.NetworkTransport
-	stores    io.Closer // the bolt store; nil in memory
+	stores    io.Closer // the disk log store (logstore.go); nil in memory
 	mux       *transport.Mux
 	rpcServer *transport.Server
 	rpc       *transport.Client
@@ -43,6 +40,10 @@ type Node struct {
 	gossipClosed atomic.Bool
 	raftAddr     string
 	gossipAddr   string
+	// tlsOn is set when Config.TLS encrypts the Raft/RPC port (tls_node.go).
+	tlsOn bool
+	// admit tracks which new members passed the TLS check (tls_admit.go).
+	tlsAdmission admission
 
 	// alive is the set of live member names, refreshed on every gossip
 	// event, read by the scheduler on every tick.
@@ -64,6 +65,8 @@ type Node struct {
 	// pilot is the application side of the leader's autopilot
 	// (autopilot.go), set before the maintenance loop starts.
 	pilot *autopilotDelegate
+	// health is the leader autopilot's latest state, for Status.
+	health pilotView
 
 	// locks tracks this node's lock waiters and leases.
 	locks *lockTable
@@ -77,6 +80,11 @@ type Node struct {
 	leaders *leaderWatch
 	// metrics is nil without Config.Registerer (metrics.go).
 	metrics *nodeMetrics
+
+	// disk records DataDir write faults (diskhealth.go); protocols caches
+	// the cluster's protocol floor (protocol.go).
+	disk      diskWatch
+	protocols protocolCache
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -147,6 +155,12 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
+	if cfg.DataDir != "" {
+		if err := checkSnapshot(cfg.DataDir, snaps); err != nil { // storecheck.go
+			return err
+		}
+	}
 	snaps = n.metrics.snapshotStore(snaps)
 
 	ln := cfg.RaftListener
@@ -156,8 +170,12 @@ func (n *Node) open() error {
 		}
 	}
 	n.mux = transport.NewMux(ln, n.logger.Named("mux"))
+	dialer, err := n.secureTransport()
+	if err != nil {
+		return err
+	}
 
-	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName}
+	n.gossip = &gossipDelegate{events: make(chan struct{}, 1), lost: make(chan struct{}, 1), logger: n.logger, self: cfg.NodeName, askedToLeave: n.askedToLeave}
 	hasState, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("%w: read Raft state in %s: %v", ErrDataDir, cfg.DataDir, err)
@@ -165,7 +183,7 @@ func (n *Node) open() error {
 	// The gossip address must be known before the Raft address can be
 	// advertised when RaftAddr's host is unspecified, so gossip starts with
 	// a provisional meta and gets the final one right after.
-	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags}
+	m := meta{Version: metaVersion, Cluster: cfg.ClusterName, Expect: cfg.BootstrapExpect, InCluster: hasState, Tags: cfg.Tags, Protocol: n.advertisedProtocol()}
 	if string(n.raftID) != cfg.NodeName {
 		m.ID = string(n.raftID)
 	}
@@ -187,7 +205,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
 	}
-	layer, err := transport.NewRaftLayer(n.mux, advertise, cfg.RaftDialer)
+	layer, err := transport.NewRaftLayer(n.mux, advertise, dialer)
 	if err != nil {
 		return err
 	}
@@ -201,6 +219,7 @@ func (n *Node) open() error {
 	n.fsm = fsm.New(n.logger.Named("fsm"))
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
+	n.fsm.SetHaltNotifier(n.halted)
 	var trans raft.Transport = n.trans
 	var guard *voteGuard
 	if cfg.DataDir == "" {
@@ -216,7 +235,7 @@ func (n *Node) open() error {
 		n.goFunc(func() { guard.run(n.shutdownCh) })
 	}
 
-	n.rpc = transport.NewClient(cfg.RaftDialer)
+	n.rpc = transport.NewClient(dialer)
 	n.rpcServer, err = transport.NewServer(n.mux, n.handleRPC, errorCode, n.logger.Named("rpc"))
 	if err != nil {
 		return err
@@ -235,6 +254,7 @@ func (n *Node) open() error {
 	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
+	n.goFunc(n.watchHealth)
 	return nil
 }
 
@@ -260,8 +280,9 @@ func (n *Node) raftConfig() *raft.Config {
 	return rc
 }
 
-// openStores opens the Raft log, stable store and snapshot store: bolt and
-// files under DataDir, or memory when DataDir is empty.
+// openStores opens the Raft log, stable store and snapshot store: the
+// configured LogStore and files under DataDir, or memory when DataDir is
+// empty.
 func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore, error) {
 	dir := n.cfg.DataDir
 	if dir == "" {
@@ -278,13 +299,13 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 	probe.Close()
 	os.Remove(probe.Name())
 
-	store, err := openBolt(filepath.Join(dir, "raft.db"))
+	store, err := openLogStore(n.cfg.LogStore, dir, n.logger)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	n.stores = store
 	// Raft re-reads every entry it replicates; keep recent ones in memory
-	// rather than reading them back from bolt.
+	// rather than reading them back from disk.
 	cached, err := raft.NewLogCache(512, store)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("log cache: %w", err)
@@ -294,42 +315,6 @@ func (n *Node) openStores() (raft.LogStore, raft.StableStore, raft.SnapshotStore
 		return nil, nil, nil, fmt.Errorf("%w: snapshot store in %s: %v", ErrDataDir, dir, err)
 	}
 	return cached, store, snaps, nil
-}
-
-// openBolt opens the bolt store with a timeout, because a second process on
-// the same DataDir would otherwise block forever on bolt's file lock.
-func openBolt(path string) (*raftboltdb.BoltStore, error) {
-	type result struct {
-		s   *raftboltdb.BoltStore
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{
-			// Every commit writes the free-page list otherwise, pages that
-			// bolt can rebuild by scanning when it opens the file. Syncing
-			// stays on: each commit still reaches the disk.
-			NoFreelistSync: true,
-			FreelistType:   bolt.FreelistMapType,
-		}})
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return nil, fmt.Errorf("%w: open %s: %v", ErrDataDir, path, r.err)
-		}
-		return r.s, nil
-	case <-time.After(5 * time.Second):
-		// The opener goroutine is left to finish on its own; when the
-		// other process exits it gets the lock, and we close the store.
-		go func() {
-			if r := <-ch; r.s != nil {
-				r.s.Close()
-			}
-		}()
-		return nil, fmt.Errorf("%w: %s is locked by another process; each node needs its own DataDir", ErrDataDir, path)
-	}
 }
 
 // advertiseRaftAddr turns the configured RaftAddr into one peers can dial:

@@ -106,8 +106,16 @@ func TestLeaderShutdownHandsOver(t *testing.T) {
 	}
 }
 
+// TestRestartedNodeRejoinsFromDataDir runs against both log stores: a
+// restart from disk is where they differ.
 func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
-	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
+	for _, store := range []cluster.LogStore{cluster.LogStoreBolt, cluster.LogStoreWAL} {
+		t.Run(store.String(), func(t *testing.T) { restartFromDataDir(t, store) })
+	}
+}
+
+func restartFromDataDir(t *testing.T, store cluster.LogStore) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true, LogStore: store})
 	c.Leader(10 * time.Second)
 	res, err := cluster.Plumbing(c.Nodes[1]).Claim(context.Background(), []fsm.Claim{claimNow("persisted", 7)})
 	if err != nil || !res.Outcomes[0].Granted() {
@@ -233,12 +241,16 @@ func TestStartFailsClearly(t *testing.T) {
 }
 
 func TestSingleNode(t *testing.T) {
-	c := clustertest.MakeCluster(t, 1, clustertest.Options{DataDir: true})
-	if !c.Nodes[0].IsLeader() || c.Nodes[0].Leader() != c.Nodes[0].Name() {
-		t.Fatalf("single node is not its own leader")
-	}
-	res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)})
-	if err != nil || !res.Outcomes[0].Granted() {
-		t.Fatalf("claim: %v %+v", err, res)
+	for _, store := range []cluster.LogStore{cluster.LogStoreBolt, cluster.LogStoreWAL} {
+		t.Run(store.String(), func(t *testing.T) {
+			c := clustertest.MakeCluster(t, 1, clustertest.Options{DataDir: true, LogStore: store})
+			if !c.Nodes[0].IsLeader() || c.Nodes[0].Leader() != c.Nodes[0].Name() {
+				t.Fatalf("single node is not its own leader")
+			}
+			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)})
+			if err != nil || !res.Outcomes[0].Granted() {
+				t.Fatalf("claim: %v %+v", err, res)
+			}
+		})
 	}
 }

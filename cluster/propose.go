@@ -287,6 +287,8 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 		return nil, n.removeServer(raft.ServerID(req))
 	case methodStats:
 		return n.serveStats(), nil
+	case methodKeyring:
+		return n.serveKeyring(req)
 	default:
 		return nil, fmt.Errorf("unknown rpc method %d; is every node on the same Interlock version?", m)
 	}

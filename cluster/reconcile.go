@@ -140,6 +140,9 @@ func (n *Node) reconcile() {
 			if len(configured) == 1 && configured[0].ID == id && configured[0].Address == addr {
 				continue
 			}
+			if !n.admitted(m) { // TLS check first (tls_admit.go)
+				continue
+			}
 			// Same name, new address (a rescheduled container) or new
 			// incarnation (a memory-only restart): drop the stale entry
 			// first, so the cluster never waits on it and never counts
@@ -188,6 +191,19 @@ func (n *Node) isLeaving(m Member) bool {
 		return false
 	}
 	return true
+}
+
+// askedToLeave returns when name asked this node, as leader, to remove it
+// from Raft within the last leavingMemory, or zero. It takes only
+// leavingMu, so gossip callbacks may call it.
+func (n *Node) askedToLeave(name string) time.Time {
+	n.leavingMu.Lock()
+	defer n.leavingMu.Unlock()
+	t, ok := n.leaving[name]
+	if !ok || time.Since(t) > leavingMemory {
+		return time.Time{}
+	}
+	return t
 }
 
 // awaitFuture waits for f until it resolves or this node begins to shut

@@ -82,6 +82,10 @@ var runs = map[string][]exampleRun{
 		name: "-for",
 		args: fixed("-for", "3s", "-interval", "250ms"),
 		last: regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
+	}, {
+		name: "-dev-tls",
+		args: fixed("-for", "3s", "-interval", "250ms", "-dev-tls"),
+		last: regexp.MustCompile(`^ticks=[1-9]\d* runs=[1-9]\d* duplicates=0 missed=0$`),
 	}},
 }
 

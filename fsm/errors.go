@@ -15,4 +15,11 @@ var (
 	// ErrUnsupportedVersion means the entry or snapshot was written in an
 	// encoding version this build cannot read.
 	ErrUnsupportedVersion = errors.New("fsm: unsupported encoding version")
+
+	// ErrHalted means the state machine met a committed entry that a newer
+	// build wrote (ErrUnknownCommand or ErrUnsupportedVersion) and stopped
+	// applying entries rather than skip it and diverge from the replicas
+	// that applied it. Replace the build with one that speaks the entry's
+	// protocol; see FSM.Halted.
+	ErrHalted = errors.New("fsm: state machine halted")
 )

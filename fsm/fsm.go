@@ -57,6 +57,11 @@ type FSM struct {
 	// granted; see beginEntry.
 	entryJobs  map[string]struct{}
 	entryLocks map[string]struct{}
+
+	// halted is set when an entry of a newer protocol arrives, and onHalt
+	// is told; see haltLocked in protocol.go.
+	halted error
+	onHalt func(error)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -85,9 +90,40 @@ func New(logger hclog.Logger) *FSM {
 // Apply applies one committed log entry. It returns *ClaimResult for a
 // claim batch, nil for a registration, and an error for an entry it cannot
 // decode; the error reaches whoever proposed the entry, and the state is left
-// unchanged.
+// unchanged. An entry of a command type or encoding this build does not know
+// halts the state machine instead (haltLocked): from then on every entry is
+// refused with an error wrapping ErrHalted.
 func (f *FSM) Apply(l *raft.Log) interface{} {
-	defer f.markApplied(l.Index)
+	if err := f.haltedErr(); err != nil {
+		return err
+	}
+	res := f.apply(l)
+	if err := haltCause(res); err != nil {
+		return f.halt(l.Index, err)
+	}
+	f.markApplied(l.Index)
+	return res
+}
+
+// haltCause returns the error in an Apply result, alone or in a batch, that
+// says the entry is newer than this build, or nil.
+func haltCause(res interface{}) error {
+	switch r := res.(type) {
+	case error:
+		if haltsApply(r) {
+			return r
+		}
+	case *BatchResult:
+		for _, x := range r.Results {
+			if err, ok := x.(error); ok && haltsApply(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *FSM) apply(l *raft.Log) interface{} {
 	if l.Type != raft.LogCommand {
 		return nil
 	}

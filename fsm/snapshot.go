@@ -52,8 +52,19 @@ type snapshot struct {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.halted != nil {
+		return nil, f.halted
+	}
 	e := &encoder{buf: make([]byte, 0, 64+len(f.jobs)*56)}
-	e.byte(snapshotVersion)
+	// Without job control state, write format 2, which nodes of
+	// ProtocolBase can restore: a cluster that has not used the newer
+	// commands, as during a rolling upgrade, stays readable to its older
+	// members.
+	version := byte(snapshotVersion)
+	if len(f.paused) == 0 && len(f.runNow) == 0 && len(f.history) == 0 {
+		version = snapshotVersionInstants
+	}
+	e.byte(version)
 	e.uvarint(f.applied)
 	e.varint(f.clock)
 
@@ -123,7 +134,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		e.uvarint(fo.call)
 	}
 	encodeIncarnations(e, f.incarnations)
-	f.encodeJobControlLocked(e)
+	if version == snapshotVersion {
+		f.encodeJobControlLocked(e)
+	}
 	return &snapshot{data: e.buf}, nil
 }
 

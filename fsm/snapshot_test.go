@@ -240,7 +240,9 @@ func TestPersistWriteErrorCancelsSink(t *testing.T) {
 // TestRestoreGarbageKeepsState feeds Restore invalid snapshots and checks
 // that each is rejected with the right error and the old state survives.
 func TestRestoreGarbageKeepsState(t *testing.T) {
-	valid := snapshotBytes(t, populated(t))
+	withControl := populated(t)
+	withControl.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: fsm.EncodePause(fsm.Pause{Job: "alpha", Paused: true})})
+	valid := snapshotBytes(t, withControl)
 
 	type tc struct {
 		name string
@@ -299,22 +301,22 @@ func TestRestoreReadErrorKeepsState(t *testing.T) {
 	}
 }
 
-// olderFormats returns the older forms of a snapshot of populated, which
-// has no incarnations, no paused job, no run-now request and no history:
-// version 2 with the empty incarnation section (a zero count) and version
-// 2 from before incarnations existed. Both end where the version-3 job
-// control section (three zero counts) begins.
-func olderFormats(t *testing.T, valid []byte) map[string][]byte {
+// otherForms returns other encodings of the state in valid, a snapshot
+// of populated, which has no incarnations, no paused job, no run-now
+// request and no history and so is written in format 2: format 2 from
+// before incarnations existed, and format 3 with an empty job control
+// section (three zero counts), as builds before the rule that such a state
+// is written in format 2 wrote it.
+func otherForms(t *testing.T, valid []byte) map[string][]byte {
 	t.Helper()
-	tail := valid[len(valid)-4:]
-	if !bytes.Equal(tail, []byte{0, 0, 0, 0}) {
-		t.Fatalf("snapshot of populated ends with %#x, want empty incarnation and job control sections", tail)
+	if valid[0] != 2 || valid[len(valid)-1] != 0 {
+		t.Fatalf("snapshot of populated starts with version %d and ends with %#x, want version 2 ending in an empty incarnation section", valid[0], valid[len(valid)-1])
 	}
-	v2 := slices.Clone(valid[:len(valid)-3])
-	v2[0] = 2
+	v3 := append(slices.Clone(valid), 0, 0, 0)
+	v3[0] = 3
 	return map[string][]byte{
-		"version 2":                     v2,
-		"version 2 before incarnations": v2[:len(v2)-1],
+		"version 2 before incarnations": valid[:len(valid)-1],
+		"version 3 without job control": v3,
 	}
 }
 
@@ -322,10 +324,7 @@ func olderFormats(t *testing.T, valid []byte) map[string][]byte {
 // versions: each must give the same state as the current form.
 func TestRestoreSnapshotOfOlderFormat(t *testing.T) {
 	valid := snapshotBytes(t, populated(t))
-	if valid[0] != 3 {
-		t.Fatalf("snapshot version = %d, want 3", valid[0])
-	}
-	for name, data := range olderFormats(t, valid) {
+	for name, data := range otherForms(t, valid) {
 		f := fsm.New(nil)
 		if err := restore(t, f, data); err != nil {
 			t.Fatalf("Restore of a %s snapshot: %v", name, err)
@@ -333,5 +332,28 @@ func TestRestoreSnapshotOfOlderFormat(t *testing.T) {
 		if !bytes.Equal(snapshotBytes(t, f), valid) {
 			t.Fatalf("state restored from the %s format differs from the original", name)
 		}
+	}
+}
+
+// TestSnapshotFormatFollowsJobControl checks that a state with job control
+// (here one paused job) is written in format 3, which keeps it, and that
+// resuming the job brings back format 2, which nodes of ProtocolBase read.
+func TestSnapshotFormatFollowsJobControl(t *testing.T) {
+	f := populated(t)
+	f.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: fsm.EncodePause(fsm.Pause{Job: "alpha", Paused: true})})
+	snap := snapshotBytes(t, f)
+	if snap[0] != 3 {
+		t.Fatalf("snapshot with a paused job has version %d, want 3", snap[0])
+	}
+	restored := fsm.New(nil)
+	if err := restore(t, restored, snap); err != nil {
+		t.Fatal(err)
+	}
+	if !restored.Paused("alpha") {
+		t.Errorf("alpha not paused after restoring a format-3 snapshot")
+	}
+	f.Apply(&raft.Log{Index: 9, Type: raft.LogCommand, Data: fsm.EncodePause(fsm.Pause{Job: "alpha"})})
+	if v := snapshotBytes(t, f)[0]; v != 2 {
+		t.Errorf("snapshot after resuming the only paused job has version %d, want 2", v)
 	}
 }

@@ -201,6 +201,8 @@ type proc struct {
 	logs       []string // stderr of each life, in order
 	// join, if not nil, replaces the -join list Launch computes.
 	join []string
+	// bin, if set, is the binary Launch runs instead of nodeBin.
+	bin string
 
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the current process has exited
@@ -456,13 +458,22 @@ func (c *Cluster) Launch(i int) {
 	if c.opts.Jobs != "" {
 		args = append(args, "-jobs", c.opts.Jobs)
 	}
+	// INTERLOCK_TEST_LOGSTORE=wal runs the whole suite (and the chaos
+	// soak) with raft-wal instead of bolt.
+	if s := os.Getenv("INTERLOCK_TEST_LOGSTORE"); s != "" {
+		args = append(args, "-log-store", s)
+	}
 	logPath := filepath.Join(c.dir, p.name, fmt.Sprintf("stderr.life%d.log", len(p.logs)+1))
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer logFile.Close() // the child has its own copy
-	cmd := exec.Command(nodeBin, args...)
+	bin := nodeBin
+	if p.bin != "" {
+		bin = p.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	// If the test binary dies without its cleanups, take the node with it.
@@ -518,6 +529,10 @@ func (c *Cluster) Relocate(i int) {
 // SetJoin makes every later Launch of node i use addrs as its -join list
 // instead of the other nodes' gossip addresses; nil restores the default.
 func (c *Cluster) SetJoin(i int, addrs []string) { c.nodes[i].join = addrs }
+
+// SetBinary makes every later Launch of node i run bin instead of the
+// interlock-node TestMain built; "" restores it.
+func (c *Cluster) SetBinary(i int, bin string) { c.nodes[i].bin = bin }
 
 // RaftAddr returns node i's current Raft host:port.
 func (c *Cluster) RaftAddr(i int) string { return addr(c.nodes[i].raftPort) }

@@ -15,7 +15,8 @@ import (
 type JobStatus struct {
 	// Name is the job's name.
 	Name string
-	// Schedule describes when the job's ticks fall, such as "every 1m0s".
+	// Schedule describes when the job's ticks fall: "every 1m0s", "every
+	// 24h0m0s offset 3h0m0s", "cron 0 3 * * *" or "at <RFC 3339 time>".
 	Schedule string
 	// Next is the next tick this node has queued; zero while Run is not
 	// running, or if this node does not run the job (RequireTags).
@@ -231,5 +232,19 @@ func (s *Scheduler) Jobs() []JobStatus {
 	return out
 }
 
-// scheduleString describes a job's schedule for JobStatus.
-func scheduleString(j Job) string { return "every " + j.Interval.String() }
+// scheduleString describes a job's schedule for JobStatus: "every 1m0s",
+// "every 24h0m0s offset 3h0m0s", "cron 0 3 * * *", "at <RFC 3339 time>",
+// or for a Schedule of the application's own type its String, else its
+// type's name.
+func scheduleString(j Job) string {
+	switch s := j.Schedule.(type) {
+	case nil:
+		return "every " + j.Interval.String()
+	case cronSchedule:
+		return "cron " + s.spec
+	case fmt.Stringer:
+		return s.String()
+	default:
+		return fmt.Sprintf("%T", s)
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,10 @@ type Mux struct {
 	overCap     *throttledLog
 	noKind      *throttledLog
 	unknownKind *throttledLog
+
+	// tlsConfig, if set by UseTLS, wraps every connection (tls.go).
+	tlsConfig  *tls.Config
+	tlsRefused *tlsRefusals
 
 	mu     sync.Mutex
 	subs   map[Kind]*subListener
@@ -145,6 +150,11 @@ func (m *Mux) Serve() error {
 }
 
 func (m *Mux) route(conn net.Conn) {
+	if m.tlsConfig != nil {
+		if conn = m.tlsHandshake(conn); conn == nil {
+			return
+		}
+	}
 	_ = conn.SetReadDeadline(time.Now().Add(m.handshake))
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {

@@ -21,8 +21,14 @@ import (
 
 // Options tunes MakeCluster. The zero value gives in-memory stores.
 type Options struct {
-	// DataDir puts each node's Raft log in bolt under t.TempDir().
+	// DataDir puts each node's Raft log on disk under t.TempDir(), in
+	// the store LogStore names.
 	DataDir bool
+	// LogStore is the disk store with DataDir. The zero value is
+	// cluster.LogStoreBolt, unless the INTERLOCK_TEST_LOGSTORE environment
+	// variable names another ("wal"), so that a whole suite can be run
+	// against either store without editing it.
+	LogStore cluster.LogStore
 	// Configure, if set, edits node i's config before it starts.
 	Configure func(i int, c *cluster.Config)
 	// StartTimeout bounds forming the cluster. Default 30s.
@@ -44,6 +50,20 @@ func Logger(name string) hclog.Logger {
 		level = hclog.LevelFromString(v)
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: os.Stderr})
+}
+
+// logStore is the store a test asked for, or the one INTERLOCK_TEST_LOGSTORE
+// names when it asked for the default.
+func logStore(t testing.TB, asked cluster.LogStore) cluster.LogStore {
+	v := os.Getenv("INTERLOCK_TEST_LOGSTORE")
+	if asked != cluster.LogStoreBolt || v == "" {
+		return asked
+	}
+	s, err := cluster.ParseLogStore(v)
+	if err != nil {
+		t.Fatalf("INTERLOCK_TEST_LOGSTORE: %v", err)
+	}
+	return s
 }
 
 // FreePorts returns n ports that were free on 127.0.0.1 for both TCP and
@@ -109,6 +129,7 @@ func MakeCluster(t testing.TB, n int, opts Options) *Cluster {
 		cfg := Config(t, i, ports[:n], ports[n+i])
 		if opts.DataDir {
 			cfg.DataDir = t.TempDir()
+			cfg.LogStore = logStore(t, opts.LogStore)
 		}
 		if opts.Configure != nil {
 			opts.Configure(i, &cfg)

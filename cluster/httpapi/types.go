@@ -107,3 +107,18 @@ type Error struct {
 	// Error says what went wrong and, where the caller can, how to fix it.
 	Error string `json:"error"`
 }
+
+// Action is the body of a write operation that succeeded.
+type Action struct {
+	// Action is "run", "pause", "resume", "remove-peer" or
+	// "transfer-leadership"; Target the job or node it acted on ("" for a
+	// transfer to whichever voter Raft picked).
+	Action string `json:"action"`
+	Target string `json:"target,omitempty"`
+	// Node is the node that took the request.
+	Node string `json:"node"`
+	// Leader is the leader known once the operation returned.
+	Leader string `json:"leader,omitempty"`
+	// Message says in a sentence what was done.
+	Message string `json:"message"`
+}

@@ -28,6 +28,7 @@
 //
 //	go run ./examples/three-node            # 15 s at 1 s ticks
 //	go run ./examples/three-node -for 1m -interval 500ms -log-level info
+//	go run ./examples/three-node -dev-tls   # mutual TLS between the nodes
 //
 // or `make demo`. Cluster logs go to stderr at -log-level (default warn).
 package main
@@ -106,6 +107,11 @@ func run(interval, runFor time.Duration, logLevel string) (int, error) {
 	cfgs, err := configs(dataDir, level, logs)
 	if err != nil {
 		return 1, err
+	}
+	if *devTLS {
+		if err := useDevTLS(cfgs); err != nil {
+			return 1, err
+		}
 	}
 	fmt.Printf("starting %d nodes on 127.0.0.1 (data in %s)\n", nodes, dataDir)
 	cl, err := startCluster(ctx, cfgs)

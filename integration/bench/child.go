@@ -67,6 +67,11 @@ type child struct {
 	mu     sync.Mutex
 	leader bool
 	holder bool
+
+	// How it was started, for restart.
+	dir, role string
+	rec       *recorder
+	args      []string
 }
 
 // startChild re-executes this binary with -role=role and args. Runs are
@@ -76,12 +81,12 @@ func startChild(dir, name, role string, rec *recorder, args ...string) (*child, 
 	if err != nil {
 		return nil, err
 	}
-	c := &child{name: name, ready: make(chan struct{}), exited: make(chan struct{})}
+	c := &child{name: name, ready: make(chan struct{}), exited: make(chan struct{}), dir: dir, role: role, rec: rec, args: args}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	c.logPath = filepath.Join(dir, name+".stderr.log")
-	logf, err := os.Create(c.logPath)
+	logf, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +181,29 @@ func (c *child) waitReady(timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("%s not ready after %s; see %s:\n%s", c.name, timeout, c.logPath, tail(c.logPath))
 	}
+}
+
+// restart starts the child again with the same name, role and arguments
+// (so the same ports and data directory), once it has exited, and waits
+// until it is ready.
+func (c *child) restart() (*child, error) {
+	<-c.exited
+	nc, err := startChild(c.dir, c.name, c.role, c.rec, c.args...)
+	if err != nil {
+		return nil, err
+	}
+	nc.clientEndpoint = c.clientEndpoint
+	if err := nc.waitReady(60 * time.Second); err != nil {
+		nc.sigkill()
+		<-nc.exited
+		return nil, err
+	}
+	return nc, nil
+}
+
+// signal sends sig to the child by PID (SIGSTOP, SIGCONT).
+func (c *child) signal(sig syscall.Signal) {
+	_ = c.cmd.Process.Signal(sig)
 }
 
 // sigkill kills the child by PID, as a crash would.

@@ -19,6 +19,11 @@ import (
 // startInterlock starts n Interlock nodes in this process, bolt on disk
 // under dir, and waits until all are in one cluster with a leader.
 func startInterlock(dir string, n int) ([]*cluster.Node, error) {
+	return startInterlockStore(dir, n, cluster.LogStoreBolt)
+}
+
+// startInterlockStore is startInterlock with the given log store.
+func startInterlockStore(dir string, n int, store cluster.LogStore) ([]*cluster.Node, error) {
 	ports := freePorts(2 * n)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -45,6 +50,7 @@ func startInterlock(dir string, n int) ([]*cluster.Node, error) {
 			BindAddr:        "127.0.0.1:" + strconv.Itoa(ports[i]),
 			RaftAddr:        "127.0.0.1:" + strconv.Itoa(ports[n+i]),
 			DataDir:         filepath.Join(dir, name),
+			LogStore:        store,
 			Join:            join,
 			BootstrapExpect: n,
 			Logger:          hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: logf}),

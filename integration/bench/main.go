@@ -2,7 +2,7 @@
 // plain Redis lock and embedded etcd on this machine, and writes
 // docs/benchmarks.md with a chart.
 //
-//	go run . -mode=quick -out ../../docs/benchmarks.md   # under 3 minutes
+//	go run . -mode=quick -out ../../docs/benchmarks.md   # under 5 minutes
 //	go run . -mode=full  -out ../../docs/benchmarks.md
 package main
 
@@ -30,7 +30,10 @@ var (
 	fName = flag.String("name", "", "internal: child name")
 	fKeep = flag.Bool("keep", false, "keep the temporary directory (logs, data) for inspection")
 	fS5   = flag.String("s5-jobs", "", "override the S5 job counts, e.g. 50000")
-	fOnly = flag.String("only", "", "comma-separated scenarios to run (phys,s1,s2,s3,s4,s5); empty runs all")
+	fOnly = flag.String("only", "", "comma-separated scenarios to run (phys,s1,s2,gobench,s3,s4,s5,recovery); empty runs all")
+
+	fS3Rows     = flag.String("s3-rows", "", "comma-separated S3 rows to run (il-kill, etcd-part, ilk, ilk-quorum, rl, ...); empty runs all of the mode's")
+	fRecoveryMB = flag.Int("recovery-mb", 0, "log size in MiB for the log-store recovery step; 0 means 1024 in full mode and skipping it in quick mode")
 )
 
 // settings sizes a run.
@@ -60,7 +63,7 @@ func settingsFor(mode string) settings {
 			s5Counts: []int{1000, 10000, 50000}, s5LocalAll: true, redisFsyncAlways: true}
 	}
 	return settings{mode: "quick", physN: 1000, physReps: 3, s1Dur: 5 * time.Second, s1Reps: 1,
-		lockDur: time.Second, lockReps: 1, contenders: 8, s3Reps: 1, s3Watch: 4 * time.Second,
+		lockDur: time.Second, lockReps: 1, contenders: 8, s3Reps: 1, s3Watch: 3 * time.Second,
 		s4Settle: 2 * time.Second, s4Window: 3 * time.Second, s4Reps: 1, s5Dur: 3 * time.Second, s5Reps: 1,
 		s5Counts: []int{1000, 10000, 50000}, redisFsyncAlways: true}
 }
@@ -117,7 +120,13 @@ func orchestrate() error {
 		name string
 		f    func(*report) error
 	}{
-		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"gobench", runGoBench}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5},
+		{"phys", runPhys}, {"s1", runS1}, {"s2", runS2}, {"gobench", runGoBench}, {"s3", runS3}, {"s4", runS4}, {"s5", runS5}, {"recovery", runRecovery},
+	}
+	if only["idleprof"] {
+		steps = append(steps, struct {
+			name string
+			f    func(*report) error
+		}{"idleprof", runIdleProf})
 	}
 	for _, s := range steps {
 		if only != nil && !only[s.name] {

@@ -28,10 +28,14 @@ type report struct {
 	// missed or duplicated a tick.
 	s1Evidence []string
 	s2         []lockRow
-	gobench    *goBench
+	gobench    *goBench // with bolt, the default log store
+	gobenchWAL *goBench // the same benchmarks with raft-wal
 	s3         []failRow
 	s4         []footRow
-	s5         []scaleRow
+	// s4Floor is the bench binary idle, doing nothing (S4's floor).
+	s4Floor  struct{ cpu, rss rep }
+	s5       []scaleRow
+	recovery []recoveryRow
 }
 
 func (r *report) command() string {
@@ -91,6 +95,7 @@ func (r *report) write(path string) error {
 	r.writeS1(w)
 	r.writeS2(w)
 	r.writeGoBench(w)
+	r.writeLogStores(w)
 	r.writeS3(w)
 	r.writeS4(w)
 	r.writeS5(w)
@@ -173,20 +178,38 @@ func (r *report) writeSummary(w writer) {
 			}
 			w("| S1 duplicate runs, %s job, %s ticks | %s | %s | %s | – |\n", iv, num(il.ticks.median()), num(il.dups.median()), p.sys, num(p.dups.median()))
 			w("| S1 missed ticks, %s job | %s | %s | %s | – |\n", iv, num(il.missed.median()), p.sys, num(p.missed.median()))
+			if p.sys == sysGointerlock {
+				// gointerlock has no ticks: its "lateness" is only each
+				// replica's phase since its own start, not a delay.
+				w("| S1 lateness p50 / p99 ms, %s job | %s / %s | %s | no ticks: its runs' offset from the grid is each replica's start phase, %s / %s | – |\n", iv, num(il.p50.median()), num(il.p99.median()), p.sys, num(p.p50.median()), num(p.p99.median()))
+				continue
+			}
+			w("| S1 lateness p50 ms, %s job | %s | %s | %s | %s |\n", iv, num(il.p50.median()), p.sys, num(p.p50.median()), ratio(il.p50.median(), p.p50.median()))
 			w("| S1 lateness p99 ms, %s job | %s | %s | %s | %s |\n", iv, num(il.p99.median()), p.sys, num(p.p99.median()), ratio(il.p99.median(), p.p99.median()))
 		}
 	}
-	il := findS2(r.s2, sysInterlock)
-	for _, p := range r.s2 {
-		if p.sys == sysInterlock || il == nil {
+	for _, ilName := range []string{sysInterlock, sysInterlockWAL} {
+		il := findS2(r.s2, ilName)
+		if il == nil {
 			continue
 		}
-		if il.unavailable != "" {
-			w("| S2 lock acquire+release p50 ms | not available in this build | %s | %s | – |\n", p.sys, num(p.uncP50.median()))
-			continue
+		for _, p := range r.s2 {
+			if isInterlock(p.sys) {
+				continue
+			}
+			if il.unavailable != "" {
+				w("| S2 lock acquire+release p50 ms | not available in this build | %s | %s | – |\n", p.sys, num(p.uncP50.median()))
+				continue
+			}
+			label := ""
+			if ilName == sysInterlockWAL {
+				label = " (Interlock with LogStore wal)"
+			}
+			w("| S2 uncontended acquire+release p50 ms%s | %s | %s | %s | %s |\n", label, num(il.uncP50.median()), p.sys, num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()))
+			w("| S2 uncontended acquire+release p99 ms%s | %s | %s | %s | %s |\n", label, num(il.uncP99.median()), p.sys, num(p.uncP99.median()), ratio(il.uncP99.median(), p.uncP99.median()))
+			w("| S2 64 names in parallel, pairs/s%s | %s | %s | %s | %s |\n", label, num(il.parRate.median()), p.sys, num(p.parRate.median()), ratio(il.parRate.median(), p.parRate.median()))
+			w("| S2 64 names in parallel, p50 / p99 ms%s | %s / %s | %s | %s / %s | %s / %s |\n", label, num(il.parP50.median()), num(il.parP99.median()), p.sys, num(p.parP50.median()), num(p.parP99.median()), ratio(il.parP50.median(), p.parP50.median()), ratio(il.parP99.median(), p.parP99.median()))
 		}
-		w("| S2 uncontended acquire+release p50 ms | %s | %s | %s | %s |\n", num(il.uncP50.median()), p.sys, num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()))
-		w("| S2 64 names in parallel, pairs/s | %s | %s | %s | %s |\n", num(il.parRate.median()), p.sys, num(p.parRate.median()), ratio(il.parRate.median(), p.parRate.median()))
 	}
 	if g := r.gobench; g != nil {
 		lead, floor, par, bare := g.aims()
@@ -199,16 +222,24 @@ func (r *report) writeSummary(w writer) {
 		if ilr.kind == "lock" {
 			what = "next Lock+Unlock"
 		}
-		w("| S3 ms from failure to %s | %s | %s | %s | %s |\n", what, gapCell(ilr), p.sys, gapCell(p), ratio(ilr.gap.median(), p.gap.median()))
+		w("| S3 %s: ms to the %s (every repetition) | %s | %s | %s | %s |\n", ilr.class, what, every(ilr.gap), p.sys, every(p.gap), ratio(ilr.gap.median(), p.gap.median()))
+		if len(ilr.longest) > 0 && len(p.longest) > 0 {
+			w("| S3 %s: longest stretch with no run, ms | %s | %s | %s | %s |\n", ilr.class, every(ilr.longest), p.sys, every(p.longest), ratio(ilr.longest.median(), p.longest.median()))
+		}
+		if len(ilr.dups) > 0 || len(p.dups) > 0 {
+			w("| S3 %s: duplicates | %s | %s | %s | – |\n", ilr.class, every(ilr.dups), p.sys, every(p.dups))
+		}
 	}
-	il4 := findIdleS4(r.s4)
-	if il4 != nil {
+	for _, il4 := range r.s4 {
+		if il4.sys != sysInterlock {
+			continue
+		}
 		for _, p := range r.s4 {
-			if p.sys == sysInterlock || !strings.Contains(p.jobs, "idle") {
+			if p.sys == sysInterlock || p.jobs != il4.jobs {
 				continue
 			}
-			w("| S4 idle RSS per node, MiB | %s | %s | %s | %s |\n", num(il4.rss.median()), p.sys, num(p.rss.median()), ratio(il4.rss.median(), p.rss.median()))
-			w("| S4 idle CPU per node, %% of a core | %s | %s | %s | %s |\n", num(il4.cpu.median()), p.sys, num(p.cpu.median()), ratio(il4.cpu.median(), p.cpu.median()))
+			w("| S4 %s: RSS above the floor per node, MiB | %s | %s | %s | %s |\n", il4.jobs, num(il4.rssAbove.median()), p.sys, num(p.rssAbove.median()), ratio(il4.rssAbove.median(), p.rssAbove.median()))
+			w("| S4 %s: CPU per node, %% of a core | %s | %s | %s | %s |\n", il4.jobs, num(il4.cpu.median()), p.sys, num(p.cpu.median()), ratio(il4.cpu.median(), p.cpu.median()))
 		}
 	}
 	for _, x := range r.s5 {
@@ -249,7 +280,7 @@ func (r *report) writeS1(w writer) {
 		}
 	}
 	w("\n- **Interlock**: each run carries its tick; a tick runs only after a committed Raft entry granted it.\n")
-	w("- **gointerlock**: runs carry no tick. Each run is attributed to the interval it *started* in, and every run beyond the first in one interval counts as a duplicate; lateness is the start's offset into that interval. Each replica's schedule is \"now + Interval\" from its own start, so three replicas started 33 ms apart each find the lock free (it is released by `DEL` as soon as the instant job returns) and each run once per interval.\n")
+	w("- **gointerlock**: runs carry no tick. Each run is attributed to the interval it *started* in, and every run beyond the first in one interval counts as a duplicate; lateness is the start's offset into that interval. Each replica's schedule is \"now + Interval\" from its own start, so three replicas started 33 ms apart each find the lock free (it is released by `DEL` as soon as the instant job returns) and most of them run in most intervals (the S1 table gives the measured runs).\n")
 	w("- **etcd Election**: the replica that wins `concurrency.Election` runs every job on local tickers aligned to the epoch; the others wait in `Campaign`. No per-tick coordination, hence its low lateness.\n\n")
 }
 
@@ -260,19 +291,20 @@ func (r *report) writeS2(w writer) {
 	w("## S2: locks\n\n")
 	w("Acquire + release pairs, %s per loop, %d repetition(s), median (min–max). Uncontended: one goroutine on one name, through a follower. 64 names: 64 goroutines, each on its own name, spread over the three members. Contended: %d goroutines on one name; acquisitions/s counts every Lock that succeeded, hand-offs/s only those by a different goroutine than the previous holder (a holder that releases and at once re-acquires is not a hand-off). Each goroutine is its own holder: its own etcd session, its own Redis token.\n\n", r.st.lockDur, r.st.lockReps, r.st.contenders)
 	w("![lock benchmarks](benchmarks-locks.png)\n\n")
-	w("| system | uncontended p50 ms | uncontended p99 ms | uncontended pairs/s | 64 names pairs/s | 64 names p50 ms | 64 names p99 ms | contended acquisitions/s | contended hand-offs/s |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("Every system is warmed the same way before it is measured: its 64-name loop runs for %s unmeasured. Repetitions run the systems in a rotating order. *Errors* counts the Lock and Unlock calls that failed in the three measured loops of each repetition (every repetition listed); a failed pair is left out of the rates and latencies.\n\n", s2Warmup)
+	w("| system | uncontended p50 ms | uncontended p99 ms | uncontended pairs/s | 64 names pairs/s | 64 names p50 ms | 64 names p99 ms | contended acquisitions/s | contended hand-offs/s | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.s2 {
 		if x.unavailable != "" {
-			w("| %s | %s | | | | | | | |\n", x.sys, x.unavailable)
+			w("| %s | %s | | | | | | | | |\n", x.sys, x.unavailable)
 			continue
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, cell(x.uncP50), cell(x.uncP99), cell(x.uncRate), cell(x.parRate), cell(x.parP50), cell(x.parP99), cell(x.conRate), cell(x.conHandoffs))
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, cell(x.uncP50), cell(x.uncP99), cell(x.uncRate), cell(x.parRate), cell(x.parP50), cell(x.parP99), cell(x.conRate), cell(x.conHandoffs), every(x.errs))
 	}
 	il := findS2(r.s2, sysInterlock)
 	if il != nil && il.unavailable == "" {
 		w("\nInterlock ÷ peer:\n\n| peer | uncontended p50 | 64 names pairs/s | contended hand-offs/s |\n|---|---|---|---|\n")
 		for _, p := range r.s2 {
-			if p.sys != sysInterlock {
+			if !isInterlock(p.sys) {
 				w("| %s | %s | %s | %s |\n", p.sys, ratio(il.uncP50.median(), p.uncP50.median()), ratio(il.parRate.median(), p.parRate.median()), ratio(il.conHandoffs.median(), p.conHandoffs.median()))
 			}
 		}
@@ -287,20 +319,73 @@ func (r *report) writeS3(w writer) {
 		return
 	}
 	w("## S3: failover\n\n")
-	w("A 100 ms job on three replicas (or a lock loop); at time 0 the failure below. Gap: ms from the failure to the next successful run (or Lock+Unlock). Missed and duplicate ticks count the ticks of the %s after the failure. %d repetition(s), median (min–max).\n\n", r.st.s3Watch, r.st.s3Reps)
-	w("| system | failure | gap ms | missed ticks | duplicates | notes |\n|---|---|---|---|---|---|\n")
+	w("A 100 ms job on three replicas, each its own process (or a lock loop); at time 0 the failure in the row. Rows are grouped by failure so that like is set against like: a replica kill against a replica kill, a pause against a pause, quorum loss against the loss of the one store. Gap: ms from the failure to the next successful run (or Lock+Unlock); the longest stretch with no run covers the whole window, since a cut-off or paused replica may run the next tick itself and the hole come later. Missed and duplicate ticks count the ticks of the %s after the failure (plus the 5 s pause, the 10 s partition, or the 1 s restart delay). %d repetition(s): where the repetitions differ, every one is listed, in run order.\n\n", r.st.s3Watch, r.st.s3Reps)
+	var classes []string
+	seen := map[string]bool{}
 	for _, x := range r.s3 {
-		notes := dedupe(x.notes)
-		if len(x.exitAfter) > 0 {
-			notes = append(notes, fmt.Sprintf("the last replica exited %s ms after the kill", cell(x.exitAfter)))
+		k := x.kind + "/" + x.class
+		if !seen[k] {
+			seen[k] = true
+			classes = append(classes, k)
 		}
-		w("| %s | %s | %s | %s | %s | %s |\n", x.sys, x.event, gapOrNever(x.gap), cell(x.missed), cell(x.dups), strings.Join(notes, "; "))
+	}
+	for _, k := range classes {
+		kind, class, _ := strings.Cut(k, "/")
+		what := "scheduled job"
+		if kind == "lock" {
+			what = "lock"
+		}
+		w("### %s: %s\n\n", what, class)
+		w("| system | what was done | gap ms | longest stretch with no run, ms | missed ticks | duplicates | notes |\n|---|---|---|---|---|---|---|\n")
+		for _, x := range r.s3 {
+			if x.kind != kind || x.class != class {
+				continue
+			}
+			notes := dedupe(x.notes)
+			if len(x.exitAfter) > 0 {
+				notes = append(notes, fmt.Sprintf("the last replica exited %s ms after the kill", every(x.exitAfter)))
+			}
+			w("| %s | %s | %s | %s | %s | %s | %s |\n", x.sys, x.event, every(x.gap), every(x.longest), every(x.missed), every(x.dups), strings.Join(notes, "; "))
+		}
+		w("\n")
 	}
 	hb := cluster.DefaultHeartbeatTimeout
-	w("\n- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s) plus gossip marking the dead node failed; until then ticks ranked to the dead node wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
-	w("- The etcd recipe's runs do not touch etcd per tick, so an etcd leader change only interrupts them if the killed process also held the election; then the next holder waits for the dead holder's session lease (TTL 3 s here; the `concurrency` default is 60 s) to expire.\n")
+	w("- Every system's replicas are separate processes, failed from outside by PID: SIGKILL as a crash, SIGSTOP and SIGCONT as a pause (a long GC, a frozen VM). A paused process that wakes still believes what it believed before, which is where duplicate runs come from.\n")
+	w("- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s) plus gossip marking the dead node failed; until then ticks ranked to the dead node wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
+	w("- The etcd recipe's runs do not touch etcd per tick, so an etcd leader change only interrupts them if the failed process also held the election; then the next holder waits for the dead holder's session lease (TTL 3 s here; the `concurrency` default is 60 s) to expire.\n")
+	w("- gointerlock has no leader; its replica kill and pause hit the replica that ran the last tick. Its lock lives only in Redis, so the failure like Interlock losing a quorum is losing the one redis-server (full run only).\n")
 	w("- For the Redis lock, \"duplicates = 1\" means a second client got the lock while the first still held an unexpired 10 s lease: without persistence Redis forgets every lock on restart.\n")
-	w("- gointerlock calls `log.Fatalf` on any Redis error, so its replicas (run as child processes for this reason) exit when Redis goes away, and nothing restarts them.\n\n")
+	w("- gointerlock calls `log.Fatalf` on any Redis error, so its replicas exit when Redis goes away, and nothing restarts them.\n")
+	w("- The partition is made by TCP proxies the bench runs in front of every connection between replicas (and to Redis): each proxy finds which replica process opened a connection from the kernel's socket tables, and while a replica is cut off it closes every connection between it and the others and every new one at once. A replica keeps reaching itself. Interlock's gossip (UDP) is not cut, so the other two still see the cut-off node as alive in gossip while Raft cannot reach it.\n\n")
+}
+
+// every renders each repetition's value in run order ("a, b, c"), or one
+// value when they are all equal.
+func every(r rep) string {
+	if len(r) == 0 {
+		return "–"
+	}
+	same := true
+	for _, v := range r {
+		if num(v) != num(r[0]) {
+			same = false
+		}
+	}
+	if same {
+		if math.IsNaN(r[0]) {
+			return "never"
+		}
+		return num(r[0])
+	}
+	var parts []string
+	for _, v := range r {
+		if math.IsNaN(v) {
+			parts = append(parts, "never")
+		} else {
+			parts = append(parts, num(v))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func gapOrNever(g rep) string {
@@ -335,14 +420,15 @@ func (r *report) writeS4(w writer) {
 		return
 	}
 	w("## S4: footprint per node\n\n")
-	w("Three replicas, each a separate process, each registering the jobs below; after %s to settle, CPU (user + system from /proc/<pid>/stat) over %s and RSS (VmRSS from /proc/<pid>/status) at its end. Per node: the mean over the three processes; %d repetition(s), median (min–max). Interlock and etcd replicas embed their coordinator (a node, or an etcd member) in the process; gointerlock's coordinator is the shared redis-server, shown separately.\n\n", r.st.s4Settle, r.st.s4Window, r.st.s4Reps)
-	w("| system | jobs | CPU %% of a core, per node | busiest node CPU %% | RSS MiB per node | shared Redis: CPU %% / RSS MiB |\n|---|---|---|---|---|---|\n")
+	w("Three replicas, each a separate process, each registering the jobs below; after %s to settle, CPU (user + system from /proc/<pid>/stat) over %s and RSS (VmRSS from /proc/<pid>/status) at its end. Per node: the mean over the three processes; %d repetition(s), systems in a rotating order within each, median (min–max). Interlock and etcd replicas embed their coordinator (a node, or an etcd member) in the process; gointerlock's coordinator is the shared redis-server, shown separately.\n\n", r.st.s4Settle, r.st.s4Window, r.st.s4Reps)
+	w("Every replica is this one bench binary, which links all three systems' libraries. Its floor, measured in each repetition as the same binary started the same way but doing nothing, is **%s MiB RSS and %s%% of a core**; *RSS above the floor* subtracts it, and is the figure to compare.\n\n", cell(r.s4Floor.rss), cell(r.s4Floor.cpu))
+	w("| system | jobs | CPU %% of a core, per node | busiest node CPU %% | RSS MiB per node | RSS above the floor, MiB | shared Redis: CPU %% / RSS MiB |\n|---|---|---|---|---|---|---|\n")
 	for _, x := range r.s4 {
 		red := "–"
 		if len(x.redisCPU) > 0 {
 			red = fmt.Sprintf("%s / %s", num(x.redisCPU.median()), num(x.redisRSS.median()))
 		}
-		w("| %s | %s | %s | %s | %s | %s |\n", x.sys, x.jobs, cell(x.cpu), cell(x.cpuMax), cell(x.rss), red)
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", x.sys, x.jobs, cell(x.cpu), cell(x.cpuMax), cell(x.rss), cell(x.rssAbove), red)
 	}
 	w("\nCPU resolution is one clock tick (10 ms) over the window, about %.1f%% of a core.\n\n", 1.0/r.st.s4Window.Seconds()*100/clkTck*100/100)
 }
@@ -382,8 +468,11 @@ func (r *report) writeLosses(w writer) {
 		out = append(out, "**Locks: no figure at all.** This build of the library has no lock API, so S2 has no Interlock row; etcd Mutex and the Redis lock are measured for reference.")
 	} else if il != nil {
 		for _, p := range r.s2 {
-			if p.sys == sysInterlock {
+			if isInterlock(p.sys) {
 				continue
+			}
+			if il.uncP99.median() > p.uncP99.median() {
+				out = append(out, fmt.Sprintf("**Uncontended lock p99 vs %s**: %s ms against %s ms (%s), bolt log store; with wal see *Log stores*.", p.sys, num(il.uncP99.median()), num(p.uncP99.median()), ratio(il.uncP99.median(), p.uncP99.median())))
 			}
 			if il.uncP50.median() > p.uncP50.median() {
 				why := "every Interlock acquire and release is a Raft entry made durable with fsync on a quorum, forwarded from a follower to the leader"
@@ -393,7 +482,7 @@ func (r *report) writeLosses(w writer) {
 				out = append(out, fmt.Sprintf("**Uncontended lock latency vs %s**: %s ms against %s ms (%s): %s.", p.sys, num(il.uncP50.median()), num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()), why))
 			}
 			if il.parRate.median() < p.parRate.median() {
-				why := "Interlock's rate is bounded by durable Raft entries per second: each costs two bolt transactions in a row (leader, then follower), two fdatasyncs each, on a disk the three nodes share (fsync p50 " + num(r.phys.fsyncP50.median()) + " ms in this run); group commit already packs the commands of all 64 callers into each entry"
+				why := "Interlock's rate is bounded by durable Raft entries per second: each costs two bolt transactions in a row (leader, then follower), two fdatasyncs each, on a disk the three nodes share (fsync p50 " + num(r.phys.fsyncP50.median()) + " ms in this run); group commit packs concurrent callers' commands into shared entries (how many per entry is not recorded here); with LogStore wal each write is one fsync instead of two, see *Log stores*"
 				if strings.Contains(p.sys, "fsync") {
 					why += "; one redis-server fsyncs its append-only file once per event-loop pass for every client at once, with no replica to wait for"
 				}
@@ -431,22 +520,27 @@ func (r *report) writeLosses(w writer) {
 		ilr, p := pair[0], pair[1]
 		{
 			if len(p.gap) > 0 && len(ilr.gap) > 0 && ilr.gap.median() > p.gap.median() {
-				out = append(out, fmt.Sprintf("**Failover vs %s**: %s ms against %s ms. %s", p.sys, num(ilr.gap.median()), num(p.gap.median()), failoverWhy(p.sys)))
+				out = append(out, fmt.Sprintf("**Failover after a %s vs %s**: %s ms against %s ms (every repetition). %s", ilr.class, p.sys, every(ilr.gap), every(p.gap), failoverWhy(p.sys)))
+			}
+			if ilr.dups.max() > 0 {
+				out = append(out, fmt.Sprintf("**Duplicates after a %s**: Interlock ran %s duplicate tick(s) (every repetition); a duplicate is a bug, see docs/failure-modes.md.", ilr.class, every(ilr.dups)))
 			}
 		}
 	}
-	il4 := findIdleS4(r.s4)
-	if il4 != nil {
+	for _, il4 := range r.s4 {
+		if il4.sys != sysInterlock {
+			continue
+		}
 		for _, p := range r.s4 {
-			if p.sys == sysInterlock || !strings.Contains(p.jobs, "idle") {
+			if p.sys == sysInterlock || p.jobs != il4.jobs {
 				continue
 			}
-			if il4.rss.median() > p.rss.median() || il4.cpu.median() > p.cpu.median() {
+			if il4.rssAbove.median() > p.rssAbove.median() || il4.cpu.median() > p.cpu.median() {
 				why := "each Interlock replica carries a Raft node (log, heartbeats every ~50 ms to each follower from the leader), gossip probes and bolt's memory map"
 				if p.sys == sysGointerlock {
 					why += "; a gointerlock replica is only a Redis client, and its coordinator's cost sits in the shared redis-server (shown in its own column)"
 				}
-				out = append(out, fmt.Sprintf("**Idle footprint vs %s**: %s MiB and %s%% CPU per node against %s MiB and %s%%: %s.", p.sys, num(il4.rss.median()), num(il4.cpu.median()), num(p.rss.median()), num(p.cpu.median()), why))
+				out = append(out, fmt.Sprintf("**Footprint with %s vs %s**: %s MiB above the floor and %s%% CPU per node against %s MiB and %s%%: %s.", il4.jobs, p.sys, num(il4.rssAbove.median()), num(il4.cpu.median()), num(p.rssAbove.median()), num(p.cpu.median()), why))
 			}
 		}
 	}
@@ -491,7 +585,7 @@ func (r *report) writeMethod(w writer) {
 	w("## Method\n\n")
 	w("- Systems: Interlock from this repository (3 nodes, bolt on disk, default timings); gointerlock v1.1.1 with go-redis v8 and one redis-server; etcd v3.6.16 embedded (3 members, fsync on, `WarningUnaryRequestDuration` 300 ms) with `concurrency.Election` and `concurrency.Mutex`; a plain Redis lock (`SET key token NX PX 10000`, released by a Lua compare-and-delete) with go-redis v9. redis-server runs with `--save '' --appendonly no` unless a row says `appendfsync always`.\n")
 	w("- Replicas are child processes of the bench binary (`-role=...`) in S1, S3 (scheduling) and S4, so gointerlock's `log.Fatalf` cannot stop the bench and each replica's CPU and RSS can be read from /proc. S2 and S5 run three nodes or members in the bench process itself.\n")
-	w("- Interlock in S3 is killed with `clustertest.Kill` inside its process (no Raft leave, no gossip leave) after its scheduler is cancelled; etcd replicas are killed with SIGKILL, as `embed.Etcd.Close` would hand leadership over gracefully.\n")
+	w("- In S3 every system's replicas are child processes, failed from outside by PID with SIGKILL or SIGSTOP/SIGCONT: Interlock's nodes too (no Raft leave, no gossip leave), and its lock clients run inside those processes, as an application embedding it would.\n")
 	w("- Lock TTLs: 10 s for every lock system, so no lease expires during a measurement.\n")
 	w("- Percentiles are nearest-rank over every sample of a repetition; tables show the median over repetitions and (min–max).\n")
 	w("- Ports are free loopback ports picked at run time; data directories live under a temporary directory removed at the end.\n\n")
@@ -505,7 +599,7 @@ func s3Pairs(rows []failRow) [][2]failRow {
 			continue
 		}
 		for _, b := range rows {
-			if b.kind == a.kind && !strings.HasPrefix(b.sys, sysInterlock) {
+			if b.kind == a.kind && b.class == a.class && !strings.HasPrefix(b.sys, sysInterlock) {
 				out = append(out, [2]failRow{a, b})
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -22,7 +23,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/interlockraft/interlock/cluster"
-	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/scheduler"
 )
 
@@ -38,6 +38,15 @@ var (
 	fPrint    = flag.Bool("print-runs", true, "role: print a RUN line per run")
 	fTTL      = flag.Int("ttl", 3, "role: etcd session TTL in seconds")
 	fRedis    = flag.String("redis", "", "role: redis host:port")
+	fStore    = flag.String("logstore", "bolt", "role: an Interlock node's LogStore (bolt or wal)")
+	// S4 turns the LEADER lines off: polling for them every 20 ms is the
+	// bench's own cost, and gointerlock replicas have no leader to poll.
+	fReportLeader = flag.Bool("report-leader", true, "role: print LEADER lines")
+	// With a partitioner (faultproxy.go) in front, a replica listens on
+	// these ports and advertises the proxy's (the ports above).
+	fRaftListen   = flag.Int("raft-listen-port", 0, "role: port to listen on for Raft when it differs from -raft-port")
+	fPeerListen   = flag.Int("peer-listen-port", 0, "role: port this etcd member listens on for peers when it differs from its -peer-ports entry")
+	fClientListen = flag.Int("client-listen-port", 0, "role: port this etcd member listens on for clients when it differs from its -client-ports entry")
 )
 
 type jobDef struct {
@@ -92,6 +101,10 @@ func runRole(role, name string) {
 	switch role {
 	case "interlock-node":
 		roleInterlock(name)
+	case "interlock-lock-node":
+		roleInterlockLock(name)
+	case "floor":
+		roleFloor()
 	case "etcd-node":
 		roleEtcd(name)
 	case "gointerlock-node":
@@ -105,27 +118,7 @@ func runRole(role, name string) {
 // and a scheduler holding the -jobs.
 func roleInterlock(name string) {
 	io := newChildIO()
-	gp := ints(*fGossip)
-	var join []string
-	for j, p := range gp {
-		if j != *fIndex {
-			join = append(join, "127.0.0.1:"+strconv.Itoa(p))
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	node, err := cluster.Start(ctx, cluster.Config{
-		NodeName:        name,
-		BindAddr:        "127.0.0.1:" + strconv.Itoa(gp[*fIndex]),
-		RaftAddr:        "127.0.0.1:" + strconv.Itoa(*fRaftPort),
-		DataDir:         *fDir,
-		Join:            join,
-		BootstrapExpect: len(gp),
-		Logger:          hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: os.Stderr}),
-	})
-	cancel()
-	if err != nil {
-		fatalf("start: %v", err)
-	}
+	node := startChildNode(name)
 	s := scheduler.New(scheduler.Options{Cluster: node})
 	for _, j := range parseJobDefs(*fJobs) {
 		err := s.Add(scheduler.Job{Name: j.name, Interval: j.interval, Func: func(_ context.Context, r scheduler.Run) error {
@@ -142,24 +135,114 @@ func roleInterlock(name string) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.Run(sctx) }()
+	profileChild()
 	io.line("READY")
 	go reportLeader(io, node.IsLeader, sctx)
-	cmds := commands()
-	for c := range cmds {
-		switch c {
-		case "kill":
-			// A crash takes the scheduler and the node down together.
-			scancel()
-			_ = clustertest.Kill(node)
-			io.line("KILLED")
-		}
+	for range commands() {
+		// Only EOF ends this role; S3 fails it with signals (SIGKILL,
+		// SIGSTOP) from outside, as a crash or a pause would.
 	}
 	scancel()
 	wg.Wait()
 	_ = node.Shutdown(context.Background())
 }
 
+// startChildNode starts this child's Interlock node from the role flags.
+func startChildNode(name string) *cluster.Node {
+	store, err := cluster.ParseLogStore(*fStore)
+	if err != nil {
+		fatalf("-logstore: %v", err)
+	}
+	gp := ints(*fGossip)
+	var join []string
+	for j, p := range gp {
+		if j != *fIndex {
+			join = append(join, "127.0.0.1:"+strconv.Itoa(p))
+		}
+	}
+	var ln net.Listener
+	if *fRaftListen != 0 {
+		if ln, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*fRaftListen)); err != nil {
+			fatalf("listen: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	node, err := cluster.Start(ctx, cluster.Config{
+		RaftListener:    ln,
+		NodeName:        name,
+		BindAddr:        "127.0.0.1:" + strconv.Itoa(gp[*fIndex]),
+		RaftAddr:        "127.0.0.1:" + strconv.Itoa(*fRaftPort),
+		DataDir:         *fDir,
+		LogStore:        store,
+		Join:            join,
+		BootstrapExpect: len(gp),
+		Logger:          hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: os.Stderr}),
+	})
+	cancel()
+	if err != nil {
+		fatalf("start: %v", err)
+	}
+	return node
+}
+
+// roleInterlockLock is one Interlock node with no scheduler, driven over
+// stdin for S3's lock failover: "hold" takes the lock "held" with a 10 s
+// lease, "loop" starts a Lock+Unlock loop on "loop" with no per-call
+// timeout, "try" tries TryLock on "held". Successes are RUN lines (jobs
+// "held", "pair" and "try-ok") so the bench's recorder sees them.
+func roleInterlockLock(name string) {
+	io := newChildIO()
+	node := startChildNode(name)
+	ctx, cancel := context.WithCancel(context.Background())
+	io.line("READY")
+	go reportLeader(io, node.IsLeader, ctx)
+	for c := range commands() {
+		switch c {
+		case "hold":
+			if _, err := node.Lock(ctx, "held", 10*time.Second); err == nil {
+				io.run("held", 0, time.Now(), 0)
+			}
+		case "loop":
+			go func() {
+				for ctx.Err() == nil {
+					l, err := node.Lock(ctx, "loop", 10*time.Second)
+					if err == nil {
+						err = l.Unlock(ctx)
+					}
+					if err != nil {
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					io.run("pair", 0, time.Now(), 0)
+				}
+			}()
+		case "try":
+			go func() {
+				tctx, tcancel := context.WithTimeout(ctx, time.Second)
+				defer tcancel()
+				if l, err := node.TryLock(tctx, "held", 10*time.Second); err == nil {
+					io.run("try-ok", 0, time.Now(), l.Token())
+				}
+			}()
+		}
+	}
+	cancel()
+	_ = node.Shutdown(context.Background())
+}
+
+// roleFloor is the bench binary doing nothing: S4 subtracts its RSS and CPU
+// as the floor every replica process pays for this shared binary.
+func roleFloor() {
+	io := newChildIO()
+	io.line("READY")
+	for range commands() {
+	}
+}
+
 func reportLeader(io *childIO, isLeader func() bool, ctx context.Context) {
+	if !*fReportLeader {
+		return
+	}
 	last := -1
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -226,7 +309,15 @@ func newEtcdClient(eps []string) (*clientv3.Client, error) {
 func roleEtcd(name string) {
 	io := newChildIO()
 	pp, cp := ints(*fPeer), ints(*fClient)
-	e, err := embed.StartEtcd(etcdMemberConfig(*fIndex, pp, cp, *fDir))
+	cfg := etcdMemberConfig(*fIndex, pp, cp, *fDir)
+	listen := func(p int) url.URL { x, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(p)); return *x }
+	if *fPeerListen != 0 {
+		cfg.ListenPeerUrls = []url.URL{listen(*fPeerListen)}
+	}
+	if *fClientListen != 0 {
+		cfg.ListenClientUrls = []url.URL{listen(*fClientListen)}
+	}
+	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		fatalf("start etcd: %v", err)
 	}

@@ -10,11 +10,15 @@ import (
 )
 
 const (
-	sysInterlock   = "Interlock"
-	sysGointerlock = "gointerlock v1.1.1 + Redis"
-	sysEtcdElect   = "etcd Election, leader runs all"
-	sysEtcdMutex   = "etcd Mutex"
-	sysRedisLock   = "Redis SET NX PX + Lua unlock"
+	sysInterlock = "Interlock"
+	// sysInterlockWAL is Interlock with LogStore wal, in S2.
+	sysInterlockWAL = "Interlock, LogStore wal"
+	// sysInterlockLock is Interlock's lock in S3, nodes in child processes.
+	sysInterlockLock = "Interlock lock"
+	sysGointerlock   = "gointerlock v1.1.1 + Redis"
+	sysEtcdElect     = "etcd Election, leader runs all"
+	sysEtcdMutex     = "etcd Mutex"
+	sysRedisLock     = "Redis SET NX PX + Lua unlock"
 )
 
 // s1Job is the pair of jobs every S1 replica runs at once.
@@ -95,7 +99,40 @@ func joinInts(v []int) string {
 // startReplicas starts the three replicas of sys as child processes, the
 // i-th after i×stagger, and waits until all are ready.
 func startReplicas(sys, dir, jobs string, stagger time.Duration, rec *recorder, redisAddr string, extra ...string) ([]*child, error) {
+	return startReplicasVia(nil, sys, dir, jobs, stagger, rec, redisAddr, extra...)
+}
+
+// startReplicasVia is startReplicas with every connection between replicas
+// (and to Redis) through part's proxies, when part is not nil.
+func startReplicasVia(part *partitioner, sys, dir, jobs string, stagger time.Duration, rec *recorder, redisAddr string, extra ...string) ([]*child, error) {
 	ports := newClusterPorts()
+	var real clusterPorts // the ports replicas listen on behind the proxies
+	if part != nil {
+		real = newClusterPorts()
+		for i := 0; i < 3; i++ {
+			var err error
+			switch sys {
+			case sysInterlock, sysInterlockLock:
+				err = part.proxy(ports.raft[i], real.raft[i], i)
+			case sysEtcdElect:
+				if err = part.proxy(ports.peer[i], real.peer[i], i); err == nil {
+					err = part.proxy(ports.client[i], real.client[i], i)
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if sys == sysGointerlock {
+			_, p, _ := strings.Cut(redisAddr, ":")
+			target, _ := strconv.Atoi(p)
+			proxyPort := freePorts(1)[0]
+			if err := part.proxy(proxyPort, target, -1); err != nil {
+				return nil, err
+			}
+			redisAddr = "127.0.0.1:" + strconv.Itoa(proxyPort)
+		}
+	}
 	var cs []*child
 	for i := 0; i < 3; i++ {
 		if i > 0 {
@@ -105,12 +142,21 @@ func startReplicas(sys, dir, jobs string, stagger time.Duration, rec *recorder, 
 		args := []string{"-i=" + strconv.Itoa(i), "-jobs=" + jobs, "-dir=" + filepath.Join(dir, name)}
 		var role string
 		switch sys {
-		case sysInterlock:
+		case sysInterlock, sysInterlockLock:
 			role = "interlock-node"
+			if sys == sysInterlockLock {
+				role = "interlock-lock-node"
+			}
 			args = append(args, "-gossip-ports="+joinInts(ports.gossip), "-raft-port="+strconv.Itoa(ports.raft[i]))
+			if part != nil {
+				args = append(args, "-raft-listen-port="+strconv.Itoa(real.raft[i]))
+			}
 		case sysEtcdElect:
 			role = "etcd-node"
 			args = append(args, "-peer-ports="+joinInts(ports.peer), "-client-ports="+joinInts(ports.client))
+			if part != nil {
+				args = append(args, "-peer-listen-port="+strconv.Itoa(real.peer[i]), "-client-listen-port="+strconv.Itoa(real.client[i]))
+			}
 		case sysGointerlock:
 			role = "gointerlock-node"
 			args = append(args, "-redis="+redisAddr)
@@ -140,6 +186,8 @@ func sys2file(s string) string {
 	switch s {
 	case sysInterlock:
 		return "interlock"
+	case sysInterlockLock:
+		return "interlock-lock"
 	case sysEtcdElect:
 		return "etcd"
 	case sysGointerlock:
@@ -279,10 +327,15 @@ func runS1(r *report) error {
 	return nil
 }
 
+// isInterlock reports whether a row is Interlock's, with either log store.
+func isInterlock(sys string) bool { return strings.HasPrefix(sys, sysInterlock) }
+
 func short(sys string) string {
 	switch sys {
 	case sysInterlock:
 		return "interlock"
+	case sysInterlockWAL:
+		return "interlock-wal"
 	case sysGointerlock:
 		return "gointerlock"
 	case sysEtcdElect:

@@ -4,28 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"time"
 
-	"reflect"
-
 	"go.etcd.io/etcd/client/v3/concurrency"
-
-	"github.com/interlockraft/interlock/cluster"
-	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 const s3Interval = 100 * time.Millisecond
 
 type failRow struct {
-	kind   string // "sched" or "lock"
-	sys    string
-	event  string
-	gap    rep // ms from the failure to the next successful run / acquire
-	missed rep // ticks in the watch window with no run
-	dups   rep // extra runs of a tick, or a second holder of a lock
-	notes  []string
+	kind string // "sched" or "lock"
+	// class groups the rows that are compared: the same failure, done to
+	// each system (replica kill, SIGSTOP, quorum or store loss).
+	class string
+	sys   string
+	event string
+	gap   rep // ms from the failure to the next successful run / acquire
+	// longest is the longest stretch with no run, ms, from the failure to
+	// the end of the window: after a partition the cut-off replica may run
+	// the next tick at once and still leave a hole later.
+	longest rep
+	missed  rep // ticks in the watch window with no run
+	dups    rep // extra runs of a tick, or a second holder of a lock
+	notes   []string
 	// gointerlock: ms from the kill until the last replica exited.
 	exitAfter rep
 }
@@ -44,39 +49,118 @@ func gapAfter(runs []runRec, job string, t time.Time) (time.Duration, bool) {
 	return best, best >= 0
 }
 
-// s3Sched kills the Raft leader (Interlock: clustertest.Kill in the leader's
-// process; etcd: SIGKILL of the process embedding the etcd leader) while a
-// 100 ms job runs on three replicas.
-func s3Sched(sys, dir string, watch time.Duration, moveLeaderToHolder bool) (gap time.Duration, ok bool, st tickStats, note string, err error) {
+// The failures S3 does to a system running a 100 ms job.
+const (
+	faultKill   = "replica kill"
+	faultStop   = "SIGSTOP 5 s"
+	faultQuorum = "quorum or store loss"
+	faultPart   = "partition 10 s"
+)
+
+// s3StopFor is how long the SIGSTOP case keeps the process stopped, and
+// s3RestartAfter how long the quorum-loss case keeps two replicas down.
+const (
+	s3StopFor      = 5 * time.Second
+	s3RestartAfter = time.Second
+	s3PartFor      = 10 * time.Second
+)
+
+// s3Sched does fault to three replicas of sys, each its own process, while
+// a 100 ms job runs: SIGKILL of the job-running leader (Interlock: the Raft
+// leader; etcd: the etcd leader member, which also holds the election when
+// moveLeaderToHolder; gointerlock: the replica that ran the last tick),
+// SIGSTOP of the same process for 5 s, or SIGKILL of it and one more
+// replica, both restarted from their data 1 s later.
+func s3Sched(sys, dir, fault string, watch time.Duration, moveLeaderToHolder bool, redisAddr string) (gap, longest time.Duration, ok bool, st tickStats, note string, err error) {
 	rec := &recorder{}
 	job := "fail"
-	cs, err := startReplicas(sys, dir, job+":"+s3Interval.String()+":1", 0, rec, "")
-	if err != nil {
-		return 0, false, st, "", err
+	var cs []*child
+	var part *partitioner
+	if fault == faultPart {
+		part = newPartitioner(func() []int {
+			var pids []int
+			for _, c := range cs {
+				pids = append(pids, c.pid())
+			}
+			return pids
+		})
+		defer part.close()
 	}
-	defer stopAll(cs)
+	cs, err = startReplicasVia(part, sys, dir, job+":"+s3Interval.String()+":1", 0, rec, redisAddr)
+	if err != nil {
+		return 0, 0, false, st, "", err
+	}
+	defer func() { stopAll(cs) }()
 	time.Sleep(1500 * time.Millisecond)
-	victim := waitLeaderChild(cs, 10*time.Second)
+	var victim *child
+	if sys == sysGointerlock {
+		// gointerlock has no leader: the replica that ran the last tick
+		// is the one whose loss the others must cover.
+		runs := rec.snapshot()
+		if len(runs) == 0 {
+			return 0, 0, false, st, "", errors.New("no gointerlock run before the failure")
+		}
+		last := runs[len(runs)-1].node
+		for _, c := range cs {
+			if c.name == last {
+				victim = c
+			}
+		}
+	} else {
+		victim = waitLeaderChild(cs, 10*time.Second)
+	}
 	if victim == nil {
-		return 0, false, st, "", errors.New("no leader reported")
+		return 0, 0, false, st, "", errors.New("no leader reported")
 	}
 	if sys == sysEtcdElect && moveLeaderToHolder {
 		var err error
 		if victim, err = etcdMoveLeaderToHolder(cs, victim); err != nil {
-			return 0, false, st, "", err
+			return 0, 0, false, st, "", err
 		}
 	}
-	// Who ran the last tick before the kill (for etcd: the election holder).
+	// Who ran the last tick before the failure (for etcd: the election holder).
 	runs := rec.snapshot()
 	var lastRunner string
 	for _, r := range runs {
 		lastRunner = r.node
 	}
 	t := time.Now()
-	if sys == sysInterlock {
-		victim.send("kill")
-	} else {
+	switch fault {
+	case faultKill:
 		victim.sigkill()
+	case faultPart:
+		for i, c := range cs {
+			if c == victim {
+				part.isolate(i)
+			}
+		}
+		time.AfterFunc(s3PartFor, func() { part.isolate(-1) })
+		watch += s3PartFor
+	case faultStop:
+		victim.signal(syscall.SIGSTOP)
+		time.AfterFunc(s3StopFor, func() { victim.signal(syscall.SIGCONT) })
+		watch += s3StopFor
+	case faultQuorum:
+		second := cs[0]
+		if second == victim {
+			second = cs[1]
+		}
+		victim.sigkill()
+		second.sigkill()
+		<-victim.exited
+		<-second.exited
+		time.Sleep(time.Until(t.Add(s3RestartAfter)))
+		for k, c := range cs {
+			if c != victim && c != second {
+				continue
+			}
+			nc, err := c.restart()
+			if err != nil {
+				return 0, 0, false, st, "", fmt.Errorf("restart %s: %w", c.name, err)
+			}
+			cs[k] = nc
+		}
+		watch += s3RestartAfter
 	}
 	time.Sleep(watch)
 	runs = rec.snapshot()
@@ -87,17 +171,44 @@ func s3Sched(sys, dir string, watch time.Duration, moveLeaderToHolder bool) (gap
 		time.Sleep(50 * time.Millisecond)
 		gap, ok = gapAfter(rec.snapshot(), job, t)
 	}
-	// Count from the first whole tick after the kill to the end of the
+	// Count from the first whole tick after the failure to the end of the
 	// window, less one interval so each tick had its start window.
 	st = analyzeTicks(runs, job, s3Interval, t, t.Add(watch-s3Interval-StartSlack))
+	longest = longestGap(runs, job, t, t.Add(watch))
 	if sys == sysEtcdElect {
 		if lastRunner == victim.name {
-			note = "killed process held the election"
+			note = "the failed process held the election"
 		} else {
-			note = "killed process did not hold the election"
+			note = "the failed process did not hold the election"
 		}
 	}
-	return gap, ok, st, note, nil
+	exited := 0
+	for _, c := range cs {
+		if !c.alive() && (fault != faultKill || c != victim) && (fault != faultQuorum) {
+			exited++
+		}
+	}
+	if exited > 0 {
+		note = strings.TrimPrefix(note+fmt.Sprintf("; %d replica(s) exited on their own", exited), "; ")
+	}
+	return gap, longest, ok, st, note, nil
+}
+
+// longestGap is the longest time in [from, to] with no run of job.
+func longestGap(runs []runRec, job string, from, to time.Time) time.Duration {
+	var starts []time.Time
+	for _, r := range runs {
+		if r.job == job && !r.start.Before(from) && !r.start.After(to) {
+			starts = append(starts, r.start)
+		}
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+	prev, worst := from, time.Duration(0)
+	for _, s := range append(starts, to) {
+		worst = max(worst, s.Sub(prev))
+		prev = s
+	}
+	return worst
 }
 
 // StartSlack leaves late runs of the window's last ticks time to arrive.
@@ -257,41 +368,94 @@ func s3EtcdMutex(dir string, watch time.Duration) (time.Duration, bool, error) {
 
 func runS3(r *report) error {
 	var errs []string
-	rows := map[string]*failRow{
-		"il":    {kind: "sched", sys: sysInterlock, event: "clustertest.Kill on the Raft leader (its scheduler stops with it)"},
-		"etcd":  {kind: "sched", sys: sysEtcdElect, event: "SIGKILL of the process embedding the etcd leader member, which also holds the election (moved there with MoveLeader; session TTL 3 s)"},
-		"etcd2": {kind: "sched", sys: sysEtcdElect, event: "SIGKILL of the process embedding the etcd leader member, wherever the election holder is (session TTL 3 s)"},
-		"gi":    {kind: "sched", sys: sysGointerlock, event: "SIGKILL of redis-server, restarted 1 s later"},
-		"em":    {kind: "lock", sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member; client has all 3 endpoints; A holds another lock (10 s session), B tries TryLock on it"},
-		"ilk":   {kind: "lock", sys: sysInterlock + " lock", event: "clustertest.Kill on the Raft leader; loop on a follower; A holds another lock (10 s lease), B tries TryLock on it"},
-		"rl":    {kind: "lock", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock"},
+	type spec struct {
+		key, class, sys, fault, event string
+		moveLeader                    bool
+		fullOnly                      bool
+	}
+	specs := []spec{
+		{"il-kill", faultKill, sysInterlock, faultKill, "SIGKILL of the Raft leader's process", false, false},
+		{"etcd-kill", faultKill, sysEtcdElect, faultKill, "SIGKILL of the process embedding the etcd leader member, which also holds the election (moved there with MoveLeader; session TTL 3 s)", true, false},
+		{"etcd2-kill", faultKill, sysEtcdElect, faultKill, "SIGKILL of the process embedding the etcd leader member, wherever the election holder is (session TTL 3 s)", false, true},
+		{"gi-kill", faultKill, sysGointerlock, faultKill, "SIGKILL of the replica that ran the last tick", false, false},
+		{"il-stop", faultStop, sysInterlock, faultStop, "SIGSTOP of the Raft leader's process for 5 s, then SIGCONT", false, false},
+		{"etcd-stop", faultStop, sysEtcdElect, faultStop, "SIGSTOP for 5 s of the process embedding the etcd leader member and holding the election, then SIGCONT", true, false},
+		{"gi-stop", faultStop, sysGointerlock, faultStop, "SIGSTOP for 5 s of the replica that ran the last tick, then SIGCONT", false, false},
+		{"il-part", faultPart, sysInterlock, faultPart, "the Raft leader's process cut off from the other two for 10 s (its Raft/RPC connections, through proxies the bench controls; gossip is not cut)", false, false},
+		{"etcd-part", faultPart, sysEtcdElect, faultPart, "the process embedding the etcd leader member and holding the election cut off from the other two for 10 s (etcd peer and client connections, through proxies the bench controls)", true, false},
+		{"gi-part", faultPart, sysGointerlock, faultPart, "the replica that ran the last tick cut off from Redis for 10 s (through a proxy the bench controls)", false, false},
+		{"il-quorum", faultQuorum, sysInterlock, faultQuorum, "SIGKILL of 2 of 3 processes (the leader and one more), both restarted from their DataDir 1 s later", false, true},
+		{"etcd-quorum", faultQuorum, sysEtcdElect, faultQuorum, "SIGKILL of 2 of 3 processes (the leader and election holder, and one more), both restarted from their data 1 s later", true, true},
+	}
+	rows := map[string]*failRow{}
+	var order []string
+	for _, sp := range specs {
+		if sp.fullOnly && r.st.mode != "full" {
+			continue
+		}
+		rows[sp.key] = &failRow{kind: "sched", class: sp.class, sys: sp.sys, event: sp.event}
+		order = append(order, sp.key)
+	}
+	if r.st.mode == "full" {
+		rows["gi-store"] = &failRow{kind: "sched", class: faultQuorum, sys: sysGointerlock, event: "SIGKILL of the one redis-server, restarted 1 s later"}
+		order = append(order, "gi-store")
+	}
+	rows["ilk"] = &failRow{kind: "lock", class: faultKill, sys: sysInterlockLock, event: "SIGKILL of the Raft leader's process; loop on a follower process; A holds another lock (10 s lease), B tries TryLock on it"}
+	rows["em"] = &failRow{kind: "lock", class: faultKill, sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member's process; the client has all 3 endpoints and no per-call timeout; A holds another lock (10 s session), B tries TryLock on it"}
+	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock (the gap is that 1 s restart delay, which the bench chose)"}
+	order = append(order, "ilk", "em")
+	if r.st.mode == "full" {
+		rows["ilk-quorum"] = &failRow{kind: "lock", class: "store loss", sys: sysInterlockLock, event: "SIGKILL of 2 of 3 processes (the leader and the one not holding A's lock) while A holds a 10 s lock, both restarted from their DataDir 1 s later; the restarted follower B tries TryLock on it; the gap is to A's process's next Lock+Unlock of another name"}
+		order = append(order, "ilk-quorum")
+	}
+	order = append(order, "rl")
+	keep := parseOnly(*fS3Rows)
+	if keep != nil {
+		var kept []string
+		for _, k := range order {
+			if keep[k] {
+				kept = append(kept, k)
+			} else {
+				delete(rows, k)
+			}
+		}
+		order = kept
+	}
+
+	redisSrv, err := startRedis(filepath.Join(r.tmp, "redis-s3"), false)
+	if err != nil {
+		return err
+	}
+	defer redisSrv.stop()
+	record := func(row *failRow, gap, longest time.Duration, ok bool, st tickStats, note string, watch time.Duration) {
+		row.longest = append(row.longest, ms(longest))
+		if ok {
+			row.gap = append(row.gap, ms(gap))
+		} else {
+			row.gap = append(row.gap, math.NaN())
+			row.notes = append(row.notes, fmt.Sprintf("no run within %s of the failure", watch+10*time.Second))
+		}
+		row.missed = append(row.missed, float64(st.missed))
+		row.dups = append(row.dups, float64(st.dups))
+		if note != "" {
+			row.notes = append(row.notes, note)
+		}
 	}
 	for i := 0; i < r.st.s3Reps; i++ {
-		keys := []string{"il", "etcd"}
-		if r.st.mode == "full" {
-			keys = append(keys, "etcd2")
-		}
-		for _, k := range keys {
-			row := rows[k]
-			dir := filepath.Join(r.tmp, fmt.Sprintf("s3-%s-%d", k, i))
-			gap, ok, st, note, err := s3Sched(row.sys, dir, r.st.s3Watch, k == "etcd")
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
+		for _, sp := range specs {
+			row := rows[sp.key]
+			if row == nil {
 				continue
 			}
-			if ok {
-				row.gap = append(row.gap, ms(gap))
-			} else {
-				row.notes = append(row.notes, fmt.Sprintf("no run within %s of the failure", r.st.s3Watch+10*time.Second))
+			dir := filepath.Join(r.tmp, fmt.Sprintf("s3-%s-%d", sp.key, i))
+			gap, longest, ok, st, note, err := s3Sched(sp.sys, dir, sp.fault, r.st.s3Watch, sp.moveLeader, redisSrv.addr)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s, %s: %v", sp.sys, sp.fault, err))
+				continue
 			}
-			row.missed = append(row.missed, float64(st.missed))
-			row.dups = append(row.dups, float64(st.dups))
-			if note != "" {
-				row.notes = append(row.notes, note)
-			}
+			record(row, gap, longest, ok, st, note, r.st.s3Watch)
 		}
-		{
-			row := rows["gi"]
+		if row := rows["gi-store"]; row != nil {
 			gap, ok, exited, exitAfter, err := s3Gointerlock(filepath.Join(r.tmp, fmt.Sprintf("s3-gi-%d", i)), r.st.s3Watch)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
@@ -301,12 +465,21 @@ func runS3(r *report) error {
 					row.gap = append(row.gap, ms(gap))
 					row.notes = append(row.notes, fmt.Sprintf("%d of 3 replicas exited (log.Fatalf)", exited))
 				} else {
+					row.gap = append(row.gap, math.NaN())
 					row.notes = append(row.notes, fmt.Sprintf("%d of 3 replicas exited (log.Fatalf); no run after Redis came back", exited))
 				}
 			}
 		}
-		{
-			row := rows["em"]
+		if row := rows["ilk-quorum"]; row != nil {
+			gap, stolen, err := s3InterlockLockQuorum(filepath.Join(r.tmp, fmt.Sprintf("s3-ilkq-%d", i)), r.st.s3Watch)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s, quorum loss: %v", row.sys, err))
+			} else {
+				row.gap = append(row.gap, ms(gap))
+				row.dups = append(row.dups, b2f(stolen))
+			}
+		}
+		if row := rows["em"]; row != nil {
 			gap, stolen, err := s3EtcdMutex(filepath.Join(r.tmp, fmt.Sprintf("s3-em-%d", i)), r.st.s3Watch)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
@@ -315,80 +488,166 @@ func runS3(r *report) error {
 				row.dups = append(row.dups, b2f(stolen))
 			}
 		}
-		{
-			row := rows["ilk"]
+		if row := rows["ilk"]; row != nil {
 			gap, stolen, err := s3InterlockLock(filepath.Join(r.tmp, fmt.Sprintf("s3-ilk-%d", i)), r.st.s3Watch)
-			if errors.Is(err, errInterlockNoLocks) {
-				row.notes = append(row.notes, errInterlockNoLocks.Error())
-			} else if err != nil {
+			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
 			} else {
 				row.gap = append(row.gap, ms(gap))
 				row.dups = append(row.dups, b2f(stolen))
 			}
 		}
-		{
-			row := rows["rl"]
+		if row := rows["rl"]; row != nil {
 			gap, two, err := s3RedisLock(filepath.Join(r.tmp, fmt.Sprintf("s3-rl-%d", i)))
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
 			} else {
 				row.gap = append(row.gap, ms(gap))
-				if two {
-					row.dups = append(row.dups, 1)
-				} else {
-					row.dups = append(row.dups, 0)
-				}
+				row.dups = append(row.dups, b2f(two))
 			}
 		}
 	}
-	for _, k := range []string{"il", "etcd", "etcd2", "gi", "ilk", "em", "rl"} {
-		if k == "etcd2" && r.st.mode != "full" {
-			continue
-		}
+	for _, k := range order {
 		r.s3 = append(r.s3, *rows[k])
 	}
-	progress("S3 failover (× %d): next run after interlock %s ms, etcd-election %s ms; next lock after interlock %s ms, etcd-mutex %s ms, redis %s ms; gointerlock: %s",
-		r.st.s3Reps, num(rows["il"].gap.median()), num(rows["etcd"].gap.median()), num(rows["ilk"].gap.median()), num(rows["em"].gap.median()), num(rows["rl"].gap.median()), strings.Join(dedupe(rows["gi"].notes), "; "))
+	for _, k := range []string{"il-kill", "etcd-kill", "gi-kill", "il-stop", "etcd-stop", "gi-stop", "ilk", "em"} {
+		if rows[k] == nil {
+			rows[k] = &failRow{}
+		}
+	}
+	progress("S3 failover (× %d): next run after a leader kill: interlock %s ms, etcd-election %s ms, gointerlock %s ms; after SIGSTOP 5 s: %s / %s / %s ms, duplicates %s / %s / %s; next lock after a leader kill: interlock %s ms, etcd-mutex %s ms",
+		r.st.s3Reps, num(rows["il-kill"].gap.median()), num(rows["etcd-kill"].gap.median()), num(rows["gi-kill"].gap.median()),
+		num(rows["il-stop"].gap.median()), num(rows["etcd-stop"].gap.median()), num(rows["gi-stop"].gap.median()),
+		num(rows["il-stop"].dups.median()), num(rows["etcd-stop"].dups.median()), num(rows["gi-stop"].dups.median()),
+		num(rows["ilk"].gap.median()), num(rows["em"].gap.median()))
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
 	return nil
 }
 
-// s3InterlockLock kills the Raft leader (clustertest.Kill) while a client on a
-// follower loops Lock/Unlock, and measures from the kill to the first pair
-// that completes. Beforehand a holder A on the other follower takes a lock
-// with a 10 s lease; after the kill a third party keeps trying TryLock on it
-// through the watch window: success would mean two holders.
+// s3InterlockLock runs three Interlock nodes as child processes, has a
+// holder A on one follower take the lock "held" (10 s lease) and the other
+// follower loop Lock+Unlock on "loop", then SIGKILLs the leader's process
+// and measures from the kill to the first pair completed after it. Through
+// the watch window the looping follower also tries TryLock on "held" every
+// 50 ms: success would mean two holders.
 func s3InterlockLock(dir string, watch time.Duration) (gap time.Duration, twoHolders bool, err error) {
-	nodes, err := startInterlock(dir, 3)
+	rec := &recorder{}
+	cs, err := startReplicas(sysInterlockLock, dir, "", 0, rec, "")
 	if err != nil {
 		return 0, false, err
 	}
-	defer func() { stopInterlock(nodes) }()
-	l := &interlockLocks{nodes: nodes, ttl: 10 * time.Second}
-	leader := interlockLeader(nodes)
-	f1, f2 := (leader+1)%3, (leader+2)%3
-	lockOn := func(i int) (lockFn, error) { l.first = i; return l.worker(0) }
-	loop, err := lockOn(f1)
+	defer stopAll(cs)
+	leader := waitLeaderChild(cs, 10*time.Second)
+	if leader == nil {
+		return 0, false, errors.New("no leader reported")
+	}
+	var fs []*child
+	for _, c := range cs {
+		if c != leader {
+			fs = append(fs, c)
+		}
+	}
+	looper, holder := fs[0], fs[1]
+	holder.send("hold")
+	if !waitRun(rec, "held", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("holder never got the lock")
+	}
+	looper.send("loop")
+	if !waitRun(rec, "pair", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock before the kill")
+	}
+	time.Sleep(500 * time.Millisecond)
+	t := time.Now()
+	leader.sigkill()
+	if !waitRun(rec, "pair", t, 20*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock completed within 20 s of the kill")
+	}
+	gap, _ = gapAfter(rec.snapshot(), "pair", t)
+	for time.Since(t) < watch {
+		looper.send("try")
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // the last tries' answers
+	_, twoHolders = gapAfter(rec.snapshot(), "try-ok", t)
+	return gap, twoHolders, nil
+}
+
+// s3InterlockLockQuorum is the lock's store loss for Interlock: a holder A
+// on one follower takes "held" (10 s lease) and loops Lock+Unlock on
+// "loop"; the leader and the other follower are SIGKILLed together and
+// restarted from their DataDirs 1 s later. The gap runs from the kill to
+// A's next completed pair; through the watch window after the restart,
+// the restarted follower B tries TryLock on "held": success would mean two
+// holders, as with a Redis that forgot its locks.
+func s3InterlockLockQuorum(dir string, watch time.Duration) (gap time.Duration, twoHolders bool, err error) {
+	rec := &recorder{}
+	cs, err := startReplicas(sysInterlockLock, dir, "", 0, rec, "")
 	if err != nil {
 		return 0, false, err
 	}
-	holder, _ := lockOn(f2)
-	if _, err := holder(context.Background(), "held"); err != nil {
-		return 0, false, err
+	defer func() { stopAll(cs) }()
+	leader := waitLeaderChild(cs, 10*time.Second)
+	if leader == nil {
+		return 0, false, errors.New("no leader reported")
 	}
-	try, err := interlockTryLock(nodes[f1])
-	if err != nil {
-		return 0, false, err
+	var holder, other *child
+	for _, c := range cs {
+		switch {
+		case c == leader:
+		case holder == nil:
+			holder = c
+		default:
+			other = c
+		}
 	}
-	gap, err = lockFailover(loop, func() { _ = clustertest.Kill(nodes[leader]); nodes[leader] = nil }, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		return try(ctx, "held") == nil
-	}, watch, &twoHolders)
-	return gap, twoHolders, err
+	holder.send("hold")
+	if !waitRun(rec, "held", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("holder never got the lock")
+	}
+	holder.send("loop")
+	if !waitRun(rec, "pair", time.Time{}, 10*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock before the kill")
+	}
+	time.Sleep(500 * time.Millisecond)
+	t := time.Now()
+	leader.sigkill()
+	other.sigkill()
+	time.Sleep(time.Until(t.Add(s3RestartAfter)))
+	for k, c := range cs {
+		if c != leader && c != other {
+			continue
+		}
+		nc, err := c.restart()
+		if err != nil {
+			return 0, false, fmt.Errorf("restart %s: %w", c.name, err)
+		}
+		cs[k] = nc
+		if c == other {
+			other = nc
+		}
+	}
+	if !waitRun(rec, "pair", t, 30*time.Second) {
+		return 0, false, errors.New("no Lock+Unlock completed within 30 s of the kill")
+	}
+	gap, _ = gapAfter(rec.snapshot(), "pair", t)
+	for end := time.Now().Add(watch); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		other.send("try")
+	}
+	time.Sleep(time.Second) // the last tries' answers
+	_, twoHolders = gapAfter(rec.snapshot(), "try-ok", t)
+	return gap, twoHolders, nil
+}
+
+// waitRun waits up to timeout for a RUN of job that started after after.
+func waitRun(rec *recorder, job string, after time.Time, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, ok := gapAfter(rec.snapshot(), job, after); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // lockFailover runs loop (Lock+Unlock) continuously, calls kill, and returns
@@ -409,7 +668,11 @@ func lockFailover(loop lockFn, kill func(), steal func() bool, watch time.Durati
 			case k = <-killed:
 			default:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			// No per-attempt timeout: each client retries by itself (etcd's
+			// over all its endpoints, Interlock's follower by re-sending
+			// to the new leader). The bound is only a backstop beyond the
+			// 20 s this function waits.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			unlock, err := loop(ctx, "loop")
 			if err == nil {
 				err = unlock(ctx)
@@ -442,21 +705,6 @@ func lockFailover(loop lockFn, kill func(), steal func() bool, watch time.Durati
 		time.Sleep(50 * time.Millisecond)
 	}
 	return at.Sub(t), nil
-}
-
-// interlockTryLock finds Node.TryLock by reflection, like interlockLockMethod.
-func interlockTryLock(n *cluster.Node) (func(ctx context.Context, name string) error, error) {
-	m := reflect.ValueOf(n).MethodByName("TryLock")
-	if !m.IsValid() {
-		return nil, errInterlockNoLocks
-	}
-	return func(ctx context.Context, name string) error {
-		out := m.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(name), reflect.ValueOf(10 * time.Second)})
-		if e := out[1].Interface(); e != nil {
-			return e.(error)
-		}
-		return nil
-	}, nil
 }
 
 func b2f(b bool) float64 {

@@ -26,6 +26,10 @@
 //
 // Until cluster.Start has returned it answers 503 with "ready":false.
 //
+// POST /pause?job=N pauses the job cluster-wide (Scheduler.Pause); it
+// answers 200, or 409 with the error, such as the refusal while a server
+// of an older protocol version is in the cluster.
+//
 // With -debug-dumps DIR (or INTERLOCK_NODE_DEBUG_DUMPS=DIR in the
 // environment, which the test processes pass on), each SIGUSR1 writes the stacks of all goroutines
 // to DIR/goroutines-<pid>-<unix nanoseconds>.txt and the node goes on running.
@@ -255,6 +259,28 @@ func lockHandler(node *atomic.Pointer[cluster.Node]) http.HandlerFunc {
 	}
 }
 
+// pauseHandler serves POST /pause?job=N: Scheduler.Pause with the
+// request's context. The rolling upgrade test drives the version gate
+// with it.
+func pauseHandler(sched *atomic.Pointer[scheduler.Scheduler]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		s := sched.Load()
+		if s == nil {
+			http.Error(w, "scheduler not running", http.StatusServiceUnavailable)
+			return
+		}
+		if err := s.Pause(r.Context(), r.URL.Query().Get("job")); err != nil {
+			http.Error(w, "pause: "+err.Error(), http.StatusConflict)
+			return
+		}
+		fmt.Fprintln(w, "paused")
+	}
+}
+
 func main() {
 	os.Exit(run())
 }
@@ -266,6 +292,7 @@ func run() int {
 	raftAddr := fs.String("raft", "127.0.0.1:7947", "Raft and RPC host:port")
 	join := fs.String("join", "", "comma-separated gossip host:port of members")
 	dataDir := fs.String("data-dir", "", "Raft data directory (empty keeps Raft in memory)")
+	logStore := fs.String("log-store", "bolt", "LogStore with -data-dir: bolt or wal")
 	expect := fs.Int("expect", 0, "BootstrapExpect")
 	clusterName := fs.String("cluster-name", "", "ClusterName (default: the library's)")
 	maxVoters := fs.Int("max-voters", 0, "MaxVoters (0: the library's default)")
@@ -297,6 +324,10 @@ func run() int {
 	if err != nil {
 		return fail("%v", err)
 	}
+	store, err := cluster.ParseLogStore(*logStore)
+	if err != nil {
+		return fail("-log-store: %v", err)
+	}
 	if *startTimeout <= 0 {
 		return fail("-start-timeout must be positive")
 	}
@@ -322,6 +353,7 @@ func run() int {
 	defer stopSignals()
 
 	var node atomic.Pointer[cluster.Node]
+	var schedPtr atomic.Pointer[scheduler.Scheduler]
 	var httpSrv *http.Server
 	httpDone := make(chan struct{})
 	if *httpAddr != "" {
@@ -332,6 +364,7 @@ func run() int {
 		mux := http.NewServeMux()
 		mux.Handle("/status", statusHandler(*name, &node))
 		mux.Handle("/lock", lockHandler(&node))
+		mux.Handle("/pause", pauseHandler(&schedPtr))
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			defer close(httpDone)
@@ -358,6 +391,7 @@ func run() int {
 		BindAddr:          *bind,
 		RaftAddr:          *raftAddr,
 		DataDir:           *dataDir,
+		LogStore:          store,
 		Join:              splitList(*join),
 		BootstrapExpect:   *expect,
 		MaxVoters:         *maxVoters,
@@ -409,6 +443,7 @@ func run() int {
 			return fail("add job %s: %v", js.name, err)
 		}
 	}
+	schedPtr.Store(sched)
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	var schedWG sync.WaitGroup
 	schedWG.Add(1)

@@ -1,0 +1,118 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/interlockraft/interlock/cluster"
+	"github.com/interlockraft/interlock/cluster/clustertest"
+	"github.com/interlockraft/interlock/fsm"
+)
+
+type jobController interface {
+	SetPaused(ctx context.Context, job string, paused bool) error
+	RunNow(ctx context.Context, job string) (*fsm.RunNowResult, error)
+}
+
+// TestNewCommandsWaitForEveryServer runs three nodes of which node2
+// advertises fsm.ProtocolBase, as a node of the previous release does.
+// Pause and run-now, which need fsm.ProtocolJobControl, must be refused on
+// every node (the leader and the followers alike) with an error naming
+// node2 and committing nothing, and finished runs must be left out of run
+// updates; once node2 advertises the new protocol, both work.
+func TestNewCommandsWaitForEveryServer(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{Configure: func(i int, cfg *cluster.Config) {
+		if i == 2 {
+			cluster.SetProtocol(cfg, fsm.ProtocolBase)
+		}
+	}})
+	c.Leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	finished := []fsm.Finished{{Job: "a"}}
+	clustertest.Eventually(t, 10*time.Second, func() bool {
+		for _, n := range c.Nodes {
+			if len(n.Members()) < 3 {
+				return false
+			}
+		}
+		return true
+	}, "gossip never saw three members")
+	for _, n := range c.Nodes {
+		jc := cluster.Plumbing(n).(jobController)
+		err := jc.SetPaused(ctx, "a", true)
+		if !errors.Is(err, cluster.ErrProtocol) || !strings.Contains(err.Error(), "node2 runs 1") || !strings.Contains(err.Error(), "pause needs every server on protocol >= 2") {
+			t.Errorf("pause on %s with node2 on protocol 1: %v, want ErrProtocol naming node2", n.Name(), err)
+		}
+		if _, err := jc.RunNow(ctx, "a"); !errors.Is(err, cluster.ErrProtocol) {
+			t.Errorf("run-now on %s with node2 on protocol 1: %v, want ErrProtocol", n.Name(), err)
+		}
+		if got := cluster.FinishedRuns(n, finished); got != nil {
+			t.Errorf("%s sends finished runs while node2 runs protocol 1: %v", n.Name(), got)
+		}
+	}
+	for _, n := range c.Nodes {
+		if cluster.State(n).Paused("a") {
+			t.Fatalf("%s has job a paused after every pause was refused", n.Name())
+		}
+	}
+
+	cluster.Advertise(c.Nodes[2], fsm.ProtocolVersion)
+	jc := cluster.Plumbing(c.Nodes[2]).(jobController)
+	clustertest.Eventually(t, 10*time.Second, func() bool {
+		return jc.SetPaused(ctx, "a", true) == nil
+	}, "pause still refused after node2 advertised protocol %d", fsm.ProtocolVersion)
+	for _, n := range c.Nodes {
+		clustertest.Eventually(t, 10*time.Second, func() bool { return cluster.State(n).Paused("a") }, "job a not paused on %s", n.Name())
+		clustertest.Eventually(t, 5*time.Second, func() bool { return len(cluster.FinishedRuns(n, finished)) == 1 }, "%s still leaves finished runs out", n.Name())
+	}
+	if _, err := jc.RunNow(ctx, "b"); err != nil {
+		t.Errorf("run-now once every server speaks protocol %d: %v", fsm.ProtocolVersion, err)
+	}
+}
+
+// TestForwardedUnknownCommandIsNotCommitted forwards a command of a type no
+// build knows to the leader: the leader must refuse it without committing
+// it, since every replica would halt on it, and stay healthy.
+func TestForwardedUnknownCommandIsNotCommitted(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
+	leader := c.Leader(10 * time.Second)
+	follower := c.Nodes[(leader+1)%3]
+	cmd := append([]byte{1, 12}, make([]byte, 8)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := cluster.Propose(follower, ctx, cmd)
+	if !errors.Is(err, fsm.ErrUnknownCommand) {
+		t.Fatalf("forwarded command type 12: %v, want ErrUnknownCommand", err)
+	}
+	for _, n := range c.Nodes {
+		if err := cluster.ProtocolHealth(n); err != nil {
+			t.Errorf("%s halted: %v", n.Name(), err)
+		}
+	}
+}
+
+// TestCommittedNewerEntryHaltsEveryReplica commits, through Raft directly
+// as a newer leader would, an entry of a type this build does not know.
+// Every node must halt there rather than skip it: report ErrHalted from
+// its health check, grant nothing more, and still shut down cleanly.
+func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
+	leader := c.Leader(10 * time.Second)
+	newer := append([]byte{1, 12}, make([]byte, 8)...)
+	err := cluster.RaftApply(c.Nodes[leader], newer)
+	if err != nil {
+		t.Fatalf("commit the newer entry: %v", err)
+	}
+	for _, n := range c.Nodes {
+		clustertest.Eventually(t, 10*time.Second, func() bool { return errors.Is(cluster.ProtocolHealth(n), fsm.ErrHalted) }, "%s did not halt on the newer entry", n.Name())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); err == nil {
+		t.Errorf("lock granted with token %d by halted replicas", l.Token())
+	}
+}
