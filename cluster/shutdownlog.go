@@ -21,8 +21,10 @@ var raftShutdownNoise = []string{
 	"not part of stable configuration, aborting election",
 	"heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election",
 	// leaveRaft handed leadership over; the old leader's replication to the
-	// new one then meets the new term.
+	// new one then meets the new term, and as a follower it is told to
+	// commit entries it already applied as leader.
 	"peer has newer term, stopping replication",
+	"skipping application of old log",
 	// close stopped the network transport while a peer's RPC was being
 	// handed to Raft ("transport shutdown").
 	"failed to decode incoming command",

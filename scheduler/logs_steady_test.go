@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,10 @@ import (
 	"github.com/interlockraft/interlock/cluster/clustertest"
 	"github.com/interlockraft/interlock/scheduler"
 )
+
+// libraryLine matches a line of Raft's or memberlist's sub-loggers, such
+// as "[INFO]  node1.raft: ...".
+var libraryLine = regexp.MustCompile(`\]\s+\S+\.(raft|raft-net|snapshot|gossip): `)
 
 // infoLines keeps the lines written to it by several loggers at once.
 type infoLines struct {
@@ -46,7 +51,10 @@ func (l *infoLines) len() int {
 // TestSteadyStateLogsNothingAtInfo runs a job every 20 ms on a three-node
 // cluster whose loggers are at Info, as in production, and checks that
 // once every node has run it, 50 more ticks and a lock taken and released
-// log no line at all: nothing is logged per tick, per claim or per lock.
+// make Interlock log no line at all: nothing is logged per tick, per claim
+// or per lock. Raft's and memberlist's own lines (loggers named raft,
+// raft-net, snapshot and gossip) are left out: on a loaded machine a
+// missed probe makes gossip log a suspicion, which is news, not noise.
 func TestSteadyStateLogsNothingAtInfo(t *testing.T) {
 	logs := &infoLines{}
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{Configure: func(i int, cfg *cluster.Config) {
@@ -98,7 +106,13 @@ func TestSteadyStateLogsNothingAtInfo(t *testing.T) {
 	for range c.Nodes {
 		<-done
 	}
-	if lines := logs.from(mark); len(lines) > 0 {
-		t.Fatalf("steady state logged %d line(s) at Info or above:\n%s", len(lines), strings.Join(lines, "\n"))
+	var ours []string
+	for _, line := range logs.from(mark) {
+		if !libraryLine.MatchString(line) {
+			ours = append(ours, line)
+		}
+	}
+	if len(ours) > 0 {
+		t.Fatalf("steady state logged %d line(s) at Info or above:\n%s", len(ours), strings.Join(ours, "\n"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -99,20 +100,30 @@ func TestMetricsLiveThreeNodeCluster(t *testing.T) {
 
 	// A job on every node; the runs the job itself sees are the truth.
 	var ran atomic.Int64
+	var mu sync.Mutex
+	ranOn := map[string]bool{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, len(c.Nodes))
 	for i, n := range c.Nodes {
 		s := scheduler.New(scheduler.Options{Cluster: n, Registerer: regs[i]})
-		if err := s.Add(scheduler.Job{Name: "report", Interval: 50 * time.Millisecond, Func: func(context.Context, scheduler.Run) error {
+		if err := s.Add(scheduler.Job{Name: "report", Interval: 50 * time.Millisecond, Func: func(_ context.Context, r scheduler.Run) error {
 			ran.Add(1)
+			mu.Lock()
+			ranOn[r.Node] = true
+			mu.Unlock()
 			return nil
 		}}); err != nil {
 			t.Fatal(err)
 		}
 		go func() { done <- s.Run(ctx) }()
 	}
-	clustertest.Eventually(t, 20*time.Second, func() bool { return ran.Load() >= 10 }, "the job ran %d times, want 10", ran.Load())
+	// Every node must have run it, so that each has its per-job series.
+	clustertest.Eventually(t, 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return ran.Load() >= 10 && len(ranOn) == 3
+	}, "the job did not run 10 times, on all three nodes")
 	cancel()
 	for range c.Nodes {
 		if err := <-done; err != nil {
