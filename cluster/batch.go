@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/interlockraft/interlock/fsm"
@@ -46,6 +47,14 @@ const (
 	// it.
 	proposalQueue = 4096
 )
+
+// batchCounts counts what this node's batcher has proposed to Raft
+// itself: entries and the commands they carried. On the leader that is
+// every entry the cluster commits through the batcher, so commands per
+// entry says how well group commit packs. Benchmarks read it.
+type batchCounts struct {
+	entries, commands atomic.Uint64
+}
 
 type proposal struct {
 	ctx context.Context
@@ -226,6 +235,10 @@ func (n *Node) sendBatch(batch []*proposal) {
 			live = append(live, p)
 		}
 		batch = live
+	}
+	if len(batch) > 0 && n.IsLeader() {
+		n.batches.entries.Add(1)
+		n.batches.commands.Add(uint64(len(batch)))
 	}
 	switch len(batch) {
 	case 0:

@@ -39,17 +39,27 @@ func (n *Node) register(ctx context.Context, add, remove []string) error {
 
 // candidates returns the sorted names of the live nodes that registered the
 // job: the nodes a tick of it may be spread over. It reads local state and
-// never blocks on the network.
+// never blocks on the network. When every registered node is alive, as
+// usual, it returns the state machine's shared slice rather than a copy:
+// the scheduler asks on every tick of every job. Callers must not modify
+// it.
 func (n *Node) candidates(job string) []string {
 	registered := n.fsm.Registered(job)
 	alive := *n.alive.Load()
-	out := make([]string, 0, len(registered))
-	for _, name := range registered {
+	for i, name := range registered {
 		if _, ok := alive[name]; ok {
-			out = append(out, name)
+			continue
 		}
+		out := make([]string, i, len(registered)-1)
+		copy(out, registered[:i])
+		for _, name := range registered[i+1:] {
+			if _, ok := alive[name]; ok {
+				out = append(out, name)
+			}
+		}
+		return out
 	}
-	return out
+	return registered
 }
 
 // lastGrant returns the latest grant of a job as this node's state machine

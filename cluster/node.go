@@ -76,6 +76,7 @@ type Node struct {
 
 	// proposals feeds the group-commit batcher (batch.go).
 	proposals chan *proposal
+	batches   batchCounts
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
 	// metrics is nil without Config.Registerer (metrics.go).

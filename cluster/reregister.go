@@ -39,12 +39,16 @@ func (n *Node) restoreRegistrations(r *registrations) {
 	}
 	now := time.Now()
 	var due []string
-	held := n.runs.Held()
-	for _, job := range held {
-		if slices.Contains(n.fsm.Registered(job), n.cfg.NodeName) {
+	// Every ReconcileInterval, for every job of the node: nothing here
+	// sorts all of them or walks one list per element of another.
+	unlisted := n.fsm.NotRegisteredBy(n.cfg.NodeName, n.runs.HeldUnsorted())
+	slices.Sort(unlisted)
+	for job := range r.missing {
+		if _, found := slices.BinarySearch(unlisted, job); !found {
 			delete(r.missing, job)
-			continue
 		}
+	}
+	for _, job := range unlisted {
 		since, ok := r.missing[job]
 		if !ok {
 			r.missing[job] = now
@@ -52,11 +56,6 @@ func (n *Node) restoreRegistrations(r *registrations) {
 		}
 		if now.Sub(since) >= n.cfg.ReconcileInterval {
 			due = append(due, job)
-		}
-	}
-	for job := range r.missing {
-		if !slices.Contains(held, job) {
-			delete(r.missing, job)
 		}
 	}
 	if len(due) == 0 {
@@ -87,7 +86,7 @@ func (n *Node) restoreRegistrations(r *registrations) {
 		held := n.runs.Held()
 		var kept, dropped []string
 		for _, job := range due {
-			if slices.Contains(held, job) {
+			if _, found := slices.BinarySearch(held, job); found {
 				kept = append(kept, job)
 			} else {
 				dropped = append(dropped, job)

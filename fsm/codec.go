@@ -106,6 +106,25 @@ func (d *decoder) string() string {
 	return s
 }
 
+// stringLike reads a string as string does, but returns prev itself, not a
+// new copy, when the bytes equal it.
+func (d *decoder) stringLike(prev string) string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if uint64(len(d.buf)) < n {
+		d.fail("string")
+		return ""
+	}
+	b := d.buf[:n]
+	d.buf = d.buf[n:]
+	if string(b) == prev {
+		return prev
+	}
+	return string(b)
+}
+
 func (d *decoder) bool() bool { return d.byte() != 0 }
 
 // count reads a collection length and rejects one that could not possibly fit

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -49,9 +50,11 @@ type FSM struct {
 	// paused holds the paused jobs; runNow each job's pending run-now
 	// request; history each job's last HistoryLen finished runs, oldest
 	// first. See jobcontrol.go and history.go.
-	paused  map[string]struct{}
-	runNow  map[string]RunNowRequest
-	history map[string][]HistoryEntry
+	paused map[string]struct{}
+	// pausedView publishes paused, which is copied on write, to Paused.
+	pausedView atomic.Pointer[map[string]struct{}]
+	runNow     map[string]RunNowRequest
+	history    map[string][]HistoryEntry
 
 	// entryJobs and entryLocks record what the entry being applied has
 	// granted; see beginEntry.
@@ -290,6 +293,21 @@ func (f *FSM) Registered(job string) []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.nodesByJob[job]
+}
+
+// NotRegisteredBy returns the jobs, in their order, that node has not
+// registered. It takes the state machine's lock once for all of them.
+func (f *FSM) NotRegisteredBy(node string, jobs []string) []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	set := f.jobsByNode[node]
+	var out []string
+	for _, job := range jobs {
+		if _, ok := set[job]; !ok {
+			out = append(out, job)
+		}
+	}
+	return out
 }
 
 func (f *FSM) applyRegistration(r Registration) {

@@ -220,7 +220,13 @@ func DecodeClaimResult(b []byte) (*ClaimResult, error) {
 		var o Outcome
 		o.Reason = Reason(d.byte())
 		o.Token = d.uvarint()
-		o.Holder = d.string()
+		// Most outcomes name the same holder or none: one string for a run
+		// of them, not one allocation each.
+		if i > 0 {
+			o.Holder = d.stringLike(r.Outcomes[i-1].Holder)
+		} else {
+			o.Holder = d.string()
+		}
 		o.At = d.varint()
 		r.Outcomes = append(r.Outcomes, o)
 	}

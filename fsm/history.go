@@ -122,13 +122,19 @@ func (f *FSM) recordLocked(node string, fin Finished) {
 	h.Node = node
 	h.Error = truncateError(h.Error)
 	list := f.history[fin.Job]
-	if len(list) >= HistoryLen {
-		// Copy, not shift in place: readers may hold the old slice.
-		list = slices.Clone(list[len(list)-HistoryLen+1:])
-	} else {
-		list = slices.Clip(list)
+	switch {
+	case len(list) >= HistoryLen:
+		// In place: every reader copies under f.mu, so nobody holds the
+		// slice, and tens of thousands of jobs finish runs every second.
+		list = list[len(list)-HistoryLen:]
+		copy(list, list[1:])
+		list[len(list)-1] = h
+	case list == nil:
+		list = append(make([]HistoryEntry, 0, HistoryLen), h)
+	default:
+		list = append(list, h)
 	}
-	f.history[fin.Job] = append(list, h)
+	f.history[fin.Job] = list
 }
 
 // History returns the job's finished runs, oldest first, at most

@@ -112,11 +112,24 @@ func (f *FSM) applyPause(p Pause) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if p.Paused {
-		f.paused[p.Job] = struct{}{}
+	if _, was := f.paused[p.Job]; was == p.Paused {
 		return
 	}
-	delete(f.paused, p.Job)
+	// Copy on write: Paused reads the published map without the lock.
+	paused := maps.Clone(f.paused)
+	if p.Paused {
+		paused[p.Job] = struct{}{}
+	} else {
+		delete(paused, p.Job)
+	}
+	f.setPausedLocked(paused)
+}
+
+// setPausedLocked makes paused the set of paused jobs. The map must not
+// change afterwards: Paused reads it without the lock.
+func (f *FSM) setPausedLocked(paused map[string]struct{}) {
+	f.paused = paused
+	f.pausedView.Store(&paused)
 }
 
 // applyRunNow records a run-now request, or joins the one pending. A
@@ -164,11 +177,16 @@ func (f *FSM) collectRunNowLocked() {
 	}
 }
 
-// Paused reports whether a job is paused.
+// Paused reports whether a job is paused. It takes no lock, because the
+// scheduler asks for every tick of every job: it reads the set of paused
+// jobs that the last pause, resume or restore published.
 func (f *FSM) Paused(job string) bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.isPausedLocked(job)
+	m := f.pausedView.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[job]
+	return ok
 }
 
 // PausedJobs returns the names of every paused job, in no order.

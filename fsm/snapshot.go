@@ -252,7 +252,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.finished = finished
 	f.finishedOrder = order
 	f.incarnations = incarnations
-	f.paused, f.runNow, f.history = ctl.paused, ctl.runNow, ctl.history
+	f.runNow, f.history = ctl.runNow, ctl.history
+	f.setPausedLocked(ctl.paused)
 	// Tell the node about every lock the restore may have changed, including
 	// ones it dropped, so local waiters and leases follow the new state.
 	names := make([]string, 0, len(old)+len(locks))

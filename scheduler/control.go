@@ -191,7 +191,7 @@ func convertHistory(list []fsm.HistoryEntry) []HistoryEntry {
 func (s *Scheduler) Jobs() []JobStatus {
 	s.mu.Lock()
 	next := make(map[*jobState]time.Time, len(s.jobs))
-	for _, ev := range s.queue {
+	for _, ev := range s.queue.all() {
 		if ev.fallback {
 			continue
 		}

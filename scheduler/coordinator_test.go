@@ -241,9 +241,9 @@ func TestHandleDecisions(t *testing.T) {
 	handle := func(ev event, now time.Time) (pendingClaim, bool, []event) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.queue = nil
+		s.queue.reset()
 		c, ok := s.handleLocked(context.Background(), ev, now)
-		q := slices.Clone([]event(s.queue))
+		q := s.queue.all()
 		slices.SortFunc(q, func(a, b event) int { return a.at.Compare(b.at) })
 		return c, ok, q
 	}

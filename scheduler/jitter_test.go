@@ -70,8 +70,8 @@ func TestJitterKeepsTheInstant(t *testing.T) {
 	d := jitter("j", inst, 40*time.Second)
 	s.mu.Lock()
 	s.queueTickLocked(js, inst)
-	ev := s.queue[0]
-	s.queue = nil
+	ev := s.queue.all()[0]
+	s.queue.reset()
 	c, ok := s.handleLocked(context.Background(), ev, ev.at)
 	s.mu.Unlock()
 	if !ev.at.Equal(inst.Add(d)) || !ev.inst.Equal(inst) {

@@ -81,7 +81,7 @@ func (s *Scheduler) checkMissedLocked(ctx context.Context, js *jobState, from, n
 	if j.Misfire != RunOnce || now.Sub(newest) > j.MisfireWindow {
 		return pendingClaim{}, false
 	}
-	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
+	if (j.Overlap == SkipIfRunning && js.active.Load() > 0) || s.pausedJob(j.Name) {
 		return pendingClaim{}, false
 	}
 	s.logger.Debug("catch-up run for a missed tick", "job", j.Name, "tick", j.tickOf(newest), "at", newest)

@@ -1,9 +1,13 @@
 package scheduler
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestRankDeterministicAndOrderIndependent(t *testing.T) {
@@ -154,5 +158,62 @@ func TestPosition(t *testing.T) {
 	}
 	if got := position(nil, "a"); got != 0 {
 		t.Errorf("position(nil, a) = %d, want 0", got)
+	}
+}
+
+// TestScoreMatchesHashFNV pins the inline hash to hash/fnv's FNV-1a, which
+// earlier versions used: replicas of different versions must rank the
+// nodes of a tick, and jitter its start, alike.
+func TestScoreMatchesHashFNV(t *testing.T) {
+	for _, job := range []string{"", "a", "report", "job-with-a-long-name-ünïcode"} {
+		for _, instant := range []int64{0, 1, -1, 1_750_000_000_000_000_000, math.MinInt64, math.MaxInt64} {
+			for _, node := range []string{"", "node0", "n"} {
+				h := fnv.New64a()
+				h.Write([]byte(job))
+				h.Write([]byte{0})
+				var b [8]byte
+				binary.BigEndian.PutUint64(b[:], uint64(instant))
+				h.Write(b[:])
+				h.Write([]byte{0})
+				h.Write([]byte(node))
+				if got, want := score(job, instant, node), mix(h.Sum64()); got != want {
+					t.Fatalf("score(%q, %d, %q) = %x, want %x", job, instant, node, got, want)
+				}
+			}
+			j := fnv.New64a()
+			j.Write([]byte(job))
+			j.Write([]byte{1})
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], uint64(instant))
+			j.Write(b[:])
+			const window = 7 * time.Second
+			if got, want := jitter(job, time.Unix(0, instant), window), time.Duration(mix(j.Sum64())%uint64(window)); got != want {
+				t.Fatalf("jitter(%q, %d) = %s, want %s", job, instant, got, want)
+			}
+		}
+	}
+}
+
+// TestPositionOfMatchesRank checks the allocation-free position against
+// the full order, for members and non-members of the candidates.
+func TestPositionOfMatchesRank(t *testing.T) {
+	sets := [][]string{nil, {"me"}, {"a", "me"}, {"a", "b", "me"}, {"a", "b", "c"}, {"me", "z", "y", "x", "w"}}
+	for _, cands := range sets {
+		for k := range int64(500) {
+			job := fmt.Sprintf("job-%d", k%17)
+			instant := k * int64(time.Second)
+			want := position(rank(job, instant, cands), "me")
+			if got := positionOf(job, instant, cands, "me"); got != want {
+				t.Fatalf("positionOf(%s, %d, %v) = %d, want %d", job, instant, cands, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkPositionOf(b *testing.B) {
+	cands := []string{"node0", "node1", "node2"}
+	b.ReportAllocs()
+	for i := range b.N {
+		positionOf("job-12345", int64(i)*int64(time.Second), cands, "node1")
 	}
 }

@@ -43,8 +43,10 @@ type leaseKeeper struct {
 	kick     chan struct{}
 }
 
-// maxPendingFinished bounds the finished runs waiting to be reported.
-const maxPendingFinished = 1024
+// maxPendingFinished bounds the finished runs waiting to be reported. It
+// holds a few ticks of tens of thousands of jobs, which all finish while
+// one update is in flight, so a healthy node drops none.
+const maxPendingFinished = 1 << 16
 
 type activeRun struct {
 	ttl time.Duration
@@ -108,11 +110,12 @@ func (k *leaseKeeper) finish(ref *fsm.RunRef, fin *fsm.Finished) {
 }
 
 // appendBounded appends fins to list, dropping the oldest beyond
-// maxPendingFinished.
+// maxPendingFinished: a quarter of the bound at once, so that a full list
+// costs one copy per many appends, not one per append.
 func appendBounded(list []fsm.Finished, fins ...fsm.Finished) []fsm.Finished {
 	list = append(list, fins...)
 	if over := len(list) - maxPendingFinished; over > 0 {
-		list = append(list[:0], list[over:]...)
+		list = append(list[:0], list[max(over, maxPendingFinished/4):]...)
 	}
 	return list
 }

@@ -67,8 +67,7 @@ func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
 				continue
 			}
 			tick := -int64(req.ID)
-			order := rank(job, tick, s.coord.Candidates(job))
-			if now.Sub(sn.first) < time.Duration(position(order, s.node))*js.job.FallbackDelay {
+			if now.Sub(sn.first) < time.Duration(positionOf(job, tick, s.coord.Candidates(job), s.node))*js.job.FallbackDelay {
 				seen[job] = sn
 				continue
 			}

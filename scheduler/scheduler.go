@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -119,6 +118,8 @@ type Stats struct {
 // with Run and with each other.
 type Scheduler struct {
 	coord seam.Coordinator
+	// ctl is coord's replicated job control, if it has one.
+	ctl seam.Controller
 	// err, if set, is why Options could not be used; Add and Run return it.
 	err     error
 	node    string
@@ -129,9 +130,11 @@ type Scheduler struct {
 	notes notifier
 	clock Clock
 
-	mu      sync.Mutex
-	jobs    map[string]*jobState
-	queue   eventQueue
+	mu    sync.Mutex
+	jobs  map[string]*jobState
+	queue eventQueue
+	// due is the loop's buffer of due events, reused every pass.
+	due     []event
 	running bool
 	// stopping is set once Run stops starting work, so Add and Remove no
 	// longer start registration goroutines that Run would not wait for.
@@ -239,6 +242,7 @@ func newScheduler(coord seam.Coordinator, logger hclog.Logger) *Scheduler {
 	}
 	if coord != nil {
 		s.node = coord.Name()
+		s.ctl, _ = coord.(seam.Controller)
 		if rl, ok := coord.(seam.RunLeaser); ok {
 			s.keeper = newLeaseKeeper(rl, s.logger)
 		}
@@ -476,7 +480,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.running = false
 	s.owner = nil
-	s.queue = nil
+	s.queue.reset()
+	s.due = nil
 	s.mu.Unlock()
 	return nil
 }
@@ -565,22 +570,24 @@ func (s *Scheduler) loop(ctx context.Context) {
 	for {
 		s.mu.Lock()
 		now := s.clock.Now()
-		var due []event
-		for len(s.queue) > 0 && !s.queue[0].at.After(now.Add(coalesce)) {
-			due = append(due, heap.Pop(&s.queue).(event))
-		}
+		due := s.queue.popDue(now.Add(coalesce), s.due[:0])
 		var claims []pendingClaim
 		for _, ev := range due {
 			if ev.js.removed.Load() {
 				continue
 			}
 			if c, ok := s.handleLocked(ctx, ev, now); ok {
+				if claims == nil {
+					claims = make([]pendingClaim, 0, len(due))
+				}
 				claims = append(claims, c)
 			}
 		}
+		clear(due)
+		s.due = due[:0]
 		wait := time.Hour
-		if len(s.queue) > 0 {
-			wait = s.queue[0].at.Sub(s.clock.Now())
+		if at, ok := s.queue.next(); ok {
+			wait = at.Sub(s.clock.Now())
 		}
 		s.mu.Unlock()
 
@@ -608,7 +615,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
 	j := js.job
 	if s.coord != nil {
-		heap.Push(&s.queue, event{at: now, js: js, check: true})
+		s.queue.push(event{at: now, js: js, check: true})
 	}
 	if nb := j.notBefore; now.Before(nb) {
 		now = nb.Add(-1)
@@ -622,7 +629,7 @@ func (s *Scheduler) queueTickLocked(js *jobState, instant time.Time) {
 	if instant.IsZero() {
 		return
 	}
-	heap.Push(&s.queue, event{at: instant.Add(jitter(js.job.Name, instant, js.job.Jitter)), js: js, inst: instant})
+	s.queue.push(event{at: instant.Add(jitter(js.job.Name, instant, js.job.Jitter)), js: js, inst: instant})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -657,6 +664,11 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		return s.checkMissedLocked(ctx, js, inst.Add(-1), now)
 	}
 	tick := j.tickOf(inst)
+	if s.pausedJob(j.Name) {
+		// The cluster would refuse the claim; asking costs a Raft entry's
+		// share for every tick of every paused job.
+		return pendingClaim{}, false
+	}
 	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
 		if !ev.fallback {
 			s.skipped(js, inst)
@@ -674,11 +686,10 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 			return pendingClaim{}, false // someone holds it, or a later one
 		}
 	} else {
-		order := rank(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name))
-		if pos := position(order, s.node); pos > 0 {
+		if pos := positionOf(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name), s.node); pos > 0 {
 			delay := time.Duration(pos) * j.FallbackDelay
 			if delay < j.StartDeadline {
-				heap.Push(&s.queue, event{at: start.Add(delay), js: js, inst: inst, fallback: true})
+				s.queue.push(event{at: start.Add(delay), js: js, inst: inst, fallback: true})
 			}
 			return pendingClaim{}, false
 		}
@@ -695,6 +706,10 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	}
 	return pendingClaim{js: js, claim: c}, true
 }
+
+// pausedJob reports whether the job is paused cluster-wide, as this node's
+// replicated state says. A paused job is not claimed.
+func (s *Scheduler) pausedJob(name string) bool { return s.ctl != nil && s.ctl.Paused(name) }
 
 type pendingClaim struct {
 	js    *jobState
@@ -728,6 +743,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 				p.js.missedUpTo = later(p.js.missedUpTo, at) // counted here, not again by the misfire check
 				s.mu.Unlock()
 				s.noteMissed(p.js, at, 1)
+				if s.onError == nil {
+					continue // a batch of tens of thousands: build no errors for nobody
+				}
 				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
 			}
 		}
@@ -786,6 +804,14 @@ func (s *Scheduler) refused(p pendingClaim, o fsm.Outcome) {
 // follower within a heartbeat or two.
 const recoverWindow = time.Second
 
+// recoverPoll is how long recoverGrants waits between looks at the state
+// machine for n unresolved claims: 20ms, and longer for big batches, so
+// that a failed batch of a whole tick does not spend the CPU the next
+// tick's claims need on looking up every job fifty times a second.
+func recoverPoll(n int) time.Duration {
+	return min(20*time.Millisecond*time.Duration(max(1, n/1000)), 250*time.Millisecond)
+}
+
 // recoverGrants handles a claim batch that got no answer, typically a reply
 // lost to a leader change or a deadline hit while the entry was committing.
 // The entry may still have been committed: this node's own state machine
@@ -817,7 +843,7 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 		select {
 		case <-ctx.Done():
 			return pending
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(recoverPoll(len(pending))):
 		}
 	}
 	for _, p := range pending {
@@ -884,19 +910,4 @@ type event struct {
 	inst     time.Time
 	fallback bool
 	check    bool
-}
-
-// eventQueue is a min-heap by time.
-type eventQueue []event
-
-func (q eventQueue) Len() int           { return len(q) }
-func (q eventQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
-func (q eventQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)        { *q = append(*q, x.(event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	n := len(old)
-	ev := old[n-1]
-	*q = old[:n-1]
-	return ev
 }

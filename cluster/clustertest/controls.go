@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/interlockraft/interlock/cluster"
 	"github.com/interlockraft/interlock/internal/seam"
@@ -18,7 +19,7 @@ func Candidates(n *cluster.Node, job string) []string {
 	if !ok || c == nil {
 		return nil
 	}
-	return c.Candidates(job)
+	return slices.Clone(c.Candidates(job))
 }
 
 // Kill stops n at once without leaving Raft or gossip, as a crash would:

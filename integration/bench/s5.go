@@ -265,7 +265,9 @@ func runS5(r *report) error {
 		}
 		return rows[k]
 	}
-	for i := 0; i < r.st.s5Reps; i++ {
+	reps := s5Repetitions(r.st)
+	r.st.s5Reps = reps // what the report says it ran
+	for i := 0; i < reps; i++ {
 		dir := filepath.Join(r.tmp, fmt.Sprintf("s5-%d", i))
 		nodes, err := startInterlock(dir, 3)
 		if err != nil {
@@ -301,14 +303,25 @@ func runS5(r *report) error {
 	for _, k := range order {
 		x := rows[k]
 		if x.sys == sysInterlock {
-			parts = append(parts, fmt.Sprintf("%d jobs: %s runs/s p99 %s ms", x.jobs, num(x.perSec.median()), num(x.p99.median())))
+			parts = append(parts, fmt.Sprintf("%d jobs: %s runs/s, p99 %s ms (worst repetition %s), missed %s (worst %s)", x.jobs, num(x.perSec.median()), num(x.p99.median()), num(x.p99.max()), num(x.missed.median()), num(x.missed.max())))
 		}
 	}
-	progress("S5 scale, Interlock 3 nodes at 1 s (%s × %d): %s", r.st.s5Dur, r.st.s5Reps, strings.Join(parts, "; "))
+	progress("S5 scale, Interlock 3 nodes at 1 s (%s × %d): %s", r.st.s5Dur, reps, strings.Join(parts, "; "))
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}
 	return nil
+}
+
+// s5Repetitions is how many times S5 runs: at least five when one
+// repetition (a cluster start and every job count) takes under a minute,
+// because its aim holds for every repetition, so the worst one counts.
+func s5Repetitions(st settings) int {
+	perRep := time.Duration(len(st.s5Counts)) * (st.s5Dur + 5*time.Second)
+	if perRep < time.Minute {
+		return max(st.s5Reps, 5)
+	}
+	return st.s5Reps
 }
 
 func (x *scaleRow) add(st scaleStats) {

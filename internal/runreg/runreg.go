@@ -162,6 +162,14 @@ func (o *Owner) Leave() {
 // Schedulers run and offer to the cluster (not those held with
 // HoldUnlisted). A closed registry holds none: its owners are stopping.
 func (r *Registry) Held() []string {
+	out := r.HeldUnsorted()
+	slices.Sort(out)
+	return out
+}
+
+// HeldUnsorted is Held in no particular order, for callers that look
+// through tens of thousands of names and need no order.
+func (r *Registry) HeldUnsorted() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -173,7 +181,6 @@ func (r *Registry) Held() []string {
 			out = append(out, job)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 

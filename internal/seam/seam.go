@@ -36,7 +36,9 @@ type Coordinator interface {
 	// runs the remove jobs.
 	Register(ctx context.Context, add, remove []string) error
 	// Candidates returns the sorted names of the live nodes that
-	// registered job, from local state.
+	// registered job, from local state. It is called for every tick of
+	// every job, so it may return a slice it shares: callers must not
+	// modify it.
 	Candidates(job string) []string
 	// LastGrant returns the latest grant of job as this node knows it.
 	LastGrant(job string) (fsm.JobState, bool)
