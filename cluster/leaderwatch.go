@@ -35,7 +35,8 @@ func (w *leaderWatch) fire() {
 }
 
 // watchLeader runs until shutdown, firing n.leaders on every leader
-// observation from Raft.
+// observation from Raft and counting each change to a new, known leader
+// in the metrics.
 func (n *Node) watchLeader() {
 	ch := make(chan raft.Observation, 4)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -44,10 +45,17 @@ func (n *Node) watchLeader() {
 	})
 	n.raft.RegisterObserver(obs)
 	defer n.raft.DeregisterObserver(obs)
+	var last raft.ServerID
 	for {
 		select {
-		case <-ch:
+		case o := <-ch:
 			n.leaders.fire()
+			if id := o.Data.(raft.LeaderObservation).LeaderID; id != "" {
+				if id != last {
+					n.metrics.leaderChanged()
+				}
+				last = id
+			}
 		case <-n.shutdownCh:
 			return
 		}

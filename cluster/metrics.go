@@ -132,7 +132,6 @@ func (n *Node) registerMetrics() error {
 		reg.Unregister(c)
 		detach()
 	}
-	n.goFunc(n.countLeaderChanges)
 	return nil
 }
 
@@ -141,33 +140,6 @@ func (n *Node) registerMetrics() error {
 func (n *Node) unregisterMetrics() {
 	if n.metrics != nil && n.metrics.unregister != nil {
 		n.metrics.unregister()
-	}
-}
-
-// countLeaderChanges runs until shutdown, counting every change to a new,
-// known leader that Raft reports to this node.
-func (n *Node) countLeaderChanges() {
-	ch := make(chan raft.Observation, 4)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	var last raft.ServerID
-	for {
-		select {
-		case o := <-ch:
-			id := o.Data.(raft.LeaderObservation).LeaderID
-			if id != "" && id != last {
-				n.metrics.leaderChanges.Inc()
-			}
-			if id != "" {
-				last = id
-			}
-		case <-n.shutdownCh:
-			return
-		}
 	}
 }
 

@@ -119,6 +119,14 @@ func (m *nodeMetrics) batchSent(began time.Time, leader bool, commands int) {
 	m.commitSeconds.Observe(time.Since(began).Seconds())
 }
 
+// leaderChanged records that this node saw a new, known leader.
+func (m *nodeMetrics) leaderChanged() {
+	if m == nil {
+		return
+	}
+	m.leaderChanges.Inc()
+}
+
 // lockGranted records a Lock or TryLock call granted after waiting since
 // began.
 func (m *nodeMetrics) lockGranted(began time.Time) {
