@@ -108,19 +108,57 @@ func (n *Node) removeThroughLeader(ctx context.Context, id raft.ServerID) error 
 	}
 }
 
-// TransferLeadership hands leadership from this node to the voter called
+// TransferLeadership hands leadership from the leader to the voter called
 // to, or, with to "", to the most up-to-date other voter, and returns once
 // Raft has finished the transfer or given up (within about an election
-// timeout). It must run on the leader: elsewhere it returns an error
-// wrapping ErrNotLeader that names the leader to ask, or ErrNoLeader. A
-// to that is not a voter of the configuration gives ErrUnknownPeer; to
-// naming this leader does nothing. Safe for concurrent use.
+// timeout). Any node may be asked: a follower forwards the request to the
+// leader, and asks again if leadership moved before the leader served it,
+// for at most ProposeTimeout. With no leader known by then it returns an
+// error wrapping ErrNoLeader. A to that is not a voter of the
+// configuration gives ErrUnknownPeer; to naming the leader does nothing.
+// Safe for concurrent use.
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
-	if !n.IsLeader() {
-		if leader := n.Leader(); leader != "" {
-			return fmt.Errorf("%w: %s does not lead, %s does; ask %s to transfer leadership", ErrNotLeader, n.cfg.NodeName, leader, leader)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		var err error
+		addr, leader := n.raft.LeaderWithID()
+		switch {
+		case n.shuttingDown():
+			return ErrShutdown
+		case leader == n.raftID:
+			err = n.transferLocal(ctx, to)
+		case leader != "":
+			// Not retried on an unknown outcome: the leader may have
+			// handed over already, and a second transfer would move
+			// leadership again.
+			_, err = n.rpc.Call(ctx, string(addr), methodTransfer, []byte(to))
+			if err = fromRemote(err); err != nil {
+				err = fmt.Errorf("transfer leadership through %s: %w", nameOf(leader), err)
+			}
+		default:
+			err = fmt.Errorf("%w: %s knows no leader to transfer from", ErrNoLeader, n.cfg.NodeName)
 		}
-		return fmt.Errorf("%w: %s knows no leader to transfer from", ErrNoLeader, n.cfg.NodeName)
+		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-n.shutdownCh:
+			return ErrShutdown
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// transferLocal is TransferLeadership on the leader itself, which also
+// serves the requests followers forward (methodTransfer).
+func (n *Node) transferLocal(ctx context.Context, to string) error {
+	if !n.IsLeader() {
+		return fmt.Errorf("%w: %s no longer leads", ErrNotLeader, n.cfg.NodeName)
 	}
 	var f raft.Future
 	if to == "" {

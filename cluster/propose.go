@@ -24,6 +24,10 @@ const (
 	// methodStats asks a node for its Raft last contact, term and index,
 	// which the leader's autopilot judges server health by (autopilot.go).
 	methodStats transport.Method = 3
+	// methodTransfer asks the leader to hand leadership to the voter the
+	// request names, or, if it names none, to the best other voter
+	// (Node.TransferLeadership on a follower).
+	methodTransfer transport.Method = 4
 )
 
 // Wire codes for the errors a leader returns to a forwarded command. A
@@ -44,6 +48,9 @@ const (
 	codeMalformed          uint16 = 4
 	codeUnknownCommand     uint16 = 5
 	codeUnsupportedVersion uint16 = 6
+	// codeUnknownPeer answers a forwarded leadership transfer to a name
+	// that is not a voter.
+	codeUnknownPeer uint16 = 7
 )
 
 // verdicts pairs each state machine verdict with its wire code.
@@ -71,6 +78,8 @@ func errorCode(err error) uint16 {
 		return codeNotLeader
 	case errors.Is(err, ErrShutdown):
 		return codeShutdown
+	case errors.Is(err, ErrUnknownPeer):
+		return codeUnknownPeer
 	default:
 		return codeOutcomeUnknown
 	}
@@ -94,6 +103,8 @@ func fromRemote(err error) error {
 		return fmt.Errorf("%w: %s", ErrNotLeader, re.Message)
 	case codeShutdown:
 		return fmt.Errorf("%w: %s", ErrShutdown, re.Message)
+	case codeUnknownPeer:
+		return fmt.Errorf("%w: %s", ErrUnknownPeer, re.Message)
 	default:
 		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, re.Message)
 	}
@@ -289,6 +300,8 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 		return n.serveStats(), nil
 	case methodKeyring:
 		return n.serveKeyring(req)
+	case methodTransfer:
+		return nil, n.transferLocal(ctx, string(req))
 	default:
 		return nil, fmt.Errorf("unknown rpc method %d; is every node on the same Interlock version?", m)
 	}

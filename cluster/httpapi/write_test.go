@@ -143,11 +143,12 @@ func TestWriteOperations(t *testing.T) {
 	}
 	clustertest.Eventually(t, 15*time.Second, func() bool { return ticksAfter("report", resumedAt) >= 2 }, "report never ran after the resume")
 
-	// Transfer: refused on a follower, naming the leader; on the leader,
-	// moves leadership to the named follower.
-	wantError(t, http.MethodPost, a.Servers[fi].URL+"/v1/leader/transfer", token, http.StatusConflict, leaderName)
+	// Transfer: to a name that is no voter, refused (through a follower,
+	// which forwards it); asked of a follower, moves leadership to the
+	// named follower.
+	wantError(t, http.MethodPost, a.Servers[fi].URL+"/v1/leader/transfer?to=nobody", token, http.StatusNotFound, "nobody")
 	target := a.Nodes[fi].Name()
-	act = post(t, a.Servers[li].URL+"/v1/leader/transfer?to="+target)
+	act = post(t, a.Servers[fi].URL+"/v1/leader/transfer?to="+target)
 	if act.Action != "transfer-leadership" || act.Target != target {
 		t.Fatalf("transfer answer: %+v", act)
 	}
