@@ -17,7 +17,10 @@ const (
 	sysInterlockLock = "Interlock lock"
 	sysGointerlock   = "gointerlock v1.1.1 + Redis"
 	sysEtcdElect     = "etcd Election, leader runs all (gRPC, default timing)"
-	sysEtcdMutex     = "etcd Mutex, gRPC, default timing"
+	// sysEtcdElectEq is the etcd recipe with its members on Interlock's
+	// Raft timing (etcdEqualTiming), in S4.
+	sysEtcdElectEq = "etcd Election, leader runs all (gRPC, equal timing)"
+	sysEtcdMutex   = "etcd Mutex, gRPC, default timing"
 	// sysEtcdMutexEq is etcd's Mutex over gRPC on loopback with etcd's
 	// Raft on Interlock's timing (etcdEqualTiming).
 	sysEtcdMutexEq = "etcd Mutex, gRPC, equal timing"
@@ -197,6 +200,8 @@ func sys2file(s string) string {
 		return "interlock-lock"
 	case sysEtcdElect:
 		return "etcd"
+	case sysEtcdElectEq:
+		return "etcd-eq"
 	case sysGointerlock:
 		return "gointerlock"
 	}
@@ -347,6 +352,8 @@ func short(sys string) string {
 		return "gointerlock"
 	case sysEtcdElect:
 		return "etcd-election"
+	case sysEtcdElectEq:
+		return "etcd-election-eq"
 	case sysEtcdMutex:
 		return "etcd-mutex"
 	case sysEtcdMutexEq:
