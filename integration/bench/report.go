@@ -659,6 +659,9 @@ func (r *report) writeLosses(w writer) {
 					why += fmt.Sprintf(". The nodes' logs from this measurement: %d claim batches failed (the largest held %s claims, for %s jobs in all), %d Raft \"failed to contact\" warnings and %d heartbeat-timeout or lost-quorum events", x.failedBatches, commas(int64(x.maxFailedBatch)), commas(int64(x.jobs)), x.contactWarnings, x.leaderLost)
 				}
 			}
+			if p := r.s5prof; p != nil && p.jobs == x.jobs && p.err == "" && len(p.cumGroups) > 0 {
+				why += fmt.Sprintf(". The CPU profile of this load (under S5) has the process at %s%% of %s%% in its window", num(p.cpu), num(float64(r.machine.nproc)*100))
+			}
 			out = append(out, fmt.Sprintf("**Scale at %s jobs**: %s, %s missed runs of %s, at %s%% CPU (of %d00%%) for three nodes: %s.", commas(int64(x.jobs)), late, num(x.missed.median()), commas(int64(x.expected)), num(x.cpu.median()), r.machine.nproc, why))
 		}
 	}

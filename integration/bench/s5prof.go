@@ -137,9 +137,8 @@ func readTraces(path string) ([]profSample, error) {
 			cur = &samples[len(samples)-1]
 			continue
 		}
-		if strings.HasPrefix(line, " ") && len(f) == 1 {
-			cur.frames = append(cur.frames, f[0])
-		}
+		// A caller, perhaps followed by "(inline)".
+		cur.frames = append(cur.frames, f[0])
 	}
 	return samples, sc.Err()
 }
