@@ -174,7 +174,7 @@ func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration, prof *s5Pro
 	st := rec.Load().stats(dur)
 	st.cpu = cpuPct(c0, c1)
 	if prof != nil {
-		prof.jobs, prof.window, prof.cpu, prof.p99, prof.missed = jobs, dur, st.cpu, st.p99, st.missed
+		prof.jobs, prof.window, prof.cpu, prof.p99, prof.missed, prof.runs = jobs, dur, st.cpu, st.p99, st.missed, st.runs
 	}
 	for _, s := range scheds {
 		for _, js := range s.Stats() {
