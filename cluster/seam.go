@@ -43,6 +43,13 @@ func (p plumbing) Register(ctx context.Context, add, remove []string) error {
 
 func (p plumbing) Candidates(job string) []string { return p.n.candidates(job) }
 
+// BatchCounts returns how many Raft entries the node's batcher proposed
+// while it led, and how many commands they carried; clustertest.BatchCounts
+// hands them to benchmarks, which report commands per entry.
+func (p plumbing) BatchCounts() (entries, commands uint64) {
+	return p.n.batches.entries.Load(), p.n.batches.commands.Load()
+}
+
 func (p plumbing) LastGrant(job string) (fsm.JobState, bool) { return p.n.lastGrant(job) }
 
 func (p plumbing) UpdateRuns(ctx context.Context, renew, done []fsm.RunRef) ([]bool, error) {

@@ -22,6 +22,23 @@ func Candidates(n *cluster.Node, job string) []string {
 	return slices.Clone(c.Candidates(job))
 }
 
+// BatchCounts returns how many Raft entries n's group commit proposed while
+// n led, and how many commands (claims batches, lock operations, ...) they
+// carried, since n started: over an interval, the leader's difference in
+// commands divided by its difference in entries is how well group commit
+// packed. Benchmarks outside the cluster package read it. Safe for
+// concurrent use.
+func BatchCounts(n *cluster.Node) (entries, commands uint64) {
+	c, ok := seam.Of(n)
+	if !ok || c == nil {
+		return 0, 0
+	}
+	if b, ok := c.(interface{ BatchCounts() (uint64, uint64) }); ok {
+		return b.BatchCounts()
+	}
+	return 0, 0
+}
+
 // Kill stops n at once without leaving Raft or gossip, as a crash would:
 // peers see it fail, not leave, and its Raft entry stays until it comes
 // back or is cleaned up. It cancels the runs of the Schedulers that use n

@@ -14,9 +14,11 @@ import (
 )
 
 var chartColors = map[string]color.Color{
-	sysInterlock: color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	sysEtcdMutex: color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	sysRedisLock: color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	sysInterlock:       color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	sysEtcdMutex:       color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	sysEtcdMutexEq:     color.RGBA{R: 0x55, G: 0xc8, B: 0x55, A: 0xff},
+	sysEtcdMutexInproc: color.RGBA{R: 0x8c, G: 0xe0, B: 0x8c, A: 0xff},
+	sysRedisLock:       color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }
 
 func chartLabel(sys string) string {
@@ -24,7 +26,11 @@ func chartLabel(sys string) string {
 	case sysInterlock:
 		return "Interlock"
 	case sysEtcdMutex:
-		return "etcd Mutex"
+		return "etcd Mutex, gRPC, default timing"
+	case sysEtcdMutexEq:
+		return "etcd Mutex, gRPC, equal timing"
+	case sysEtcdMutexInproc:
+		return "etcd Mutex, v3client, equal timing"
 	case sysRedisLock:
 		return "Redis lock"
 	case sysRedisLock + ", appendfsync always":

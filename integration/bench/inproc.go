@@ -105,7 +105,9 @@ type etcdCluster struct {
 	clientPorts []int
 }
 
-func startEtcd(dir string, n int) (*etcdCluster, error) {
+// startEtcd starts n embedded etcd members in this process, on etcd's
+// default Raft timing, or on Interlock's when equal (etcdEqualTiming).
+func startEtcd(dir string, n int, equal bool) (*etcdCluster, error) {
 	ports := freePorts(2 * n)
 	pp, cp := ports[:n], ports[n:]
 	c := &etcdCluster{members: make([]*embed.Etcd, n), clientPorts: cp}
@@ -119,6 +121,9 @@ func startEtcd(dir string, n int) (*etcdCluster, error) {
 			// In the bench's own process, keep etcd quiet: Close logs its
 			// listeners' shutdown as errors.
 			cfg.LogLevel = "fatal"
+			if equal {
+				etcdEqualTiming(cfg)
+			}
 			e, err := embed.StartEtcd(cfg)
 			if err != nil {
 				errs[i] = err

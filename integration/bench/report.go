@@ -33,8 +33,10 @@ type report struct {
 	s3         []failRow
 	s4         []footRow
 	// s4Floor is the bench binary idle, doing nothing (S4's floor).
-	s4Floor  struct{ cpu, rss rep }
-	s5       []scaleRow
+	s4Floor struct{ cpu, rss rep }
+	s5      []scaleRow
+	// s5prof is the CPU profile of S5's largest count, or nil.
+	s5prof   *s5Profile
 	recovery []recoveryRow
 }
 
@@ -99,6 +101,7 @@ func (r *report) write(path string) error {
 	r.writeS3(w)
 	r.writeS4(w)
 	r.writeS5(w)
+	r.writeS5Profile(w)
 	r.writeLosses(w)
 	r.writeMethod(w)
 	if len(r.failures) > 0 {
@@ -162,10 +165,47 @@ func findIdleS4(rows []footRow) *footRow {
 	return nil
 }
 
+// Directions of a headline figure: which way is better for Interlock.
+const (
+	lowerBetter  = -1
+	higherBetter = 1
+	noVerdict    = 0
+)
+
+// headline collects the headline table's rows and the ones Interlock loses.
+type headline struct {
+	rows, losses []string
+	compared     int
+}
+
+// add writes one row: Interlock's figure and a peer's, the ratio of ilv
+// to pv, and who is ahead, in direction dir.
+func (h *headline) add(measure, ilText, peer, peerText string, ilv, pv float64, dir int) {
+	rat, verdict := "–", "–"
+	if dir != noVerdict && !math.IsNaN(ilv) && !math.IsNaN(pv) {
+		if pv != 0 {
+			rat = ratio(ilv, pv)
+		}
+		h.compared++
+		switch {
+		case num(ilv) == num(pv):
+			verdict = "even"
+		case (ilv > pv) == (dir == lowerBetter):
+			verdict = "**Interlock loses**"
+			r := ""
+			if rat != "–" {
+				r = ", " + rat
+			}
+			h.losses = append(h.losses, fmt.Sprintf("%s: %s against %s's %s%s", measure, ilText, peer, peerText, r))
+		default:
+			verdict = "Interlock ahead"
+		}
+	}
+	h.rows = append(h.rows, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", measure, ilText, peer, peerText, rat, verdict))
+}
+
 func (r *report) writeSummary(w writer) {
-	w("## Headline\n\n")
-	w("Interlock's figure, each peer's from the same run, and Interlock ÷ peer. For latencies and gaps lower is better; for rates higher is better; for duplicates and misses 0 is right.\n\n")
-	w("| measurement | Interlock | peer | peer figure | Interlock ÷ peer |\n|---|---|---|---|---|\n")
+	h := &headline{}
 	for _, iv := range []time.Duration{100 * time.Millisecond, time.Second} {
 		il := findS1(r.s1, iv)
 		if il == nil {
@@ -176,16 +216,16 @@ func (r *report) writeSummary(w writer) {
 			if p.sys == sysInterlock || p.interval != iv {
 				continue
 			}
-			w("| S1 duplicate runs, %s job, %s ticks | %s | %s | %s | – |\n", iv, num(il.ticks.median()), num(il.dups.median()), p.sys, num(p.dups.median()))
-			w("| S1 missed ticks, %s job | %s | %s | %s | – |\n", iv, num(il.missed.median()), p.sys, num(p.missed.median()))
+			h.add(fmt.Sprintf("S1 duplicate runs, %s job, %s ticks", iv, num(il.ticks.median())), num(il.dups.median()), p.sys, num(p.dups.median()), il.dups.median(), p.dups.median(), lowerBetter)
+			h.add(fmt.Sprintf("S1 missed ticks, %s job", iv), num(il.missed.median()), p.sys, num(p.missed.median()), il.missed.median(), p.missed.median(), lowerBetter)
 			if p.sys == sysGointerlock {
 				// gointerlock has no ticks: its "lateness" is only each
 				// replica's phase since its own start, not a delay.
-				w("| S1 lateness p50 / p99 ms, %s job | %s / %s | %s | no ticks: its runs' offset from the grid is each replica's start phase, %s / %s | – |\n", iv, num(il.p50.median()), num(il.p99.median()), p.sys, num(p.p50.median()), num(p.p99.median()))
+				h.add(fmt.Sprintf("S1 lateness p50 / p99 ms, %s job", iv), num(il.p50.median())+" / "+num(il.p99.median()), p.sys, fmt.Sprintf("no ticks: its runs' offset from the grid is each replica's start phase, %s / %s", num(p.p50.median()), num(p.p99.median())), math.NaN(), math.NaN(), noVerdict)
 				continue
 			}
-			w("| S1 lateness p50 ms, %s job | %s | %s | %s | %s |\n", iv, num(il.p50.median()), p.sys, num(p.p50.median()), ratio(il.p50.median(), p.p50.median()))
-			w("| S1 lateness p99 ms, %s job | %s | %s | %s | %s |\n", iv, num(il.p99.median()), p.sys, num(p.p99.median()), ratio(il.p99.median(), p.p99.median()))
+			h.add(fmt.Sprintf("S1 lateness p50 ms, %s job", iv), num(il.p50.median()), p.sys, num(p.p50.median()), il.p50.median(), p.p50.median(), lowerBetter)
+			h.add(fmt.Sprintf("S1 lateness p99 ms, %s job", iv), num(il.p99.median()), p.sys, num(p.p99.median()), il.p99.median(), p.p99.median(), lowerBetter)
 		}
 	}
 	for _, ilName := range []string{sysInterlock, sysInterlockWAL} {
@@ -198,23 +238,23 @@ func (r *report) writeSummary(w writer) {
 				continue
 			}
 			if il.unavailable != "" {
-				w("| S2 lock acquire+release p50 ms | not available in this build | %s | %s | – |\n", p.sys, num(p.uncP50.median()))
+				h.add("S2 lock acquire+release p50 ms", "not available in this build", p.sys, num(p.uncP50.median()), math.NaN(), math.NaN(), noVerdict)
 				continue
 			}
-			label := ""
+			label := " (Interlock with LogStore bolt)"
 			if ilName == sysInterlockWAL {
 				label = " (Interlock with LogStore wal)"
 			}
-			w("| S2 uncontended acquire+release p50 ms%s | %s | %s | %s | %s |\n", label, num(il.uncP50.median()), p.sys, num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()))
-			w("| S2 uncontended acquire+release p99 ms%s | %s | %s | %s | %s |\n", label, num(il.uncP99.median()), p.sys, num(p.uncP99.median()), ratio(il.uncP99.median(), p.uncP99.median()))
-			w("| S2 64 names in parallel, pairs/s%s | %s | %s | %s | %s |\n", label, num(il.parRate.median()), p.sys, num(p.parRate.median()), ratio(il.parRate.median(), p.parRate.median()))
-			w("| S2 64 names in parallel, p50 / p99 ms%s | %s / %s | %s | %s / %s | %s / %s |\n", label, num(il.parP50.median()), num(il.parP99.median()), p.sys, num(p.parP50.median()), num(p.parP99.median()), ratio(il.parP50.median(), p.parP50.median()), ratio(il.parP99.median(), p.parP99.median()))
+			h.add("S2 uncontended acquire+release p50 ms"+label, num(il.uncP50.median()), p.sys, num(p.uncP50.median()), il.uncP50.median(), p.uncP50.median(), lowerBetter)
+			h.add("S2 uncontended acquire+release p99 ms"+label, num(il.uncP99.median()), p.sys, num(p.uncP99.median()), il.uncP99.median(), p.uncP99.median(), lowerBetter)
+			h.add("S2 64 names in parallel, pairs/s"+label, num(il.parRate.median()), p.sys, num(p.parRate.median()), il.parRate.median(), p.parRate.median(), higherBetter)
+			h.add("S2 64 names in parallel, p99 ms"+label, num(il.parP99.median()), p.sys, num(p.parP99.median()), il.parP99.median(), p.parP99.median(), lowerBetter)
 		}
 	}
 	if g := r.gobench; g != nil {
 		lead, floor, par, bare := g.aims()
-		w("| Go bench: uncontended Lock+Unlock p50 ms, via the leader | %s | two bare hashicorp/raft commits, interleaved | %s | %s |\n", num(lead.median()), num(floor.median()), ratio(lead.median(), floor.median()))
-		w("| Go bench: 64 names, pairs/s | %s | bare hashicorp/raft, 64 goroutines, two entries a pair | %s | %s |\n", num(par.median()), num(bare.median()), ratio(par.median(), bare.median()))
+		h.add("Go bench: uncontended Lock+Unlock p50 ms, via the leader", num(lead.median()), "two bare hashicorp/raft commits, interleaved", num(floor.median()), lead.median(), floor.median(), lowerBetter)
+		h.add("Go bench: 64 names, pairs/s", num(par.median()), "bare hashicorp/raft, 64 goroutines, two entries a pair", num(bare.median()), par.median(), bare.median(), higherBetter)
 	}
 	for _, pair := range s3Pairs(r.s3) {
 		ilr, p := pair[0], pair[1]
@@ -222,12 +262,12 @@ func (r *report) writeSummary(w writer) {
 		if ilr.kind == "lock" {
 			what = "next Lock+Unlock"
 		}
-		w("| S3 %s: ms to the %s (every repetition) | %s | %s | %s | %s |\n", ilr.class, what, every(ilr.gap), p.sys, every(p.gap), ratio(ilr.gap.median(), p.gap.median()))
+		h.add(fmt.Sprintf("S3 %s: ms to the %s (every repetition)", ilr.class, what), every(ilr.gap), p.sys, every(p.gap), ilr.gap.median(), p.gap.median(), lowerBetter)
 		if len(ilr.longest) > 0 && len(p.longest) > 0 {
-			w("| S3 %s: longest stretch with no run, ms | %s | %s | %s | %s |\n", ilr.class, every(ilr.longest), p.sys, every(p.longest), ratio(ilr.longest.median(), p.longest.median()))
+			h.add(fmt.Sprintf("S3 %s: longest stretch with no run, ms", ilr.class), every(ilr.longest), p.sys, every(p.longest), ilr.longest.median(), p.longest.median(), lowerBetter)
 		}
 		if len(ilr.dups) > 0 || len(p.dups) > 0 {
-			w("| S3 %s: duplicates | %s | %s | %s | – |\n", ilr.class, every(ilr.dups), p.sys, every(p.dups))
+			h.add(fmt.Sprintf("S3 %s: duplicates", ilr.class), every(ilr.dups), p.sys, every(p.dups), ilr.dups.max(), p.dups.max(), lowerBetter)
 		}
 	}
 	for _, il4 := range r.s4 {
@@ -238,20 +278,82 @@ func (r *report) writeSummary(w writer) {
 			if p.sys == sysInterlock || p.jobs != il4.jobs {
 				continue
 			}
-			w("| S4 %s: RSS above the floor per node, MiB | %s | %s | %s | %s |\n", il4.jobs, num(il4.rssAbove.median()), p.sys, num(p.rssAbove.median()), ratio(il4.rssAbove.median(), p.rssAbove.median()))
-			w("| S4 %s: CPU per node, %% of a core | %s | %s | %s | %s |\n", il4.jobs, num(il4.cpu.median()), p.sys, num(p.cpu.median()), ratio(il4.cpu.median(), p.cpu.median()))
+			h.add(fmt.Sprintf("S4 %s: RSS above the floor per node, MiB", il4.jobs), num(il4.rssAbove.median()), p.sys, num(p.rssAbove.median()), il4.rssAbove.median(), p.rssAbove.median(), lowerBetter)
+			h.add(fmt.Sprintf("S4 %s: CPU per node, %% of a core", il4.jobs), num(il4.cpu.median()), p.sys, num(p.cpu.median()), il4.cpu.median(), p.cpu.median(), lowerBetter)
 		}
 	}
 	for _, x := range r.s5 {
 		if x.sys != sysInterlock {
 			continue
 		}
-		w("| S5 %s jobs at 1 s: runs/s (expected %s) | %s | – | – | – |\n", commas(int64(x.jobs)), commas(int64(x.jobs)), num(x.perSec.median()))
+		h.add(fmt.Sprintf("S5 %s jobs at 1 s: runs/s (expected %s)", commas(int64(x.jobs)), commas(int64(x.jobs))), num(x.perSec.median()), "–", "–", math.NaN(), math.NaN(), noVerdict)
 		for _, y := range r.s5 {
 			if y.sys != sysInterlock && y.jobs == x.jobs {
-				w("| S5 %s jobs at 1 s: lateness p99 ms | %s | %s | %s | %s |\n", commas(int64(x.jobs)), num(x.p99.median()), y.sys, num(y.p99.median()), ratio(x.p99.median(), y.p99.median()))
+				h.add(fmt.Sprintf("S5 %s jobs at 1 s: lateness p99 ms (worst repetition %s)", commas(int64(x.jobs)), num(x.p99.max())), num(x.p99.median()), y.sys, num(y.p99.median()), x.p99.median(), y.p99.median(), lowerBetter)
 			}
 		}
+	}
+
+	w("## Headline\n\n")
+	w("Interlock's figure, each peer's from the same run, Interlock ÷ peer, and who is ahead. For latencies and gaps lower is better; for rates higher is better; for duplicates and misses 0 is right. etcd rows are labelled by how the client reaches etcd (gRPC on loopback, or the in-process v3client, which is how Interlock's lock is called) and by etcd's Raft timing: %s.\n\n", etcdTimingText())
+	r.writeEqualTerms(w)
+	if len(h.losses) > 0 {
+		w("**Where Interlock loses in this run: %d of the %d figures compared below.**\n\n", len(h.losses), h.compared)
+		for _, l := range h.losses {
+			w("- %s\n", l)
+		}
+		w("\n")
+	} else {
+		w("**Interlock was not behind any peer on the %d figures compared below.**\n\n", h.compared)
+	}
+	w("| measurement | Interlock | peer | peer figure | Interlock ÷ peer | verdict |\n|---|---|---|---|---|---|\n")
+	for _, row := range h.rows {
+		w("%s\n", row)
+	}
+	w("\n")
+}
+
+// Aims of issue 15 for the lock against etcd in-process on equal timing.
+const (
+	aimEtcdP50  = 0.7 // Interlock's uncontended p50 ÷ etcd's, at most
+	aimEtcdP99  = 1.0 // Interlock's uncontended p99 ÷ etcd's, at most
+	aimEtcdPair = 4.0 // Interlock's 64-name pairs/s ÷ etcd's, at least
+)
+
+// writeEqualTerms states the lock aims against etcd called as Interlock
+// is: in-process, on equal timing.
+func (r *report) writeEqualTerms(w writer) {
+	e := findS2(r.s2, sysEtcdMutexInproc)
+	if e == nil || e.unavailable != "" || len(e.uncP50) == 0 {
+		return
+	}
+	w("Locks against etcd on equal terms (%s) and the aims of the lock work (p50 ≤ %s×, p99 ≤ %s×, pairs/s on 64 names ≥ %s× etcd's):\n\n", sysEtcdMutexInproc, num(aimEtcdP50), num(aimEtcdP99), num(aimEtcdPair))
+	w("| Interlock log store | uncontended p50 ms (÷ etcd) | uncontended p99 ms (÷ etcd) | 64 names pairs/s (÷ etcd) |\n|---|---|---|---|\n")
+	mark := func(v, aim float64, atMost bool) string {
+		if math.IsNaN(v) {
+			return "–"
+		}
+		if (atMost && v <= aim) || (!atMost && v >= aim) {
+			return "meets the aim"
+		}
+		return "**misses the aim**"
+	}
+	for _, name := range []string{sysInterlock, sysInterlockWAL} {
+		il := findS2(r.s2, name)
+		if il == nil || il.unavailable != "" || len(il.uncP50) == 0 {
+			continue
+		}
+		store := "bolt"
+		if name == sysInterlockWAL {
+			store = "wal"
+		}
+		p50 := il.uncP50.median() / e.uncP50.median()
+		p99 := il.uncP99.median() / e.uncP99.median()
+		par := il.parRate.median() / e.parRate.median()
+		w("| %s | %s vs %s (%s, %s) | %s vs %s (%s, %s) | %s vs %s (%s, %s) |\n", store,
+			num(il.uncP50.median()), num(e.uncP50.median()), ratio(il.uncP50.median(), e.uncP50.median()), mark(p50, aimEtcdP50, true),
+			num(il.uncP99.median()), num(e.uncP99.median()), ratio(il.uncP99.median(), e.uncP99.median()), mark(p99, aimEtcdP99, true),
+			num(il.parRate.median()), num(e.parRate.median()), ratio(il.parRate.median(), e.parRate.median()), mark(par, aimEtcdPair, false))
 	}
 	w("\n")
 }
@@ -557,6 +659,9 @@ func (r *report) writeLosses(w writer) {
 					why += fmt.Sprintf(". The nodes' logs from this measurement: %d claim batches failed (the largest held %s claims, for %s jobs in all), %d Raft \"failed to contact\" warnings and %d heartbeat-timeout or lost-quorum events", x.failedBatches, commas(int64(x.maxFailedBatch)), commas(int64(x.jobs)), x.contactWarnings, x.leaderLost)
 				}
 			}
+			if p := r.s5prof; p != nil && p.jobs == x.jobs && p.err == "" && len(p.cumGroups) > 0 {
+				why += fmt.Sprintf(". The CPU profile of this load (under S5) has the process at %s%% of %s%% in its window", num(p.cpu), num(float64(r.machine.nproc)*100))
+			}
 			out = append(out, fmt.Sprintf("**Scale at %s jobs**: %s, %s missed runs of %s, at %s%% CPU (of %d00%%) for three nodes: %s.", commas(int64(x.jobs)), late, num(x.missed.median()), commas(int64(x.expected)), num(x.cpu.median()), r.machine.nproc, why))
 		}
 	}
@@ -574,6 +679,8 @@ func failoverWhy(sys string) string {
 	switch sys {
 	case sysEtcdElect:
 		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the killed process held the election; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + ")."
+	case sysEtcdMutexEq:
+		return "Here etcd runs on Interlock's timing (" + etcdTimingText() + "), and its client retries on another endpoint."
 	case sysEtcdMutex:
 		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (" + cluster.DefaultHeartbeatTimeout.String() + " heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
 	default:
@@ -583,7 +690,7 @@ func failoverWhy(sys string) string {
 
 func (r *report) writeMethod(w writer) {
 	w("## Method\n\n")
-	w("- Systems: Interlock from this repository (3 nodes, bolt on disk, default timings); gointerlock v1.1.1 with go-redis v8 and one redis-server; etcd v3.6.16 embedded (3 members, fsync on, `WarningUnaryRequestDuration` 300 ms) with `concurrency.Election` and `concurrency.Mutex`; a plain Redis lock (`SET key token NX PX 10000`, released by a Lua compare-and-delete) with go-redis v9. redis-server runs with `--save '' --appendonly no` unless a row says `appendfsync always`.\n")
+	w("- Systems: Interlock from this repository (3 nodes, bolt on disk, default timings); gointerlock v1.1.1 with go-redis v8 and one redis-server; etcd v3.6.16 embedded (3 members, fsync on, `WarningUnaryRequestDuration` 300 ms) with `concurrency.Election` and `concurrency.Mutex`, reached over gRPC on loopback or, where a row says v3client, through `etcdserver/api/v3client` (function calls into the member in the same process, as Interlock's lock is called), on etcd's default Raft timing or, where a row says equal timing, on Interlock's; a plain Redis lock (`SET key token NX PX 10000`, released by a Lua compare-and-delete) with go-redis v9. redis-server runs with `--save '' --appendonly no` unless a row says `appendfsync always`.\n")
 	w("- Replicas are child processes of the bench binary (`-role=...`) in S1, S3 (scheduling) and S4, so gointerlock's `log.Fatalf` cannot stop the bench and each replica's CPU and RSS can be read from /proc. S2 and S5 run three nodes or members in the bench process itself.\n")
 	w("- In S3 every system's replicas are child processes, failed from outside by PID with SIGKILL or SIGSTOP/SIGCONT: Interlock's nodes too (no Raft leave, no gossip leave), and its lock clients run inside those processes, as an application embedding it would.\n")
 	w("- Lock TTLs: 10 s for every lock system, so no lease expires during a measurement.\n")

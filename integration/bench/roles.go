@@ -39,6 +39,7 @@ var (
 	fTTL      = flag.Int("ttl", 3, "role: etcd session TTL in seconds")
 	fRedis    = flag.String("redis", "", "role: redis host:port")
 	fStore    = flag.String("logstore", "bolt", "role: an Interlock node's LogStore (bolt or wal)")
+	fEtcdEq   = flag.Bool("etcd-equal-timing", false, "role: run an etcd member on Interlock's Raft timing (etcdEqualTiming)")
 	// S4 turns the LEADER lines off: polling for them every 20 ms is the
 	// bench's own cost, and gointerlock replicas have no leader to poll.
 	fReportLeader = flag.Bool("report-leader", true, "role: print LEADER lines")
@@ -287,6 +288,28 @@ func etcdMemberConfig(i int, peerPorts, clientPorts []int, dir string) *embed.Co
 	return cfg
 }
 
+// etcdEqualTiming puts an etcd member on Interlock's default Raft timing,
+// so that the two are compared on equal timeouts. hashicorp/raft, under
+// Interlock, has a follower start an election after a random wait in
+// [HeartbeatTimeout, 2×HeartbeatTimeout) and its leader send heartbeats
+// every HeartbeatTimeout/10 to /5; etcd has a follower wait a random
+// [ElectionMs, 2×ElectionMs) and its leader send one every TickMs. So
+// ElectionMs is Interlock's HeartbeatTimeout and TickMs a tenth of it
+// (etcd's defaults are 1000 and 100).
+func etcdEqualTiming(cfg *embed.Config) {
+	cfg.ElectionMs = uint(cluster.DefaultHeartbeatTimeout / time.Millisecond)
+	cfg.TickMs = uint(cluster.DefaultHeartbeatTimeout / 10 / time.Millisecond)
+}
+
+// etcdTimingText describes the two etcd timings for the report.
+func etcdTimingText() string {
+	eq := embed.NewConfig()
+	etcdEqualTiming(eq)
+	def := embed.NewConfig()
+	return fmt.Sprintf("*default timing* is etcd's own (heartbeat every %d ms, election timeout %d ms); *equal timing* is Interlock's (heartbeat every %d ms, election timeout %d ms, from cluster.DefaultHeartbeatTimeout %s)",
+		def.TickMs, def.ElectionMs, eq.TickMs, eq.ElectionMs, cluster.DefaultHeartbeatTimeout)
+}
+
 func etcdEndpoints(clientPorts []int) []string {
 	var eps []string
 	for _, p := range clientPorts {
@@ -310,6 +333,9 @@ func roleEtcd(name string) {
 	io := newChildIO()
 	pp, cp := ints(*fPeer), ints(*fClient)
 	cfg := etcdMemberConfig(*fIndex, pp, cp, *fDir)
+	if *fEtcdEq {
+		etcdEqualTiming(cfg)
+	}
 	listen := func(p int) url.URL { x, _ := url.Parse("http://127.0.0.1:" + strconv.Itoa(p)); return *x }
 	if *fPeerListen != 0 {
 		cfg.ListenPeerUrls = []url.URL{listen(*fPeerListen)}

@@ -16,9 +16,19 @@ const (
 	// sysInterlockLock is Interlock's lock in S3, nodes in child processes.
 	sysInterlockLock = "Interlock lock"
 	sysGointerlock   = "gointerlock v1.1.1 + Redis"
-	sysEtcdElect     = "etcd Election, leader runs all"
-	sysEtcdMutex     = "etcd Mutex"
-	sysRedisLock     = "Redis SET NX PX + Lua unlock"
+	sysEtcdElect     = "etcd Election, leader runs all (gRPC, default timing)"
+	// sysEtcdElectEq is the etcd recipe with its members on Interlock's
+	// Raft timing (etcdEqualTiming), in S4.
+	sysEtcdElectEq = "etcd Election, leader runs all (gRPC, equal timing)"
+	sysEtcdMutex   = "etcd Mutex, gRPC, default timing"
+	// sysEtcdMutexEq is etcd's Mutex over gRPC on loopback with etcd's
+	// Raft on Interlock's timing (etcdEqualTiming).
+	sysEtcdMutexEq = "etcd Mutex, gRPC, equal timing"
+	// sysEtcdMutexInproc is etcd's Mutex through its in-process client
+	// (v3client: function calls into the member, no socket), on
+	// Interlock's timing: called as Interlock is, in the process.
+	sysEtcdMutexInproc = "etcd Mutex, in-process v3client, equal timing"
+	sysRedisLock       = "Redis SET NX PX + Lua unlock"
 )
 
 // s1Job is the pair of jobs every S1 replica runs at once.
@@ -190,6 +200,8 @@ func sys2file(s string) string {
 		return "interlock-lock"
 	case sysEtcdElect:
 		return "etcd"
+	case sysEtcdElectEq:
+		return "etcd-eq"
 	case sysGointerlock:
 		return "gointerlock"
 	}
@@ -340,8 +352,14 @@ func short(sys string) string {
 		return "gointerlock"
 	case sysEtcdElect:
 		return "etcd-election"
+	case sysEtcdElectEq:
+		return "etcd-election-eq"
 	case sysEtcdMutex:
 		return "etcd-mutex"
+	case sysEtcdMutexEq:
+		return "etcd-mutex-eq"
+	case sysEtcdMutexInproc:
+		return "etcd-mutex-inproc-eq"
 	case sysRedisLock:
 		return "redis-lock"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
 
 	"github.com/interlockraft/interlock/cluster"
 )
@@ -113,20 +114,30 @@ func lockLoop(sys lockSystem, workers int, d time.Duration, name func(w int) str
 // ---- etcd Mutex
 
 type etcdLocks struct {
-	ec       *etcdCluster
+	ec *etcdCluster
+	// clients are one per member: a gRPC client on loopback to that
+	// member only, or its in-process v3client.
 	clients  []*clientv3.Client
 	first    int // the member the first worker (the uncontended loop) uses: a follower
 	mu       sync.Mutex
 	sessions []*concurrency.Session
 }
 
-func newEtcdLocks(dir string) (*etcdLocks, error) {
-	ec, err := startEtcd(dir, 3)
+// newEtcdLocks starts three etcd members in this process, on Interlock's
+// Raft timing when equal, and reaches each through gRPC on loopback or,
+// when inproc, through v3client: direct calls into the member's server,
+// as Interlock's lock is called in the process that runs the node.
+func newEtcdLocks(dir string, equal, inproc bool) (*etcdLocks, error) {
+	ec, err := startEtcd(dir, 3, equal)
 	if err != nil {
 		return nil, err
 	}
 	l := &etcdLocks{ec: ec, first: ec.follower()}
 	for i := 0; i < 3; i++ {
+		if inproc {
+			l.clients = append(l.clients, v3client.New(ec.members[i].Server))
+			continue
+		}
 		cli, err := newEtcdClient(etcdEndpoints(ec.clientPorts[i : i+1]))
 		if err != nil {
 			l.close()
@@ -339,7 +350,13 @@ func runS2(r *report) error {
 			return newInterlockLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-interlock-wal-%d", i)), cluster.LogStoreWAL)
 		}},
 		{sysEtcdMutex, func(i int) (lockSystem, error) {
-			return newEtcdLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-etcd-%d", i)))
+			return newEtcdLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-etcd-%d", i)), false, false)
+		}},
+		{sysEtcdMutexEq, func(i int) (lockSystem, error) {
+			return newEtcdLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-etcd-eq-%d", i)), true, false)
+		}},
+		{sysEtcdMutexInproc, func(i int) (lockSystem, error) {
+			return newEtcdLocks(filepath.Join(r.tmp, fmt.Sprintf("s2-etcd-inproc-%d", i)), true, true)
 		}},
 		{sysRedisLock, func(int) (lockSystem, error) { return newRedisLocks(redisSrv.addr), nil }},
 	}

@@ -289,13 +289,15 @@ func s3RedisLock(dir string) (gap time.Duration, twoHolders bool, err error) {
 // Lock/Unlock through all endpoints, and measures from the kill to the
 // first pair that completes. As for Interlock, a holder A keeps a lock
 // (session TTL 10 s) and a third party tries TryLock on it after the kill.
-func s3EtcdMutex(dir string, watch time.Duration) (time.Duration, bool, error) {
+// With equal, the members run on Interlock's Raft timing (etcdEqualTiming).
+func s3EtcdMutex(dir string, watch time.Duration, equal bool) (time.Duration, bool, error) {
 	ports := newClusterPorts()
 	var cs []*child
 	for i := 0; i < 3; i++ {
 		c, err := startChild(dir, fmt.Sprintf("etcdmutex-m%d", i), "etcd-node", nil,
 			"-i="+fmt.Sprint(i), "-dir="+filepath.Join(dir, fmt.Sprintf("m%d", i)),
-			"-peer-ports="+joinInts(ports.peer), "-client-ports="+joinInts(ports.client), "-print-runs=false")
+			"-peer-ports="+joinInts(ports.peer), "-client-ports="+joinInts(ports.client), "-print-runs=false",
+			fmt.Sprintf("-etcd-equal-timing=%t", equal))
 		if err != nil {
 			stopAll(cs)
 			return 0, false, err
@@ -403,7 +405,8 @@ func runS3(r *report) error {
 	rows["ilk"] = &failRow{kind: "lock", class: faultKill, sys: sysInterlockLock, event: "SIGKILL of the Raft leader's process; loop on a follower process; A holds another lock (10 s lease), B tries TryLock on it"}
 	rows["em"] = &failRow{kind: "lock", class: faultKill, sys: sysEtcdMutex, event: "SIGKILL of the etcd leader member's process; the client has all 3 endpoints and no per-call timeout; A holds another lock (10 s session), B tries TryLock on it"}
 	rows["rl"] = &failRow{kind: "lock", class: "store loss", sys: sysRedisLock, event: "SIGKILL of redis-server (no persistence) while A holds a 10 s lock, restarted 1 s later; B tries to lock (the gap is that 1 s restart delay, which the bench chose)"}
-	order = append(order, "ilk", "em")
+	rows["em-eq"] = &failRow{kind: "lock", class: faultKill, sys: sysEtcdMutexEq, event: "as the row above, with the etcd members on Interlock's Raft timing"}
+	order = append(order, "ilk", "em", "em-eq")
 	if r.st.mode == "full" {
 		rows["ilk-quorum"] = &failRow{kind: "lock", class: "store loss", sys: sysInterlockLock, event: "SIGKILL of 2 of 3 processes (the leader and the one not holding A's lock) while A holds a 10 s lock, both restarted from their DataDir 1 s later; the restarted follower B tries TryLock on it; the gap is to A's process's next Lock+Unlock of another name"}
 		order = append(order, "ilk-quorum")
@@ -479,8 +482,12 @@ func runS3(r *report) error {
 				row.dups = append(row.dups, b2f(stolen))
 			}
 		}
-		if row := rows["em"]; row != nil {
-			gap, stolen, err := s3EtcdMutex(filepath.Join(r.tmp, fmt.Sprintf("s3-em-%d", i)), r.st.s3Watch)
+		for _, k := range []string{"em", "em-eq"} {
+			row := rows[k]
+			if row == nil {
+				continue
+			}
+			gap, stolen, err := s3EtcdMutex(filepath.Join(r.tmp, fmt.Sprintf("s3-%s-%d", k, i)), r.st.s3Watch, k == "em-eq")
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", row.sys, err))
 			} else {
@@ -510,16 +517,16 @@ func runS3(r *report) error {
 	for _, k := range order {
 		r.s3 = append(r.s3, *rows[k])
 	}
-	for _, k := range []string{"il-kill", "etcd-kill", "gi-kill", "il-stop", "etcd-stop", "gi-stop", "ilk", "em"} {
+	for _, k := range []string{"il-kill", "etcd-kill", "gi-kill", "il-stop", "etcd-stop", "gi-stop", "ilk", "em", "em-eq"} {
 		if rows[k] == nil {
 			rows[k] = &failRow{}
 		}
 	}
-	progress("S3 failover (× %d): next run after a leader kill: interlock %s ms, etcd-election %s ms, gointerlock %s ms; after SIGSTOP 5 s: %s / %s / %s ms, duplicates %s / %s / %s; next lock after a leader kill: interlock %s ms, etcd-mutex %s ms",
+	progress("S3 failover (× %d): next run after a leader kill: interlock %s ms, etcd-election %s ms, gointerlock %s ms; after SIGSTOP 5 s: %s / %s / %s ms, duplicates %s / %s / %s; next lock after a leader kill: interlock %s ms, etcd-mutex %s ms (equal timing %s ms)",
 		r.st.s3Reps, num(rows["il-kill"].gap.median()), num(rows["etcd-kill"].gap.median()), num(rows["gi-kill"].gap.median()),
 		num(rows["il-stop"].gap.median()), num(rows["etcd-stop"].gap.median()), num(rows["gi-stop"].gap.median()),
 		num(rows["il-stop"].dups.median()), num(rows["etcd-stop"].dups.median()), num(rows["gi-stop"].dups.median()),
-		num(rows["ilk"].gap.median()), num(rows["em"].gap.median()))
+		num(rows["ilk"].gap.median()), num(rows["em"].gap.median()), num(rows["em-eq"].gap.median()))
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "\n"))
 	}

@@ -69,7 +69,12 @@ func footprint(sys, dir, jobs string, settle, window time.Duration, redis *redis
 	if redis != nil {
 		addr = redis.addr
 	}
-	cs, err := startReplicas(sys, dir, jobs, 0, nil, addr, "-print-runs=false", "-report-leader=false")
+	args := []string{"-print-runs=false", "-report-leader=false"}
+	if sys == sysEtcdElectEq {
+		sys = sysEtcdElect
+		args = append(args, "-etcd-equal-timing")
+	}
+	cs, err := startReplicas(sys, dir, jobs, 0, nil, addr, args...)
 	if err != nil {
 		return
 	}
@@ -154,7 +159,7 @@ func runS4(r *report) error {
 	if r.st.mode == "quick" {
 		loads = loads[:1] // bench-quick stays under five minutes
 	}
-	systems := []string{sysInterlock, sysEtcdElect, sysGointerlock}
+	systems := []string{sysInterlock, sysEtcdElect, sysEtcdElectEq, sysGointerlock}
 	rows := map[string]*footRow{}
 	var order []string
 	for _, load := range loads {

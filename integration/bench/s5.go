@@ -96,8 +96,10 @@ func scaleWindow(warm, dur time.Duration) (k0, nticks int64, ws, we time.Time) {
 	return k0, nticks, ws, ws.Add(dur)
 }
 
-// s5Interlock runs jobs jobs at 1 s on the three nodes for dur.
-func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration) (scaleStats, error) {
+// s5Interlock runs jobs jobs at 1 s on the three nodes for dur. With prof,
+// it also profiles the process's CPU over the window into profPath and
+// counts the Raft entries and commands committed in it.
+func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration, prof *s5Profile, profPath string) (scaleStats, error) {
 	prefix := fmt.Sprintf("s5-%d-%d-", jobs, time.Now().UnixNano())
 	names := make([]string, jobs)
 	for j := range names {
@@ -149,18 +151,50 @@ func s5Interlock(nodes []*cluster.Node, jobs int, dur time.Duration) (scaleStats
 	k0, nt, ws, we := scaleWindow(300*time.Millisecond, dur)
 	rec.Store(newScaleRec(jobs, k0, nt))
 	time.Sleep(time.Until(ws))
+	var stopProf func()
+	var applied0, entries0, commands0 uint64
+	if prof != nil {
+		var err error
+		if stopProf, err = startS5Profile(profPath); err != nil {
+			prof.err = err.Error()
+		}
+		applied0, entries0, commands0 = raftCounts(nodes)
+	}
 	c0, _ := sampleProc(os.Getpid())
 	time.Sleep(time.Until(we))
 	c1, _ := sampleProc(os.Getpid())
+	if prof != nil {
+		applied1, entries1, commands1 := raftCounts(nodes)
+		if stopProf != nil {
+			stopProf()
+		}
+		prof.entries, prof.batched, prof.commands = applied1-applied0, entries1-entries0, commands1-commands0
+	}
 	time.Sleep(1200 * time.Millisecond) // late runs of the last tick
 	st := rec.Load().stats(dur)
 	st.cpu = cpuPct(c0, c1)
+	if prof != nil {
+		prof.jobs, prof.window, prof.cpu, prof.p99, prof.missed, prof.runs = jobs, dur, st.cpu, st.p99, st.missed, st.runs
+	}
 	for _, s := range scheds {
 		for _, js := range s.Stats() {
 			st.failed += js.ClaimFailures
 		}
 	}
 	return st, nil
+}
+
+// raftCounts returns the highest applied index of the nodes (the leader's,
+// or the most advanced), and the batch counts summed over them: only a
+// leader's batcher counts, so the sum covers a leader change too.
+func raftCounts(nodes []*cluster.Node) (applied, entries, commands uint64) {
+	for _, n := range nodes {
+		applied = max(applied, n.AppliedIndex())
+		e, c := clustertest.BatchCounts(n)
+		entries += e
+		commands += c
+	}
+	return applied, entries, commands
 }
 
 // s5Local runs the same jobs on epoch-aligned local tickers with no
@@ -274,9 +308,25 @@ func runS5(r *report) error {
 			errs = append(errs, err.Error())
 			continue
 		}
-		for _, n := range r.st.s5Counts {
+		for k, n := range r.st.s5Counts {
 			logBefore := fileSize(filepath.Join(dir, "nodes.log"))
-			st, err := s5Interlock(nodes, n, r.st.s5Dur)
+			// The last repetition's largest count is profiled.
+			var prof *s5Profile
+			if i == reps-1 && k == len(r.st.s5Counts)-1 {
+				prof = &s5Profile{}
+			}
+			profPath := filepath.Join(r.tmp, "s5-cpu.prof")
+			st, err := s5Interlock(nodes, n, r.st.s5Dur, prof, profPath)
+			if prof != nil && err == nil {
+				if prof.err == "" {
+					if samples, perr := readTraces(profPath); perr != nil {
+						prof.err = perr.Error()
+					} else {
+						prof.summarise(samples)
+					}
+				}
+				r.s5prof = prof
+			}
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%d jobs: %v", n, err))
 				continue
