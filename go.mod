@@ -25,12 +25,17 @@ go 1.25.0
 //     also added bounds on malformed gossip (short version fields, oversized
 //     or over-compressed messages); run gossip with a SecretKey, as an
 //     untrusted network needs anyway, so only key holders can send any.
-//   - raft-wal v0.4.0 (Config.LogStore "wal") is the newest release. It
-//     needs only armon/go-metrics and go 1.18, so go-metrics stays at
-//     v0.6.1 and the go directive at 1.25.0; it lifts bbolt from v1.3.5 to
-//     v1.3.6, and lists coreos/etcd for its own benchmarks, which no build
-//     of Interlock compiles. Its Close leaves its metadata file open, so
-//     the node closes that itself (cluster/logstore.go).
+//   - raft-wal v0.4.2 (Config.LogStore "wal"), the newest release served
+//     (a version list may name only v0.4.0; ask for v0.4.2 by name).
+//     v0.4.0 sealed a segment without its index block when Raft truncated
+//     the log's tail (a follower dropping entries a new leader did not
+//     have), so the next start failed to read the log and Raft panicked;
+//     the chaos soak on wal hit it after one restart. It needs
+//     go-metrics v0.5.4 and go 1.18, so go-metrics stays at v0.6.1 and the
+//     go directive at 1.25.0; it lifts bbolt from v1.3.5 to v1.3.6, and
+//     lists coreos/etcd for its own benchmarks, which no build of
+//     Interlock compiles. Its Close leaves its metadata file open, so the
+//     node closes that itself (cluster/logstore.go).
 //   - go-hclog v1.6.3 is the newest release; raft-autopilot v0.3.0 and
 //     go-sockaddr v1.0.7 are the newest and need nothing newer.
 //
@@ -45,7 +50,7 @@ require (
 	github.com/hashicorp/raft v1.7.2
 	github.com/hashicorp/raft-autopilot v0.3.0
 	github.com/hashicorp/raft-boltdb/v2 v2.3.1
-	github.com/hashicorp/raft-wal v0.4.0
+	github.com/hashicorp/raft-wal v0.4.2
 	github.com/robfig/cron/v3 v3.0.1
 	go.etcd.io/bbolt v1.3.6
 	go.uber.org/goleak v1.3.0

@@ -22,7 +22,9 @@ import (
 // of the configuration after its graceful stop; move DataDir aside; start
 // under the same name) must bring it back with the cluster's state.
 func TestDamagedDataDirNamesFileAndRejoins(t *testing.T) {
-	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
+	// bolt even where INTERLOCK_TEST_LOGSTORE says otherwise: the test
+	// damages raft.db.
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true, Configure: func(_ int, cfg *cluster.Config) { cfg.LogStore = cluster.LogStoreBolt }})
 	c.Leader(10 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -56,7 +56,9 @@ func TestLogStoreLayoutAndMismatch(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.store.String(), func(t *testing.T) {
-			c := clustertest.MakeCluster(t, 1, clustertest.Options{DataDir: true, LogStore: tc.store})
+			// Configure sets the store last, so that INTERLOCK_TEST_LOGSTORE
+			// cannot turn the bolt case into another wal case.
+			c := clustertest.MakeCluster(t, 1, clustertest.Options{DataDir: true, Configure: func(_ int, cfg *cluster.Config) { cfg.LogStore = tc.store }})
 			dir := c.Configs[0].DataDir
 			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("kept", 3)})
 			if err != nil || !res.Outcomes[0].Granted() {

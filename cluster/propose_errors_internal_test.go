@@ -68,7 +68,7 @@ func TestLeaderErrorClasses(t *testing.T) {
 // every error but not-leader and shutdown) and codes it does not know are
 // unknown outcomes, retried, never refusals.
 func TestRemoteCodesFromOtherVersions(t *testing.T) {
-	for _, code := range []uint16{0, 7, 999} {
+	for _, code := range []uint16{0, 8, 999} {
 		got := fromRemote(&transport.RemoteError{Code: code, Message: "propose claim: context deadline exceeded"})
 		if !errors.Is(got, ErrOutcomeUnknown) || final(got) {
 			t.Errorf("code %d: follower's error %q (final=%v), want a retried ErrOutcomeUnknown", code, got, final(got))

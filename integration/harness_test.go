@@ -187,6 +187,11 @@ type clusterOpts struct {
 	// ReadyTimeout bounds waiting for a node's /status to answer ready.
 	// Default 60s.
 	ReadyTimeout time.Duration
+	// BoltOnly keeps every node on bolt even when INTERLOCK_TEST_LOGSTORE
+	// names another store: a binary of a release before Config.LogStore
+	// knows no -log-store flag, and a newer one restarted on its DataDir
+	// must find the bolt log it left.
+	BoltOnly bool
 }
 
 // proc is one node: its fixed identity (name, ports, files) and its
@@ -460,7 +465,7 @@ func (c *Cluster) Launch(i int) {
 	}
 	// INTERLOCK_TEST_LOGSTORE=wal runs the whole suite (and the chaos
 	// soak) with raft-wal instead of bolt.
-	if s := os.Getenv("INTERLOCK_TEST_LOGSTORE"); s != "" {
+	if s := os.Getenv("INTERLOCK_TEST_LOGSTORE"); s != "" && !c.opts.BoltOnly {
 		args = append(args, "-log-store", s)
 	}
 	logPath := filepath.Join(c.dir, p.name, fmt.Sprintf("stderr.life%d.log", len(p.logs)+1))

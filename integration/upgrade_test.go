@@ -81,7 +81,7 @@ func (c *Cluster) pause(i int, job string) (int, string, error) {
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	old := buildPreviousRelease(t)
 	const interval = 200 * time.Millisecond
-	c := newCluster(t, 3, clusterOpts{Jobs: "a:200ms,b:200ms"})
+	c := newCluster(t, 3, clusterOpts{Jobs: "a:200ms,b:200ms", BoltOnly: true})
 	for i := range 3 {
 		c.SetBinary(i, old)
 	}
