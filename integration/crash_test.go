@@ -84,7 +84,9 @@ func TestLeaderKill9(t *testing.T) {
 // entry, which kept the job blocked for a second after the election.)
 func TestLeaderKill9WhileHoldingRunLease(t *testing.T) {
 	const interval = 200 * time.Millisecond
-	c := startCluster(t, 3, clusterOpts{Jobs: "a:200ms:100ms"})
+	// Trace: the scheduler logs refused claims (reason and holder) at
+	// Trace, and a missed tick's timeline needs them (INTERLOCK_KEEP_LOGS).
+	c := startCluster(t, 3, clusterOpts{Jobs: "a:200ms:100ms", LogLevel: "trace"})
 	c.WaitRuns(30*time.Second, 10, nil, "before the kill")
 	leader := c.WaitLeader(10 * time.Second)
 	oldLeader := c.Name(leader)

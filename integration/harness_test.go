@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -345,6 +346,14 @@ func (c *Cluster) keepLogs() {
 		return
 	}
 	dst := filepath.Join(root, strings.ReplaceAll(c.t.Name(), "/", "_"), filepath.Base(c.dir))
+	// With -count the same test's directories repeat their names: keep
+	// every failure, not just the last.
+	for i := 2; ; i++ {
+		if _, err := os.Stat(dst); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		dst = filepath.Join(filepath.Dir(dst), fmt.Sprintf("%s.%d", filepath.Base(c.dir), i))
+	}
 	for _, p := range c.nodes {
 		files := slices.Clone(p.logs)
 		files = append(files, p.runlog)

@@ -344,13 +344,53 @@ func TestHandleDecisions(t *testing.T) {
 		if js.skipped.Load() != before+1 {
 			t.Error("Skipped not counted")
 		}
-		// A fallback attempt for a tick skipped is not counted again.
-		at := TickAt(interval, tickAt(1)).Add(fallback)
-		if _, ok, _ := handle(event{at: at, js: js, inst: TickAt(interval, tickAt(1)), fallback: true}, at); ok {
+	})
+	// A node ranked second whose previous run still goes at the tick's
+	// instant keeps its fallback: whether the run blocks the tick is
+	// decided when the node would claim. Dropping the fallback lost a
+	// tick after an election: the dead leader still ranked among the
+	// candidates, the first live node's claim was refused as busy by this
+	// node's run, which ended a few milliseconds after the instant, and
+	// nobody claimed again (TestLeaderKill9WhileHoldingRunLease).
+	t.Run("running at the instant, ranked second: decides at its fallback", func(t *testing.T) {
+		// Not tickAt(1): an earlier case granted that tick to p1.
+		k := tickAt(1) + 1
+		for position(rank("j", TickAt(interval, k).UnixNano(), cands), "me") != 1 {
+			k++
+		}
+		at := TickAt(interval, k)
+		before := js.skipped.Load()
+		js.active.Store(1)
+		_, ok, q := handle(regular(k), at)
+		if ok {
+			t.Fatal("claimed at once though ranked second")
+		}
+		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(at) || !q[0].at.Equal(at.Add(fallback)) {
+			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
+		}
+		nextOnly(t, q[1:], k+1)
+		if js.skipped.Load() != before {
+			t.Error("Skipped counted at the instant for a node that claims only at its fallback")
+		}
+		fb := q[0]
+
+		// Still running at the fallback: skipped, counted once.
+		if _, ok, _ := handle(fb, fb.at); ok {
 			t.Error("fallback claimed while the job runs")
 		}
 		if js.skipped.Load() != before+1 {
-			t.Error("a fallback attempt counted as another skip")
+			t.Errorf("Skipped went from %d to %d; want one skip for the tick", before, js.skipped.Load())
+		}
+
+		// The run ended before the fallback, and the tick is unclaimed:
+		// the fallback claims it.
+		js.active.Store(0)
+		c, ok, _ := handle(fb, fb.at)
+		if !ok || c.claim.Tick != k || c.claim.At != at.UnixNano() {
+			t.Fatalf("fallback after the run ended: claim %+v, %v; want a claim of tick %d", c.claim, ok, k)
+		}
+		if js.skipped.Load() != before+1 {
+			t.Error("a claimed tick counted as skipped")
 		}
 	})
 }

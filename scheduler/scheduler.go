@@ -669,30 +669,32 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		// share for every tick of every paused job.
 		return pendingClaim{}, false
 	}
-	if j.Overlap == SkipIfRunning && js.active.Load() > 0 {
-		if !ev.fallback {
-			s.skipped(js, inst)
-			s.logger.Debug("tick skipped: previous run still going", "job", j.Name, "tick", tick)
-		}
-		return pendingClaim{}, false
-	}
 	if s.coord == nil {
+		if s.skipIfRunningLocked(js, inst, tick) {
+			return pendingClaim{}, false
+		}
 		s.start(ctx, js, Run{Job: j.Name, Tick: tick, At: inst})
 		return pendingClaim{}, false
 	}
+	// A node decides whether its previous run still blocks the tick at the
+	// moment it would claim, which for a node ranked after the first is
+	// its fallback, not the tick's instant: its run may end in between,
+	// and when the nodes ranked before it are dead or refused as busy it
+	// is the last chance the tick has.
 	if ev.fallback {
 		// Compared by instant, the tick's identity.
 		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= inst.UnixNano() {
 			return pendingClaim{}, false // someone holds it, or a later one
 		}
-	} else {
-		if pos := positionOf(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name), s.node); pos > 0 {
-			delay := time.Duration(pos) * j.FallbackDelay
-			if delay < j.StartDeadline {
-				s.queue.push(event{at: start.Add(delay), js: js, inst: inst, fallback: true})
-			}
-			return pendingClaim{}, false
+	} else if pos := positionOf(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name), s.node); pos > 0 {
+		delay := time.Duration(pos) * j.FallbackDelay
+		if delay < j.StartDeadline {
+			s.queue.push(event{at: start.Add(delay), js: js, inst: inst, fallback: true})
 		}
+		return pendingClaim{}, false
+	}
+	if s.skipIfRunningLocked(js, inst, tick) {
+		return pendingClaim{}, false
 	}
 	c := fsm.Claim{
 		Job:      j.Name,
@@ -705,6 +707,19 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		c.LeaseTTL = int64(j.RunLease)
 	}
 	return pendingClaim{js: js, claim: c}, true
+}
+
+// skipIfRunningLocked reports whether the job's previous run on this node
+// still goes under SkipIfRunning, and if so counts the tick as skipped.
+// It is asked once per tick: at the instant locally or when ranked first,
+// at the fallback otherwise.
+func (s *Scheduler) skipIfRunningLocked(js *jobState, inst time.Time, tick int64) bool {
+	if js.job.Overlap != SkipIfRunning || js.active.Load() == 0 {
+		return false
+	}
+	s.skipped(js, inst)
+	s.logger.Debug("tick skipped: previous run still going", "job", js.job.Name, "tick", tick)
+	return true
 }
 
 // pausedJob reports whether the job is paused cluster-wide, as this node's
