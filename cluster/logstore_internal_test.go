@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -72,3 +74,38 @@ func entries(from, to uint64) []*raft.Log {
 }
 
 func payload(i uint64) []byte { return []byte{'e', byte(i)} }
+
+// brokenLog is a log store that lists entries it cannot return: all but
+// the last, as raft-wal v0.4.0 did after a tail truncation sealed the
+// segment holding them without an index.
+type brokenLog struct{ *raft.InmemStore }
+
+func (b brokenLog) GetLog(i uint64, l *raft.Log) error {
+	if last, _ := b.LastIndex(); i < last {
+		return errors.New("sealed segment has no index block")
+	}
+	return b.InmemStore.GetLog(i, l)
+}
+
+// TestNewRaftTurnsALogPanicIntoAnError checks that a log Raft cannot read
+// at start gives Start an ErrDataDir naming the directory, not a panic in
+// the application: raft.NewRaft panics when it cannot read an entry its
+// log store lists.
+func TestNewRaftTurnsALogPanicIntoAnError(t *testing.T) {
+	store := raft.NewInmemStore()
+	if err := store.StoreLogs(entries(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	conf := raft.DefaultConfig()
+	conf.LocalID = "n1"
+	conf.Logger = hclog.NewNullLogger()
+	_, trans := raft.NewInmemTransport("n1")
+	defer trans.Close()
+	r, err := newRaft(conf, &raft.MockFSM{}, brokenLog{store}, store, raft.NewInmemSnapshotStore(), trans, "/data/n1")
+	if r != nil {
+		r.Shutdown()
+	}
+	if !errors.Is(err, ErrDataDir) || !strings.Contains(err.Error(), "/data/n1") || !strings.Contains(err.Error(), "sealed segment") {
+		t.Fatalf("newRaft over an unreadable log: %v, want ErrDataDir naming the directory and the cause", err)
+	}
+}

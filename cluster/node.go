@@ -227,9 +227,9 @@ func (n *Node) open() error {
 		guard = newVoteGuard(n.trans, n.raftID)
 		trans = guard
 	}
-	n.raft, err = raft.NewRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans)
+	n.raft, err = newRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans, cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
+		return err
 	}
 	if guard != nil {
 		guard.raft.Store(n.raft)

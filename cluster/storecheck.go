@@ -37,3 +37,21 @@ func checkSnapshot(dir string, snaps raft.SnapshotStore) error {
 	}
 	return nil
 }
+
+// newRaft is raft.NewRaft, with its panics turned into errors. NewRaft
+// panics when the log store cannot return the last entry it lists (a
+// damaged log tail, or a store defect such as raft-wal v0.4.0's sealed
+// tail), before it starts any goroutine, so recovering leaves nothing
+// running; the application gets ErrDataDir naming dir instead of a crash.
+func newRaft(conf *raft.Config, f raft.FSM, logs raft.LogStore, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport, dir string) (r *raft.Raft, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r, err = nil, fmt.Errorf("%w: the Raft log in %s cannot be read: %v; %s", ErrDataDir, dir, p, rejoinHint)
+		}
+	}()
+	r, err = raft.NewRaft(conf, f, logs, stable, snaps, trans)
+	if err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	return r, nil
+}
