@@ -106,6 +106,22 @@ func (d *decoder) string() string {
 	return s
 }
 
+// bytes reads a string as string does, but returns a view into the
+// buffer instead of a copy.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if uint64(len(d.buf)) < n {
+		d.fail("string")
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
 // stringLike reads a string as string does, but returns prev itself, not a
 // new copy, when the bytes equal it.
 func (d *decoder) stringLike(prev string) string {

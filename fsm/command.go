@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -171,6 +172,35 @@ func decodeClaims(d *decoder) (ClaimBatch, error) {
 		b.Claims = append(b.Claims, c)
 	}
 	return b, d.err
+}
+
+// claimView is a decoded Claim whose job name is a view into the entry
+// rather than a copy, for applying the entry without allocating per claim.
+// It must not outlive the entry's bytes.
+type claimView struct {
+	job                []byte
+	tick, at, deadline int64
+	exclusive          bool
+	leaseTTL           int64
+}
+
+// decodeClaimViews decodes what decodeClaims does, into buf, with each job
+// name a view into d's buffer.
+func decodeClaimViews(d *decoder, buf []claimView) (string, []claimView, error) {
+	node := d.string()
+	n := d.count(4)
+	buf = slices.Grow(buf[:0], n)
+	for i := 0; i < n && d.err == nil; i++ {
+		buf = append(buf, claimView{
+			job:       d.bytes(),
+			tick:      d.varint(),
+			at:        d.varint(),
+			deadline:  d.varint(),
+			exclusive: d.bool(),
+			leaseTTL:  d.varint(),
+		})
+	}
+	return node, buf, d.err
 }
 
 // Registration changes which jobs a node offers to run. Reset drops every

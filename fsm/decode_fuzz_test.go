@@ -56,6 +56,10 @@ func FuzzDecodeCommand(f *testing.F) {
 				check(b.what+" after a header", b.decode(&decoder{buf: data[headerLen:]}))
 			}
 		}
+		checkClaimViews(t, data)
+		if len(data) >= headerLen {
+			checkClaimViews(t, data[headerLen:])
+		}
 		_, err = DecodeClaimResult(data)
 		check("DecodeClaimResult", err)
 		_, err = DecodeLockResult(data)
@@ -63,6 +67,31 @@ func FuzzDecodeCommand(f *testing.F) {
 		_, err = DecodeRunUpdateResult(data)
 		check("DecodeRunUpdateResult", err)
 	})
+}
+
+// checkClaimViews checks that decodeClaimViews, which Apply uses, reads
+// exactly what decodeClaims reads, and fails exactly when it fails, so that
+// a claim entry means the same to this build as to one that copies.
+func checkClaimViews(t *testing.T, data []byte) {
+	t.Helper()
+	want, werr := decodeClaims(&decoder{buf: data})
+	node, views, err := decodeClaimViews(&decoder{buf: data}, nil)
+	if (err == nil) != (werr == nil) {
+		t.Fatalf("decodeClaimViews error %v, decodeClaims error %v", err, werr)
+	}
+	if err != nil {
+		return
+	}
+	if node != want.Node || len(views) != len(want.Claims) {
+		t.Fatalf("decodeClaimViews: node %q and %d claims, want %q and %d", node, len(views), want.Node, len(want.Claims))
+	}
+	for i, v := range views {
+		c := want.Claims[i]
+		got := Claim{Job: string(v.job), Tick: v.tick, At: v.at, Deadline: v.deadline, Exclusive: v.exclusive, LeaseTTL: v.leaseTTL}
+		if got != c {
+			t.Fatalf("claim %d: decodeClaimViews read %+v, decodeClaims %+v", i, got, c)
+		}
+	}
 }
 
 // FuzzRestore restores arbitrary bytes as a snapshot. Restore must return

@@ -19,7 +19,11 @@ type FSM struct {
 	mu sync.RWMutex
 	// jobs holds each job's latest grant. Jobs no node registers are
 	// forgotten once their last instant is old; see collectJobsLocked.
-	jobs map[string]JobState
+	// The values are pointers so that a grant or a lease update changes
+	// the state in place with one map lookup: every replica applies a
+	// claim for every tick of every job. No pointer leaves f.mu; readers
+	// get copies.
+	jobs map[string]*JobState
 	// nodesByJob holds, for each job, the sorted names of the nodes that
 	// registered it.
 	nodesByJob map[string][]string
@@ -56,10 +60,14 @@ type FSM struct {
 	runNow     map[string]RunNowRequest
 	history    map[string][]HistoryEntry
 
-	// entryJobs and entryLocks record what the entry being applied has
-	// granted; see beginEntry.
-	entryJobs  map[string]struct{}
+	// entryLocks records the locks the entry being applied has granted;
+	// see beginEntry. The jobs it granted need no such record: their
+	// state holds the entry's index as its Token (see grant).
 	entryLocks map[string]struct{}
+
+	// claims is reused by every claim entry for its decoded claims, whose
+	// job names are views into the entry (see decodeClaimViews).
+	claims []claimView
 
 	// halted is set when an entry of a newer protocol arrives, and onHalt
 	// is told; see haltLocked in protocol.go.
@@ -76,11 +84,10 @@ func New(logger hclog.Logger) *FSM {
 	}
 	return &FSM{
 		logger:       logger,
-		jobs:         make(map[string]JobState),
+		jobs:         make(map[string]*JobState),
 		nodesByJob:   make(map[string][]string),
 		jobsByNode:   make(map[string]map[string]struct{}),
 		locks:        make(map[string]*LockState),
-		entryJobs:    make(map[string]struct{}),
 		entryLocks:   make(map[string]struct{}),
 		finished:     make(map[string]uint64),
 		incarnations: make(map[string]*incarnation),
@@ -144,13 +151,13 @@ func (f *FSM) apply(l *raft.Log) interface{} {
 	return f.applyCommand(l.Index, h.Now, h.Type, d)
 }
 
-// beginEntry starts the per-entry record of what this entry granted, so
-// that no entry grants one job or one lock twice: the entry's index is the
-// fencing token, and two grants sharing it would not be ordered. It also
-// advances the state machine's clock to the entry's leader time.
+// beginEntry starts the per-entry record of the locks this entry granted,
+// so that no entry grants one lock twice: the entry's index is the fencing
+// token, and two grants sharing it would not be ordered (jobs are kept to
+// one grant per entry by their Token; see grant). It also advances the
+// state machine's clock to the entry's leader time.
 func (f *FSM) beginEntry(now int64) {
 	f.mu.Lock()
-	clear(f.entryJobs)
 	clear(f.entryLocks)
 	f.advanceClockLocked(now)
 	f.mu.Unlock()
@@ -160,11 +167,7 @@ func (f *FSM) beginEntry(now int64) {
 func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) interface{} {
 	switch t {
 	case CommandClaim:
-		b, err := decodeClaims(d)
-		if err != nil {
-			return fmt.Errorf("claim entry %d: %w", index, err)
-		}
-		return f.applyClaims(index, now, b)
+		return f.applyClaimEntry(index, now, d)
 	case CommandRegister:
 		r, err := decodeRegistration(d)
 		if err != nil {
@@ -233,18 +236,16 @@ func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
 	defer f.mu.Unlock()
 	res := &RunUpdateResult{Renewed: make([]bool, len(u.Renew))}
 	for i, r := range u.Renew {
-		st, ok := f.jobs[r.Job]
-		if ok && st.Holder == u.Node && st.LastTick == r.Tick && st.Running(now) {
+		st := f.jobs[r.Job]
+		if st != nil && st.Holder == u.Node && st.LastTick == r.Tick && st.Running(now) {
 			st.RunExpires = now + st.RunTTL
-			f.jobs[r.Job] = st
 			res.Renewed[i] = true
 		}
 	}
 	for _, r := range u.Done {
-		st, ok := f.jobs[r.Job]
-		if ok && st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
+		st := f.jobs[r.Job]
+		if st != nil && st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
 			st.RunExpires = 0
-			f.jobs[r.Job] = st
 		}
 	}
 	for _, fin := range u.Finished {
@@ -272,8 +273,11 @@ func (f *FSM) AppliedIndex() uint64 {
 func (f *FSM) Job(name string) (JobState, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st, ok := f.jobs[name]
-	return st, ok
+	st := f.jobs[name]
+	if st == nil {
+		return JobState{}, false
+	}
+	return *st, true
 }
 
 // Jobs returns a copy of every job's latest grant.
@@ -282,7 +286,7 @@ func (f *FSM) Jobs() map[string]JobState {
 	defer f.mu.RUnlock()
 	out := make(map[string]JobState, len(f.jobs))
 	for k, v := range f.jobs {
-		out[k] = v
+		out[k] = *v
 	}
 	return out
 }

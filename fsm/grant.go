@@ -134,63 +134,90 @@ func (s JobState) Running(now int64) bool { return s.RunExpires != 0 && now < s.
 // grant applies the grant rules to one claim. It must stay a pure function
 // of the state, the entry's index and time, and the claim. The caller holds
 // f.mu and has advanced f.clock to the entry's time.
-func (f *FSM) grant(index uint64, now int64, node string, c Claim, seen map[string]struct{}) Outcome {
-	if c.Job == "" || node == "" || c.Deadline < c.At || c.LeaseTTL < 0 || c.Deadline-c.At > int64(MaxStartDeadline) {
+//
+// It looks the job up once: its state is changed in place through the
+// pointer. A job this entry already granted is known by its Token, which
+// is then the entry's index: Raft gives every entry its own index, and no
+// other command sets a Token, so it marks exactly the jobs that an earlier
+// claim of the same entry, in this command or an earlier one of its batch,
+// was granted.
+func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome {
+	if len(c.job) == 0 || node == "" || c.deadline < c.at || c.leaseTTL < 0 || c.deadline-c.at > int64(MaxStartDeadline) {
 		return Outcome{Reason: ReasonInvalid}
 	}
-	st, ok := f.jobs[c.Job]
-	// A repeat is answered first, even when this very entry made the grant:
-	// two copies of one claim can land in one merged entry (a forward the
-	// follower gave up on, still queued on the leader, or an in-flight batch
-	// a demoted leader forwards again), and both must learn the one grant.
-	// It is the same grant with the same token, so this never gives one job
-	// two grants in one entry.
-	if ok && c.At == st.LastAt && st.Holder == node {
-		return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, At: st.LastAt}
-	}
-	// Checked before the state: once this entry granted the job, the state
-	// holds that grant, and a claim for a later instant would otherwise get
-	// a second grant under the same token.
-	if _, dup := seen[c.Job]; dup {
-		return Outcome{Reason: ReasonDuplicate, Holder: st.Holder, At: st.LastAt}
-	}
-	if ok && c.At <= st.LastAt {
-		return Outcome{Reason: ReasonTaken, Holder: st.Holder, At: st.LastAt}
+	// The conversion in the index expression does not copy the name.
+	st := f.jobs[string(c.job)]
+	var holder string
+	var lastAt int64
+	if st != nil {
+		holder, lastAt = st.Holder, st.LastAt
+		// A repeat is answered first, even when this very entry made the
+		// grant: two copies of one claim can land in one merged entry (a
+		// forward the follower gave up on, still queued on the leader, or an
+		// in-flight batch a demoted leader forwards again), and both must
+		// learn the one grant. It is the same grant with the same token, so
+		// this never gives one job two grants in one entry.
+		if c.at == st.LastAt && st.Holder == node {
+			return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, At: st.LastAt}
+		}
+		// Checked before the state: once this entry granted the job, the
+		// state holds that grant, and a claim for a later instant would
+		// otherwise get a second grant under the same token.
+		if st.Token == index {
+			return Outcome{Reason: ReasonDuplicate, Holder: holder, At: lastAt}
+		}
+		if c.at <= st.LastAt {
+			return Outcome{Reason: ReasonTaken, Holder: holder, At: lastAt}
+		}
 	}
 	// The second test uses the highest leader time applied, not this
 	// entry's: a new leader's clock may lag its predecessor's, and an
 	// instant the collector may already have forgotten must stay refused.
-	if now > c.Deadline || c.At < f.clock-int64(MaxStartDeadline) {
-		return Outcome{Reason: ReasonExpired, Holder: st.Holder, At: st.LastAt}
+	if now > c.deadline || c.at < f.clock-int64(MaxStartDeadline) {
+		return Outcome{Reason: ReasonExpired, Holder: holder, At: lastAt}
 	}
 	// The tolerated lead equals the claim's own window, so a claimer whose
 	// clock is ahead by less than one deadline window still gets its grant.
-	if now < c.At-(c.Deadline-c.At) {
-		return Outcome{Reason: ReasonEarly, Holder: st.Holder, At: st.LastAt}
+	if now < c.at-(c.deadline-c.at) {
+		return Outcome{Reason: ReasonEarly, Holder: holder, At: lastAt}
 	}
-	if f.isPausedLocked(c.Job) {
-		return Outcome{Reason: ReasonPaused, Holder: st.Holder, At: st.LastAt}
+	if _, paused := f.paused[string(c.job)]; paused {
+		return Outcome{Reason: ReasonPaused, Holder: holder, At: lastAt}
 	}
-	if c.Exclusive && st.Running(now) {
-		return Outcome{Reason: ReasonBusy, Holder: st.Holder, At: st.LastAt}
+	if c.exclusive && st != nil && st.Running(now) {
+		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
 	}
-	seen[c.Job] = struct{}{}
-	next := JobState{LastAt: c.At, LastTick: c.Tick, Holder: node, Token: index, GrantedAt: now}
-	if c.Exclusive && c.LeaseTTL > 0 {
-		next.RunTTL = c.LeaseTTL
-		next.RunExpires = now + c.LeaseTTL
+	if st == nil {
+		// A new job: the one place the name is copied out of the entry.
+		st = new(JobState)
+		f.jobs[string(c.job)] = st
 	}
-	f.jobs[c.Job] = next
-	f.settleRunNowLocked(c.Job, c.At)
-	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.At}
+	*st = JobState{LastAt: c.at, LastTick: c.tick, Holder: node, Token: index, GrantedAt: now}
+	if c.exclusive && c.leaseTTL > 0 {
+		st.RunTTL = c.leaseTTL
+		st.RunExpires = now + c.leaseTTL
+	}
+	if len(f.runNow) > 0 {
+		f.settleRunNowLocked(string(c.job), c.at)
+	}
+	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.at}
 }
 
-func (f *FSM) applyClaims(index uint64, now int64, b ClaimBatch) *ClaimResult {
-	res := &ClaimResult{Index: index, Outcomes: make([]Outcome, len(b.Claims))}
+// applyClaimEntry decodes and applies a claim batch. A batch that does not
+// decode is refused whole, leaving the state unchanged.
+func (f *FSM) applyClaimEntry(index uint64, now int64, d *decoder) interface{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for i, c := range b.Claims {
-		res.Outcomes[i] = f.grant(index, now, b.Node, c, f.entryJobs)
+	node, claims, err := decodeClaimViews(d, f.claims[:0])
+	// Drop the views into the entry, so the buffer kept for the next one
+	// does not hold the entry's bytes.
+	defer func() { clear(claims); f.claims = claims[:0] }()
+	if err != nil {
+		return fmt.Errorf("claim entry %d: %w", index, err)
+	}
+	res := &ClaimResult{Index: index, Outcomes: make([]Outcome, len(claims))}
+	for i := range claims {
+		res.Outcomes[i] = f.grant(index, now, node, &claims[i])
 	}
 	return res
 }

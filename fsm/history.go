@@ -123,9 +123,14 @@ func (f *FSM) recordLocked(node string, fin Finished) {
 	h.Error = truncateError(h.Error)
 	list := f.history[fin.Job]
 	switch {
-	case len(list) >= HistoryLen:
-		// In place: every reader copies under f.mu, so nobody holds the
-		// slice, and tens of thousands of jobs finish runs every second.
+	case len(list) == HistoryLen:
+		// In place, and the map keeps the same slice: every reader copies
+		// under f.mu, so nobody holds it, and tens of thousands of jobs
+		// finish runs every second.
+		copy(list, list[1:])
+		list[len(list)-1] = h
+		return
+	case len(list) > HistoryLen:
 		list = list[len(list)-HistoryLen:]
 		copy(list, list[1:])
 		list[len(list)-1] = h

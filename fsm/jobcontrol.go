@@ -147,7 +147,7 @@ func (f *FSM) applyRunNow(index uint64, now int64, job string) *RunNowResult {
 		return &RunNowResult{Request: r}
 	}
 	at := now
-	if st, ok := f.jobs[job]; ok && st.LastAt >= at {
+	if st := f.jobs[job]; st != nil && st.LastAt >= at {
 		at = st.LastAt + 1
 	}
 	r := RunNowRequest{ID: index, At: at}

@@ -436,7 +436,6 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string, keep map[st
 		}
 		if js.Holder == node && js.RunExpires != 0 {
 			js.RunExpires = 0
-			f.jobs[job] = js
 		}
 	}
 }

@@ -170,7 +170,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if v >= snapshotVersionInstants {
 		clock = d.varint()
 	}
-	jobs := make(map[string]JobState)
+	jobs := make(map[string]*JobState)
 	n := d.count(4)
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.string()
@@ -187,7 +187,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		if v == snapshotVersionTicks {
 			st.LastAt = legacyLastAt(st)
 		}
-		jobs[name] = st
+		jobs[name] = &st
 	}
 	type reg struct {
 		node string
