@@ -105,7 +105,10 @@ type Stats struct {
 	// its loop falls behind; without one, ticks its loop fell behind on.
 	// Each is also reported to Options.OnError, wrapped in ErrMissed. A
 	// claim that got no answer before its deadline counts here as well as
-	// in ClaimFailures. Each count also goes to Hooks.OnMissed.
+	// in ClaimFailures, and one refused as expired (its entry committed
+	// after the deadline) as well as in Refused, unless another node
+	// holds its instant. Each instant counts once. Each count also goes to
+	// Hooks.OnMissed.
 	Missed uint64
 	// LastRun is when the latest run here started; zero if none did.
 	LastRun time.Time
