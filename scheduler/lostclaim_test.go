@@ -252,3 +252,74 @@ func TestRunOnceCatchUpAfterFailedClaim(t *testing.T) {
 		t.Errorf("Stats() = %+v; want the lost tick counted once as missed and as a failed claim", st)
 	}
 }
+
+// busyCoord refuses every claim as busy: the job's previous run, on
+// holder, still holds its run lease as far as the cluster knows.
+type busyCoord struct {
+	*expiringCoord
+	holder string
+}
+
+func (c *busyCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	res, err := c.expiringCoord.Claim(ctx, claims)
+	for i := range res.Outcomes {
+		res.Outcomes[i] = fsm.Outcome{Reason: fsm.ReasonBusy, Holder: c.holder}
+	}
+	return res, err
+}
+
+// TestStaleOwnLeaseCountsMissed: a claim refused as busy because of this
+// node's own run lease, while no run of the job goes on here (the lease's
+// end had not committed yet), loses the tick on every node; at the tick's
+// start deadline it counts as missed, once. A lease held by another node
+// is that node's to judge: nothing is counted here.
+func TestStaleOwnLeaseCountsMissed(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	for _, tt := range []struct {
+		holder  string
+		counted bool
+	}{
+		{"me", true},
+		{"peer", false},
+	} {
+		t.Run("held by "+tt.holder, func(t *testing.T) {
+			coord := &busyCoord{expiringCoord: &expiringCoord{fakeCoord: newFakeCoord("me", "me")}, holder: tt.holder}
+			var hook missedLog
+			s := newScheduler(coord, nil)
+			s.hooks.OnMissed = hook.add
+			if err := s.Add(Job{Name: "j", Interval: interval, Func: noop}); err != nil {
+				t.Fatal(err)
+			}
+			stop := startRun(t, s)
+			eventually(t, waitTimeout, func() bool { return len(coord.claimed()) >= 5 }, "fewer than 5 claims")
+			claimedBefore := coord.claimed()
+			if tt.counted {
+				// Each claimed tick is judged at its start deadline, one
+				// interval after it: all but the newest, by now.
+				eventually(t, waitTimeout, func() bool { return s.Stats()["j"].Missed >= uint64(len(claimedBefore)-1) }, "busy ticks not counted missed")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			claimed := coord.claimed()
+			st := s.Stats()["j"]
+			if !tt.counted {
+				if st.Missed != 0 {
+					t.Errorf("Missed = %d for ticks another node's lease kept; want 0", st.Missed)
+				}
+				return
+			}
+			ats := hook.snapshot()
+			if uint64(len(ats)) != st.Missed || st.Missed > uint64(len(claimed)) {
+				t.Errorf("Missed = %d, OnMissed %d times, for %d claims", st.Missed, len(ats), len(claimed))
+			}
+			seen := map[int64]bool{}
+			for _, at := range ats {
+				if seen[at.UnixNano()] || !slices.Contains(claimed, at.UnixNano()) {
+					t.Errorf("OnMissed for %s: counted twice, or never claimed", at)
+				}
+				seen[at.UnixNano()] = true
+			}
+		})
+	}
+}

@@ -53,7 +53,9 @@ func (m Misfire) String() string {
 //     cluster refused it as expired (the entry committed after the tick's
 //     start deadline: a slow commit, an election, a failover). The tick
 //     counts as missed unless the state machine shows another node holding
-//     that very instant (lostClaims).
+//     that very instant (lostClaims). A claim refused as busy because of
+//     this node's own lease for a run that already ended is judged at the
+//     tick's start deadline (staleLease).
 //   - Without a cluster, only when the loop fell behind: nothing is
 //     remembered across restarts.
 //
@@ -133,6 +135,63 @@ func (s *Scheduler) catchUpLocked(ctx context.Context, js *jobState, newest, now
 	return pendingClaim{js: js, claim: c, catchUp: true}, true
 }
 
+// staleLease handles a claim refused as busy because of this node's own
+// run lease while no run of the job goes on here: the previous run ended,
+// but the entry that ends its lease had not committed before this claim
+// (it waits behind an election, or was retried after one). Until that
+// lease ends, every node's claim of the tick is refused alike, so the tick
+// may run nowhere, and no node counts it as skipped, as none runs the job.
+// Another node's later fallback claim may still be granted once the lease
+// ends, so the tick is judged at its start deadline (staleLeaseLocked).
+func (s *Scheduler) staleLease(p pendingClaim) {
+	s.mu.Lock()
+	if !p.js.removed.Load() {
+		at := time.Unix(0, p.claim.At)
+		start := at.Add(jitter(p.js.job.Name, at, p.js.job.Jitter))
+		s.queue.push(event{at: start.Add(p.js.job.StartDeadline), js: p.js, inst: at, stale: true})
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+// staleLeaseLocked counts the tick at inst as missed if no node holds it
+// now that its start deadline passed (see staleLease), and under RunOnce
+// returns its catch-up claim. s.mu is held.
+func (s *Scheduler) staleLeaseLocked(ctx context.Context, js *jobState, inst, now time.Time) (pendingClaim, bool) {
+	if st, ok := s.coord.LastGrant(js.job.Name); ok && st.LastAt == inst.UnixNano() {
+		return pendingClaim{}, false // a later claim got it
+	}
+	if !s.countLostLocked(js, inst) {
+		return pendingClaim{}, false
+	}
+	s.logger.Warn("tick missed: the job's previous run had ended, but its run lease was still held", "job", js.job.Name, "tick", js.job.tickOf(inst), "at", inst)
+	s.noteMissed(js, inst, 1)
+	if s.onError != nil {
+		err := fmt.Errorf("%w: job %q tick %d at %s: refused while the previous run's lease, held by this node, had not yet been released (the run had ended)", ErrMissed, js.job.Name, js.job.tickOf(inst), inst.Format(time.RFC3339Nano))
+		name := js.job.Name
+		s.runs.Add(1)
+		go func() {
+			defer s.runs.Done()
+			s.report(name, err)
+		}()
+	}
+	return s.catchUpLocked(ctx, js, inst, now)
+}
+
+// countLostLocked records that the instant at of a lost claim is counted,
+// and reports whether it was not counted before. s.mu is held.
+func (s *Scheduler) countLostLocked(js *jobState, at time.Time) bool {
+	if !at.After(js.checkedUpTo) || slices.Contains(js.lostAt, at.UnixNano()) {
+		return false
+	}
+	if len(js.lostAt) == lostAtKept {
+		js.lostAt = slices.Delete(js.lostAt, 0, 1)
+	}
+	js.lostAt = append(js.lostAt, at.UnixNano())
+	js.missedUpTo = later(js.missedUpTo, at) // not again by the misfire check
+	return true
+}
+
 // lostClaims counts this node's claims that ended with no run here (they
 // got no answer, or were refused as expired) as missed, and returns those
 // it counted. A claim is not counted if the state machine shows another
@@ -155,14 +214,9 @@ func (s *Scheduler) lostClaims(lost []pendingClaim) []pendingClaim {
 			continue // someone holds this instant: it ran, or runs, there
 		}
 		js, at := p.js, time.Unix(0, p.claim.At)
-		if !at.After(js.checkedUpTo) || slices.Contains(js.lostAt, p.claim.At) {
+		if !s.countLostLocked(js, at) {
 			continue
 		}
-		if len(js.lostAt) == lostAtKept {
-			js.lostAt = slices.Delete(js.lostAt, 0, 1)
-		}
-		js.lostAt = append(js.lostAt, p.claim.At)
-		js.missedUpTo = later(js.missedUpTo, at) // not again by the misfire check
 		s.noteMissed(js, at, 1)
 		counted = append(counted, p)
 		if js.job.Misfire == RunOnce && !js.removed.Load() {

@@ -651,6 +651,9 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	if ev.catchUp {
 		return s.catchUpLocked(ctx, js, ev.inst, now)
 	}
+	if ev.stale {
+		return s.staleLeaseLocked(ctx, js, ev.inst, now)
+	}
 	inst := ev.inst
 	// start is when the tick's run is due: its instant plus the job's
 	// jitter. Its start deadline counts from there.
@@ -768,8 +771,11 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		p := batch[i]
 		if !o.Granted() {
 			s.refused(p, o)
-			if o.Reason == fsm.ReasonExpired {
+			switch {
+			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
+			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
+				s.staleLease(p)
 			}
 			continue
 		}
@@ -943,4 +949,8 @@ type event struct {
 	// catchUp is a RunOnce catch-up claim for inst, whose own claim was
 	// lost (misfire.go).
 	catchUp bool
+	// stale checks, at inst's start deadline, whether the tick that this
+	// node's stale run lease kept from being granted ran anywhere
+	// (misfire.go).
+	stale bool
 }
