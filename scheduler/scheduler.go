@@ -659,14 +659,8 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	// jitter. Its start deadline counts from there.
 	start := inst.Add(jitter(j.Name, inst, j.Jitter))
 	if !ev.fallback {
-		// Queue the next tick first, so a slow claim never delays it. If the
-		// loop fell behind (a paused process), jump to the next future tick
-		// instead of replaying the missed ones.
-		next := j.Schedule.Next(inst)
-		if !next.IsZero() && next.Before(now) {
-			next = j.Schedule.Next(now)
-		}
-		s.queueTickLocked(js, next)
+		// Queue the next tick first, so a slow claim never delays it.
+		s.queueTickLocked(js, s.nextTickLocked(j, inst, now))
 	}
 	if now.After(start.Add(j.StartDeadline)) {
 		if ev.fallback {
@@ -717,6 +711,31 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		c.LeaseTTL = int64(j.RunLease)
 	}
 	return pendingClaim{js: js, claim: c}, true
+}
+
+// nextTickLocked returns the job's tick to queue after inst. If the loop
+// fell behind (a paused or starved process), it skips to the oldest tick
+// whose start deadline has not passed yet, rather than replaying the
+// missed ones: those whose deadline passed are counted by the misfire
+// check (checkMissedLocked, from inst up to now − StartDeadline), and the
+// ones after are still claimed, late. Jumping to the first tick after now
+// instead lost the ticks in between silently: a process that stalled for
+// 1.8 s over a 1 s job skipped a tick that could still start, and no
+// check counted it. s.mu is held.
+func (s *Scheduler) nextTickLocked(j Job, inst, now time.Time) time.Time {
+	next := j.Schedule.Next(inst)
+	if next.IsZero() || !next.Before(now) {
+		return next
+	}
+	// Every instant at or before this one is past its deadline, whatever
+	// its jitter.
+	if floor := now.Add(-j.StartDeadline - j.Jitter); floor.After(inst) {
+		next = j.Schedule.Next(floor)
+	}
+	for !next.IsZero() && now.After(next.Add(jitter(j.Name, next, j.Jitter)+j.StartDeadline)) {
+		next = j.Schedule.Next(next)
+	}
+	return next
 }
 
 // pausedJob reports whether the job is paused cluster-wide, as this node's
