@@ -335,6 +335,9 @@ func TestFallBehindClaimsTicksStillOnTime(t *testing.T) {
 		if !at.Before(start.Add(4 * time.Second)) {
 			break
 		}
+		if _, err := clk.AdvanceToNext(step); err != nil { // fire what is due
+			t.Fatal(err)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
