@@ -292,3 +292,68 @@ func TestMisfireLocalFallBehind(t *testing.T) {
 		})
 	}
 }
+
+// TestFallBehindClaimsTicksStillOnTime: a local Scheduler whose clock
+// jumps 2.5 s past a 1 s job's tick (a process that stalled, as a loaded
+// machine stalls it) counts the tick whose start deadline passed as missed
+// and still runs the next one, whose deadline had not passed: every tick
+// either runs or is counted, none is lost silently. It once jumped to the
+// first tick after the stall, which lost the one in between.
+func TestFallBehindClaimsTicksStillOnTime(t *testing.T) {
+	start := mustTime(t, "2026-06-01T00:00:00Z")
+	clk := schedulertest.NewClock(start)
+	var missed []time.Time
+	var mu sync.Mutex
+	s := scheduler.New(scheduler.Options{Clock: clk, Logger: hclog.NewNullLogger(), Hooks: scheduler.Hooks{OnMissed: func(_ string, at time.Time) {
+		mu.Lock()
+		missed = append(missed, at)
+		mu.Unlock()
+	}}})
+	var runs clockRuns
+	if err := s.Add(scheduler.Job{Name: "s", Interval: time.Second, Overlap: scheduler.AllowOverlap, Func: runs.fn()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	step, stepCancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer stepCancel()
+	if _, err := clk.AdvanceToNext(step); err != nil { // 00:00:01, on time
+		t.Fatal(err)
+	}
+	if at, err := clk.WaitTimer(step); err != nil || !at.Equal(start.Add(2*time.Second)) {
+		t.Fatalf("next timer %s, %v; want 00:00:02", at, err)
+	}
+	// Stalled until 00:00:03.5: the 00:00:02 tick's deadline (00:00:03)
+	// passed, the 00:00:03 tick's (00:00:04) did not.
+	clk.Jump(2500 * time.Millisecond)
+	for {
+		at, err := clk.WaitTimer(step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !at.Before(start.Add(4 * time.Second)) {
+			break
+		}
+		if _, err := clk.AdvanceToNext(step); err != nil { // fire what is due
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var ran []time.Time
+	for _, r := range runs.snapshot() {
+		ran = append(ran, r.run.At)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Time{start.Add(time.Second), start.Add(3 * time.Second)}
+	if !slices.EqualFunc(ran, want, time.Time.Equal) {
+		t.Errorf("ran %v; want 00:00:01 on time and 00:00:03 late, within its deadline", ran)
+	}
+	if len(missed) != 1 || !missed[0].Equal(start.Add(2*time.Second)) {
+		t.Errorf("OnMissed for %v; want 00:00:02 only", missed)
+	}
+}

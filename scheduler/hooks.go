@@ -37,7 +37,8 @@ type Hooks struct {
 	OnSkip func(job string, at time.Time)
 	// OnMissed is called for a tick that, as far as this node can tell,
 	// ran nowhere, as counted in Stats.Missed: for example its claim got
-	// no answer before its StartDeadline while the cluster had no quorum.
+	// no answer before its StartDeadline while the cluster had no quorum,
+	// or committed after it (refused as expired).
 	// at is the tick's scheduled instant.
 	OnMissed func(job string, at time.Time)
 }

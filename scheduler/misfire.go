@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -43,14 +44,30 @@ func (m Misfire) String() string {
 //   - With a cluster, from the replicated state: the job's last granted
 //     instant (LastGrant) against the schedule's instants since. Every
 //     instant after the last grant whose start deadline has passed ran
-//     nowhere. A node checks this when it starts scheduling a job (Run,
+//     nowhere. A node checks this when it starts scheduling the job (Run,
 //     or Add while Run runs), which is what finds the ticks lost while
 //     the whole cluster was down or the job ran nowhere, and when its own
 //     loop fell behind a tick's deadline (a paused process).
+//   - With a cluster, also when this node's own claim for a tick is lost:
+//     it got no answer (recoverGrants found no grant of it), or the
+//     cluster refused it as expired (the entry committed after the tick's
+//     start deadline: a slow commit, an election, a failover). The tick
+//     counts as missed unless the state machine shows another node holding
+//     that very instant (lostClaims). A claim refused as busy because of
+//     this node's own lease for a run that already ended is judged at the
+//     tick's start deadline (staleLease).
 //   - Without a cluster, only when the loop fell behind: nothing is
 //     remembered across restarts.
 //
-// Each node counts what it sees itself, once per instant (missedUpTo).
+// Each node counts what it sees itself, once per instant: missedUpTo is
+// the newest instant counted, checkedUpTo the newest a check counted, and
+// lostAt the latest instants counted from lost claims, which may arrive
+// out of order (a failed claim resolves up to recoverWindow after its
+// deadline, and the next tick's expired refusal may come first).
+
+// lostAtKept is how many instants counted from lost claims a job
+// remembers, to count each once even when the losses arrive out of order.
+const lostAtKept = 8
 
 // checkMissedLocked counts the job's instants in (from, now − StartDeadline]
 // that the cluster never granted as missed, and, under RunOnce, returns a
@@ -77,12 +94,28 @@ func (s *Scheduler) checkMissedLocked(ctx context.Context, js *jobState, from, n
 		return pendingClaim{}, false
 	}
 	js.missedUpTo = newest
+	js.checkedUpTo = newest
 	s.missed(js, newest, n)
+	return s.catchUpLocked(ctx, js, newest, now)
+}
+
+// catchUpLocked, under RunOnce, returns a claim for the missed instant
+// newest if it is at most MisfireWindow old, nothing later was granted,
+// and the job may run now (without a cluster, starts its run instead). It
+// is the one catch-up run of a loss, however many ticks were lost. s.mu is
+// held.
+func (s *Scheduler) catchUpLocked(ctx context.Context, js *jobState, newest, now time.Time) (pendingClaim, bool) {
+	j := js.job
 	if j.Misfire != RunOnce || now.Sub(newest) > j.MisfireWindow {
 		return pendingClaim{}, false
 	}
 	if (j.Overlap == SkipIfRunning && js.active.Load() > 0) || s.pausedJob(j.Name) {
 		return pendingClaim{}, false
+	}
+	if s.coord != nil {
+		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= newest.UnixNano() {
+			return pendingClaim{}, false // it ran after all, or a later tick did
+		}
 	}
 	s.logger.Debug("catch-up run for a missed tick", "job", j.Name, "tick", j.tickOf(newest), "at", newest)
 	if s.coord == nil {
@@ -99,7 +132,123 @@ func (s *Scheduler) checkMissedLocked(ctx context.Context, js *jobState, from, n
 		c.Exclusive = true
 		c.LeaseTTL = int64(j.RunLease)
 	}
-	return pendingClaim{js: js, claim: c}, true
+	return pendingClaim{js: js, claim: c, catchUp: true}, true
+}
+
+// staleLease handles a claim refused as busy because of this node's own
+// run lease while no run of the job goes on here: the previous run ended,
+// but the entry that ends its lease had not committed before this claim
+// (it waits behind an election, or was retried after one). Until that
+// lease ends, every node's claim of the tick is refused alike, so the tick
+// may run nowhere, and no node counts it as skipped, as none runs the job.
+// Another node's later fallback claim may still be granted once the lease
+// ends, so the tick is judged at its start deadline (staleLeaseLocked).
+func (s *Scheduler) staleLease(p pendingClaim) {
+	s.mu.Lock()
+	if !p.js.removed.Load() {
+		at := time.Unix(0, p.claim.At)
+		start := at.Add(jitter(p.js.job.Name, at, p.js.job.Jitter))
+		s.queue.push(event{at: start.Add(p.js.job.StartDeadline), js: p.js, inst: at, stale: true})
+	}
+	s.mu.Unlock()
+	s.poke()
+}
+
+// staleLeaseLocked counts the tick at inst as missed if no node holds it
+// now that its start deadline passed (see staleLease), and under RunOnce
+// returns its catch-up claim. s.mu is held.
+func (s *Scheduler) staleLeaseLocked(ctx context.Context, js *jobState, inst, now time.Time) (pendingClaim, bool) {
+	if st, ok := s.coord.LastGrant(js.job.Name); ok && st.LastAt == inst.UnixNano() {
+		return pendingClaim{}, false // a later claim got it
+	}
+	if !s.countLostLocked(js, inst) {
+		return pendingClaim{}, false
+	}
+	s.logger.Warn("tick missed: the job's previous run had ended, but its run lease was still held", "job", js.job.Name, "tick", js.job.tickOf(inst), "at", inst)
+	s.noteMissed(js, inst, 1)
+	if s.onError != nil {
+		err := fmt.Errorf("%w: job %q tick %d at %s: refused while the previous run's lease, held by this node, had not yet been released (the run had ended)", ErrMissed, js.job.Name, js.job.tickOf(inst), inst.Format(time.RFC3339Nano))
+		name := js.job.Name
+		s.runs.Add(1)
+		go func() {
+			defer s.runs.Done()
+			s.report(name, err)
+		}()
+	}
+	return s.catchUpLocked(ctx, js, inst, now)
+}
+
+// countLostLocked records that the instant at of a lost claim is counted,
+// and reports whether it was not counted before. s.mu is held.
+func (s *Scheduler) countLostLocked(js *jobState, at time.Time) bool {
+	if !at.After(js.checkedUpTo) || slices.Contains(js.lostAt, at.UnixNano()) {
+		return false
+	}
+	if len(js.lostAt) == lostAtKept {
+		js.lostAt = slices.Delete(js.lostAt, 0, 1)
+	}
+	js.lostAt = append(js.lostAt, at.UnixNano())
+	js.missedUpTo = later(js.missedUpTo, at) // not again by the misfire check
+	return true
+}
+
+// lostClaims counts this node's claims that ended with no run here (they
+// got no answer, or were refused as expired) as missed, and returns those
+// it counted. A claim is not counted if the state machine shows another
+// node holding its very instant (it ran there), if it was a catch-up claim
+// (its instant was counted when it was lost), or if this node counted the
+// instant already. Under RunOnce, it queues the catch-up claim of the
+// newest counted instant of each job, which claims it if it is still
+// within MisfireWindow. It takes s.mu.
+func (s *Scheduler) lostClaims(lost []pendingClaim) []pendingClaim {
+	var counted []pendingClaim
+	catchUp := false
+	s.mu.Lock()
+	for _, p := range lost {
+		if p.catchUp {
+			continue
+		}
+		// LastGrant reads the node's state machine, under its own lock
+		// only, as the loop's handleLocked does.
+		if st, ok := s.coord.LastGrant(p.claim.Job); ok && st.LastAt == p.claim.At {
+			continue // someone holds this instant: it ran, or runs, there
+		}
+		js, at := p.js, time.Unix(0, p.claim.At)
+		if !s.countLostLocked(js, at) {
+			continue
+		}
+		s.noteMissed(js, at, 1)
+		counted = append(counted, p)
+		if js.job.Misfire == RunOnce && !js.removed.Load() {
+			s.queue.push(event{at: s.clock.Now(), js: js, inst: at, catchUp: true})
+			catchUp = true
+		}
+	}
+	s.mu.Unlock()
+	if catchUp {
+		s.poke()
+	}
+	return counted
+}
+
+// expiredClaims handles claims the cluster refused as expired: their
+// entry committed after the tick's start deadline, so the tick ran
+// nowhere unless another node holds it (lostClaims). It logs one Warn for
+// the batch and reports each counted tick to OnError, wrapped in
+// ErrMissed.
+func (s *Scheduler) expiredClaims(expired []pendingClaim) {
+	missed := s.lostClaims(expired)
+	if len(missed) == 0 {
+		return
+	}
+	p := missed[0]
+	s.logger.Warn("claims refused as expired; ticks missed", "claims", len(expired), "missed", len(missed), "job", p.claim.Job, "tick", p.claim.Tick, "at", time.Unix(0, p.claim.At))
+	if s.onError == nil {
+		return
+	}
+	for _, p := range missed {
+		s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: the claim committed after the tick's start deadline (a slow commit or a leader change)", ErrMissed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano)))
+	}
 }
 
 // missed records that n ticks of the job, the newest at instant, passed

@@ -105,7 +105,10 @@ type Stats struct {
 	// its loop falls behind; without one, ticks its loop fell behind on.
 	// Each is also reported to Options.OnError, wrapped in ErrMissed. A
 	// claim that got no answer before its deadline counts here as well as
-	// in ClaimFailures. Each count also goes to Hooks.OnMissed.
+	// in ClaimFailures, and one refused as expired (its entry committed
+	// after the deadline) as well as in Refused, unless another node
+	// holds its instant. Each instant counts once. Each count also goes to
+	// Hooks.OnMissed.
 	Missed uint64
 	// LastRun is when the latest run here started; zero if none did.
 	LastRun time.Time
@@ -167,8 +170,11 @@ type jobState struct {
 	retries, missed atomic.Uint64
 
 	// missedUpTo is the newest instant counted as missed, so an instant is
-	// counted once; guarded by the Scheduler's mu.
-	missedUpTo time.Time
+	// counted once; checkedUpTo the newest a misfire check counted, and
+	// lostAt the latest instants counted from lost claims (misfire.go).
+	// Guarded by the Scheduler's mu.
+	missedUpTo, checkedUpTo time.Time
+	lostAt                  []int64
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -642,19 +648,19 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	if ev.check {
 		return s.checkMissedLocked(ctx, js, time.Time{}, now)
 	}
+	if ev.catchUp {
+		return s.catchUpLocked(ctx, js, ev.inst, now)
+	}
+	if ev.stale {
+		return s.staleLeaseLocked(ctx, js, ev.inst, now)
+	}
 	inst := ev.inst
 	// start is when the tick's run is due: its instant plus the job's
 	// jitter. Its start deadline counts from there.
 	start := inst.Add(jitter(j.Name, inst, j.Jitter))
 	if !ev.fallback {
-		// Queue the next tick first, so a slow claim never delays it. If the
-		// loop fell behind (a paused process), jump to the next future tick
-		// instead of replaying the missed ones.
-		next := j.Schedule.Next(inst)
-		if !next.IsZero() && next.Before(now) {
-			next = j.Schedule.Next(now)
-		}
-		s.queueTickLocked(js, next)
+		// Queue the next tick first, so a slow claim never delays it.
+		s.queueTickLocked(js, s.nextTickLocked(j, inst, now))
 	}
 	if now.After(start.Add(j.StartDeadline)) {
 		if ev.fallback {
@@ -722,6 +728,31 @@ func (s *Scheduler) skipIfRunningLocked(js *jobState, inst time.Time, tick int64
 	return true
 }
 
+// nextTickLocked returns the job's tick to queue after inst. If the loop
+// fell behind (a paused or starved process), it skips to the oldest tick
+// whose start deadline has not passed yet, rather than replaying the
+// missed ones: those whose deadline passed are counted by the misfire
+// check (checkMissedLocked, from inst up to now − StartDeadline), and the
+// ones after are still claimed, late. Jumping to the first tick after now
+// instead lost the ticks in between silently: a process that stalled for
+// 1.8 s over a 1 s job skipped a tick that could still start, and no
+// check counted it. s.mu is held.
+func (s *Scheduler) nextTickLocked(j Job, inst, now time.Time) time.Time {
+	next := j.Schedule.Next(inst)
+	if next.IsZero() || !next.Before(now) {
+		return next
+	}
+	// Every instant at or before this one is past its deadline, whatever
+	// its jitter.
+	if floor := now.Add(-j.StartDeadline - j.Jitter); floor.After(inst) {
+		next = j.Schedule.Next(floor)
+	}
+	for !next.IsZero() && now.After(next.Add(jitter(j.Name, next, j.Jitter)+j.StartDeadline)) {
+		next = j.Schedule.Next(next)
+	}
+	return next
+}
+
 // pausedJob reports whether the job is paused cluster-wide, as this node's
 // replicated state says. A paused job is not claimed.
 func (s *Scheduler) pausedJob(name string) bool { return s.ctl != nil && s.ctl.Paused(name) }
@@ -729,6 +760,9 @@ func (s *Scheduler) pausedJob(name string) bool { return s.ctl != nil && s.ctl.P
 type pendingClaim struct {
 	js    *jobState
 	claim fsm.Claim
+	// catchUp marks a misfire catch-up claim, whose loss is not counted
+	// again nor caught up again.
+	catchUp bool
 }
 
 // claim sends one batch and starts the runs it was granted.
@@ -749,27 +783,34 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	sent := time.Now()
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
-		missed := s.recoverGrants(ctx, batch, sent)
-		if ctx.Err() == nil && len(missed) > 0 {
-			s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
-			for _, p := range missed {
-				at := time.Unix(0, p.claim.At)
-				s.mu.Lock()
-				p.js.missedUpTo = later(p.js.missedUpTo, at) // counted here, not again by the misfire check
-				s.mu.Unlock()
-				s.noteMissed(p.js, at, 1)
-				if s.onError == nil {
-					continue // a batch of tens of thousands: build no errors for nobody
-				}
-				s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
-			}
+		lost := s.recoverGrants(ctx, batch, sent)
+		if ctx.Err() != nil || len(lost) == 0 {
+			return
+		}
+		missed := s.lostClaims(lost)
+		if len(missed) == 0 {
+			return
+		}
+		s.logger.Warn("claim failed; ticks missed", "claims", len(batch), "missed", len(missed), "job", missed[0].claim.Job, "tick", missed[0].claim.Tick, "error", err)
+		if s.onError == nil {
+			return // a batch of tens of thousands: build no errors for nobody
+		}
+		for _, p := range missed {
+			s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %w", ErrClaimFailed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), err))
 		}
 		return
 	}
+	var expired []pendingClaim
 	for i, o := range res.Outcomes {
 		p := batch[i]
 		if !o.Granted() {
 			s.refused(p, o)
+			switch {
+			case o.Reason == fsm.ReasonExpired:
+				expired = append(expired, p)
+			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
+				s.staleLease(p)
+			}
 			continue
 		}
 		s.startGrant(ctx, p.js, Run{
@@ -779,6 +820,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			Node:  s.node,
 			Token: o.Token,
 		}, sent)
+	}
+	if len(expired) > 0 {
+		s.expiredClaims(expired)
 	}
 }
 
@@ -832,10 +876,19 @@ func recoverPoll(n int) time.Duration {
 // The entry may still have been committed: this node's own state machine
 // applies only committed entries, so a grant it shows for this node is as
 // authoritative as the reply would have been. It starts those runs and
-// returns the claims that stayed unresolved. sent is when the claim was
-// sent, which a recovered run's lease is counted from.
+// returns the claims that did not run here and whose instant it did not
+// see granted to another node: those still unresolved after
+// recoverWindow, and those a grant of a later instant hid (with an
+// interval no longer than the start deadline, the next tick's claim goes
+// out as this one gives up, and may commit before the first look). Each
+// counts as a claim failure. sent is when the claim was sent, which a
+// recovered run's lease is counted from.
 func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) []pendingClaim {
 	pending := append([]pendingClaim(nil), batch...)
+	// hidden holds the claims whose instant a later grant passed before
+	// this node saw it granted: the state machine keeps only the latest
+	// grant, so whether anyone ran them is unknown here.
+	var hidden []pendingClaim
 	deadline := time.Now().Add(recoverWindow)
 	for {
 		next := pending[:0]
@@ -843,11 +896,12 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 			// By instant, as the state machine grants: the latest grant is
 			// this claim's only if it is for the same instant and node.
 			st, ok := s.coord.LastGrant(p.claim.Job)
-			if !ok || st.LastAt < p.claim.At {
+			switch {
+			case !ok || st.LastAt < p.claim.At:
 				next = append(next, p)
-				continue
-			}
-			if st.LastAt == p.claim.At && st.Holder == s.node {
+			case st.LastAt > p.claim.At:
+				hidden = append(hidden, p)
+			case st.Holder == s.node:
 				s.startGrant(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token}, sent)
 			}
 		}
@@ -857,10 +911,11 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 		}
 		select {
 		case <-ctx.Done():
-			return pending
+			return append(pending, hidden...)
 		case <-time.After(recoverPoll(len(pending))):
 		}
 	}
+	pending = append(pending, hidden...)
 	for _, p := range pending {
 		p.js.claimFailures.Add(1)
 	}
@@ -925,4 +980,11 @@ type event struct {
 	inst     time.Time
 	fallback bool
 	check    bool
+	// catchUp is a RunOnce catch-up claim for inst, whose own claim was
+	// lost (misfire.go).
+	catchUp bool
+	// stale checks, at inst's start deadline, whether the tick that this
+	// node's stale run lease kept from being granted ran anywhere
+	// (misfire.go).
+	stale bool
 }
