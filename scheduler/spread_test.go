@@ -28,8 +28,9 @@ import (
 // for the entry that ends it. The test then checks that no tick was lost
 // silently: every pair of the window ran once, or a scheduler counted it
 // missed (Hooks.OnMissed). Only in a window with a leader change or a
-// commit stall (no entry applied on some node for longer than the start
-// deadline) are such misses allowed at all.
+// commit stall (no entry applied on some node for over 1.5 s, half a start
+// deadline beyond the one-second rhythm of the claims) are such misses
+// allowed at all.
 func TestSpreadOverThreeNodes(t *testing.T) {
 	const (
 		jobs   = 300
@@ -167,15 +168,24 @@ type stallReport struct {
 	// saw: each is an election.
 	termChanges uint64
 	// longestGap is the longest time some node went without applying an
-	// entry, and gapNode that node. Claims commit every second, so a gap
-	// longer than the 1 s start deadline means a commit stall.
+	// entry, and gapNode that node. Every node's claims commit once a
+	// second, so gaps of up to about a second are normal (measured: 0.95
+	// to 1 s). For a tick's claim to expire, its entry must commit more
+	// than the 1 s start deadline after the tick, so the gap from the
+	// previous second's entry is close to 2 s: a gap over stallGap is a
+	// commit stall, and a shorter one cannot explain a miss.
 	longestGap time.Duration
 	gapNode    string
 }
 
+// stallGap is the longest time without an applied entry that still counts
+// as a healthy window: half a tick's start deadline above the normal
+// one-second rhythm.
+const stallGap = 1500 * time.Millisecond
+
 // any reports whether the window had a leader change or a commit stall
 // long enough to expire a claim.
-func (r stallReport) any() bool { return r.termChanges > 0 || r.longestGap > time.Second }
+func (r stallReport) any() bool { return r.termChanges > 0 || r.longestGap > stallGap }
 
 func (r stallReport) String() string {
 	return fmt.Sprintf("%d leader election(s), longest time without an applied entry %s (on %s)", r.termChanges, r.longestGap.Round(time.Millisecond), r.gapNode)
