@@ -319,14 +319,18 @@ func TestHandleDecisions(t *testing.T) {
 			t.Error("fallback decided without LastGrant")
 		}
 	})
-	t.Run("past the deadline: missed, and the schedule jumps ahead", func(t *testing.T) {
+	// The loop fell behind by three and a half intervals: k, k+1 and k+2
+	// are past their start deadline (one interval) and counted missed;
+	// k+3 can still start, late, so it is the next one queued rather than
+	// k+4, the first after now, which would lose k+3 silently.
+	t.Run("past the deadline: missed, and the schedule jumps to the oldest tick still on time", func(t *testing.T) {
 		k := tickAt(0)
 		now := TickAt(interval, k).Add(3*interval + interval/2)
 		_, ok, q := handle(regular(k), now)
 		if ok {
 			t.Fatal("claimed a tick past its start deadline")
 		}
-		nextOnly(t, q, k+4)
+		nextOnly(t, q, k+3)
 		if st := s.Stats()["j"]; st.Skipped != 0 {
 			t.Errorf("a missed tick counted as skipped: %+v", st)
 		}
