@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/interlockraft/interlock/fsm"
+	"github.com/interlockraft/interlock/transport"
 )
 
 // The operator's two changes to the Raft group by hand: removing a dead
@@ -76,9 +77,21 @@ func (n *Node) configuration() ([]raft.Server, error) {
 }
 
 // removeThroughLeader removes server id on the leader: locally if this
-// node leads, otherwise by the leave RPC that leaving nodes use, retrying
-// until ctx ends while there is no leader or it changes.
+// node leads, otherwise by the leave RPC that leaving nodes use. A remove
+// may be asked again after an unknown outcome: removing a removed server
+// changes nothing.
 func (n *Node) removeThroughLeader(ctx context.Context, id raft.ServerID) error {
+	return n.onLeader(ctx, methodLeave, []byte(id), true, func() error { return n.removeServer(id) })
+}
+
+// onLeader runs local if this node leads, or otherwise sends method with
+// req to the leader, each attempt bounded by ProposeTimeout. It asks again,
+// with a growing pause, while no leader is known or the node it asked no
+// longer leads, and, if retryUnknown, after an unknown outcome; only an
+// operation that is harmless to repeat may set it. It gives up when ctx
+// ends, with an error wrapping both ctx's and the last attempt's, or when
+// the node shuts down.
+func (n *Node) onLeader(ctx context.Context, method transport.Method, req []byte, retryUnknown bool, local func() error) error {
 	backoff := 10 * time.Millisecond
 	for {
 		var err error
@@ -87,21 +100,26 @@ func (n *Node) removeThroughLeader(ctx context.Context, id raft.ServerID) error 
 		case n.shuttingDown():
 			return ErrShutdown
 		case leader == n.raftID:
-			err = n.removeServer(id)
+			err = local()
 		case leader != "":
 			cctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
-			_, err = n.rpc.Call(cctx, string(addr), methodLeave, []byte(id))
+			_, err = n.rpc.Call(cctx, string(addr), method, req)
 			cancel()
-			err = fromRemote(err)
+			if err = fromRemote(err); err != nil {
+				err = fmt.Errorf("through the leader %s: %w", nameOf(leader), err)
+			}
 		default:
-			err = ErrNoLeader
+			err = fmt.Errorf("%w: %s knows no leader", ErrNoLeader, n.cfg.NodeName)
 		}
-		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || errors.Is(err, ErrOutcomeUnknown)) {
+		retry := errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) || (retryUnknown && errors.Is(err, ErrOutcomeUnknown))
+		if err == nil || !retry {
 			return err
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+		case <-n.shutdownCh:
+			return ErrShutdown
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
@@ -120,38 +138,9 @@ func (n *Node) removeThroughLeader(ctx context.Context, id raft.ServerID) error 
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ProposeTimeout)
 	defer cancel()
-	backoff := 10 * time.Millisecond
-	for {
-		var err error
-		addr, leader := n.raft.LeaderWithID()
-		switch {
-		case n.shuttingDown():
-			return ErrShutdown
-		case leader == n.raftID:
-			err = n.transferLocal(ctx, to)
-		case leader != "":
-			// Not retried on an unknown outcome: the leader may have
-			// handed over already, and a second transfer would move
-			// leadership again.
-			_, err = n.rpc.Call(ctx, string(addr), methodTransfer, []byte(to))
-			if err = fromRemote(err); err != nil {
-				err = fmt.Errorf("transfer leadership through %s: %w", nameOf(leader), err)
-			}
-		default:
-			err = fmt.Errorf("%w: %s knows no leader to transfer from", ErrNoLeader, n.cfg.NodeName)
-		}
-		if err == nil || !(errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-n.shutdownCh:
-			return ErrShutdown
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 200*time.Millisecond)
-	}
+	// Not asked again after an unknown outcome: the leader may have handed
+	// over already, and a second transfer would move leadership again.
+	return n.onLeader(ctx, methodTransfer, []byte(to), false, func() error { return n.transferLocal(ctx, to) })
 }
 
 // transferLocal is TransferLeadership on the leader itself, which also
