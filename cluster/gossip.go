@@ -351,10 +351,15 @@ func (n *Node) members() []Member {
 func (n *Node) Members() []Member { return n.members() }
 
 // refreshAlive recomputes the set of live member names that the scheduler
-// hashes over. Only the maintenance loop calls it.
-func (n *Node) refreshAlive() {
+// hashes over: members gossip shows alive and not leaving, less those in
+// excluded (suspects.go). Only the maintenance loop calls it, and Start
+// before the loop runs.
+func (n *Node) refreshAlive(excluded map[string]struct{}) {
 	set := make(map[string]struct{})
 	for _, m := range n.members() {
+		if _, out := excluded[m.Name]; out {
+			continue
+		}
 		if m.Status == StatusAlive && !m.Leaving {
 			set[m.Name] = struct{}{}
 		}

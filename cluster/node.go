@@ -250,7 +250,7 @@ func (n *Node) open() error {
 	if err := n.registerMetrics(); err != nil {
 		return err
 	}
-	n.refreshAlive()
+	n.refreshAlive(nil)
 	n.goFunc(n.maintain)
 	n.goFunc(n.watchLeader)
 	n.goFunc(n.expireLeases)

@@ -40,6 +40,11 @@ func (n *Node) maintain() {
 		<-pilot.Stop()
 	}()
 
+	// Suspicion has no gossip event; it is polled.
+	suspectTick := time.NewTicker(suspectPoll)
+	defer suspectTick.Stop()
+	sus := &suspects{self: n.cfg.NodeName}
+
 	inCluster := false
 	wasLeader := false
 	regs := &registrations{missing: make(map[string]time.Time)}
@@ -48,15 +53,21 @@ func (n *Node) maintain() {
 		case <-n.shutdownCh:
 			return
 		case <-n.gossip.events:
-		case <-obsCh:
+		case o := <-obsCh:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok {
+				sus.observeLeader(lo.LeaderID, time.Now())
+			}
 		case <-ticker.C:
+		case <-suspectTick.C:
+			n.refreshAlive(sus.excluded(n.ml, time.Now()))
+			continue
 		case <-fast.C:
 			if inCluster {
 				fast.Stop()
 				continue
 			}
 		}
-		n.refreshAlive()
+		n.refreshAlive(sus.excluded(n.ml, time.Now()))
 		if !inCluster && n.tryBootstrap() && n.hasConfiguration() {
 			inCluster = true
 			n.setMeta(func(m *meta) { m.InCluster = true })
