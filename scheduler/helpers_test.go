@@ -143,6 +143,9 @@ type fakeCoord struct {
 	lastGrant func(job string, st fsm.JobState, ok bool) (fsm.JobState, bool)
 	// registerFailures fails that many Register calls before succeeding.
 	registerFailures int
+	// claimDelay, if set, is how long each Claim takes to commit, as a
+	// Raft commit under load would.
+	claimDelay time.Duration
 
 	claims     []claimCall
 	stolen     map[string]uint64 // job/tick → token of the stolen grant
@@ -179,6 +182,17 @@ func (f *fakeCoord) applyLocked(node string, claims []fsm.Claim) *fsm.ClaimResul
 }
 
 func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	f.mu.Lock()
+	delay := f.claimDelay
+	f.mu.Unlock()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	call := claimCall{at: time.Now(), claims: slices.Clone(claims)}

@@ -14,7 +14,10 @@ import (
 // because a panicking body is a bug that a retry repeats, and it may have
 // left its own state half-changed.
 func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) error {
-	policy := newRetryPolicy(js.job, r)
+	// The policy is made at the first failure: it reads the schedule, and
+	// a run that succeeds at once, as most do, should start with no more
+	// work than it needs (many start together on the same instant).
+	var policy *retryPolicy
 	for r.Attempt = 1; ; r.Attempt++ {
 		err, panicked := s.attempt(ctx, js, r)
 		if err == nil || panicked {
@@ -23,6 +26,10 @@ func (s *Scheduler) execute(ctx context.Context, js *jobState, r Run) error {
 		if ctx.Err() != nil {
 			s.failed(js, r, err, "the run's context ended")
 			return err
+		}
+		if policy == nil {
+			p := newRetryPolicy(js.job, r)
+			policy = &p
 		}
 		wait, ok, why := policy.next(time.Now())
 		if !ok {
@@ -60,7 +67,9 @@ func (s *Scheduler) attempt(ctx context.Context, js *jobState, r Run) (err error
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token, "attempt", r.Attempt)
+	if s.logger.IsDebug() { // the arguments cost allocations even when not logged
+		s.logger.Debug("run", "job", r.Job, "tick", r.Tick, "token", r.Token, "attempt", r.Attempt)
+	}
 	return js.job.Func(ctx, r), false
 }
 

@@ -78,7 +78,7 @@ func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
 				c.Exclusive = true
 				c.LeaseTTL = int64(js.job.RunLease)
 			}
-			batch = append(batch, pendingClaim{js: js, claim: c})
+			batch = append(batch, pendingClaim{js: js, claim: c, runNow: true})
 		}
 		s.mu.Unlock()
 		if len(batch) > 0 {

@@ -157,6 +157,14 @@ type Scheduler struct {
 
 	// metrics is nil without Options.Registerer (metrics.go).
 	metrics *schedCollector
+
+	// claimTime estimates, in nanoseconds, how long this node's claims
+	// take to be answered; ticks are claimed a few times that ahead of
+	// their start (lead.go).
+	claimTime atomic.Int64
+	// placedFor is the claim time estimate the queued ticks were placed
+	// for, or a lower one it has decayed to since. Guarded by mu.
+	placedFor int64
 }
 
 type jobState struct {
@@ -545,8 +553,16 @@ func (s *Scheduler) register(ctx context.Context, names []string) {
 	}
 	backoff := 50 * time.Millisecond
 	for {
+		asked := s.clock.Now()
 		err := s.coord.Register(ctx, names, nil)
 		if err == nil {
+			// A registration carries every job's name, as a tick's claims
+			// do, and takes the same path: until a claim has been timed,
+			// it is the best guess of how long one takes (lead.go), so
+			// even the first tick after Run is claimed ahead.
+			if s.claimTime.Load() == 0 {
+				s.noteClaimTime(s.clock.Now().Sub(asked))
+			}
 			return
 		}
 		if ctx.Err() != nil {
@@ -635,7 +651,7 @@ func (s *Scheduler) queueTickLocked(js *jobState, instant time.Time) {
 	if instant.IsZero() {
 		return
 	}
-	s.queue.push(event{at: instant.Add(jitter(js.job.Name, instant, js.job.Jitter)), js: js, inst: instant})
+	s.queue.push(event{at: startOf(js, instant).Add(-s.leadFor(js.job)), js: js, inst: instant})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -657,8 +673,8 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	inst := ev.inst
 	// start is when the tick's run is due: its instant plus the job's
 	// jitter. Its start deadline counts from there.
-	start := inst.Add(jitter(j.Name, inst, j.Jitter))
-	if !ev.fallback {
+	start := startOf(js, inst)
+	if !ev.fallback && !ev.atStart {
 		// Queue the next tick first, so a slow claim never delays it.
 		s.queueTickLocked(js, s.nextTickLocked(j, inst, now))
 	}
@@ -697,6 +713,12 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		if delay < j.StartDeadline {
 			s.queue.push(event{at: start.Add(delay), js: js, inst: inst, fallback: true})
 		}
+		return pendingClaim{}, false
+	}
+	if j.Overlap == SkipIfRunning && js.active.Load() > 0 && now.Before(start) {
+		// Claimed ahead (lead.go): whether the previous run still blocks
+		// the tick is decided at its start, as without a lead.
+		s.queue.push(event{at: start, js: js, inst: inst, atStart: true})
 		return pendingClaim{}, false
 	}
 	if s.skipIfRunningLocked(js, inst, tick) {
@@ -763,6 +785,18 @@ type pendingClaim struct {
 	// catchUp marks a misfire catch-up claim, whose loss is not counted
 	// again nor caught up again.
 	catchUp bool
+	// runNow marks a RunNow request's claim, whose run starts as soon as
+	// it is granted, whatever the job's jitter.
+	runNow bool
+}
+
+// start returns when the claimed tick's run is due.
+func (p pendingClaim) start() time.Time {
+	at := time.Unix(0, p.claim.At)
+	if p.runNow {
+		return at
+	}
+	return startOf(p.js, at)
 }
 
 // claim sends one batch and starts the runs it was granted.
@@ -781,6 +815,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	// stamped the grant, so this node's deadline for it is never later
 	// than the leader's.
 	sent := time.Now()
+	asked := s.clock.Now()
 	res, err := s.coord.Claim(cctx, claims)
 	if err != nil {
 		lost := s.recoverGrants(ctx, batch, sent)
@@ -800,7 +835,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		}
 		return
 	}
+	s.noteClaimTime(s.clock.Now().Sub(asked))
 	var expired []pendingClaim
+	granted := make([]grantedRun, 0, len(res.Outcomes))
 	for i, o := range res.Outcomes {
 		p := batch[i]
 		if !o.Granted() {
@@ -809,21 +846,24 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
 			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
-				s.staleLease(p)
+				if !s.retryAtStart(p) {
+					s.staleLease(p)
+				}
 			}
 			continue
 		}
-		s.startGrant(ctx, p.js, Run{
+		granted = append(granted, grantedRun{js: p.js, start: p.start(), r: Run{
 			Job:   p.claim.Job,
 			Tick:  p.claim.Tick,
 			At:    time.Unix(0, p.claim.At),
 			Node:  s.node,
 			Token: o.Token,
-		}, sent)
+		}})
 	}
 	if len(expired) > 0 {
 		s.expiredClaims(expired)
 	}
+	s.launchAt(ctx, granted, sent)
 }
 
 // refusalWarnEvery is how often, at most, a job's refusals that cannot
@@ -892,6 +932,7 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 	deadline := time.Now().Add(recoverWindow)
 	for {
 		next := pending[:0]
+		var found []grantedRun
 		for _, p := range pending {
 			// By instant, as the state machine grants: the latest grant is
 			// this claim's only if it is for the same instant and node.
@@ -902,9 +943,12 @@ func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sen
 			case st.LastAt > p.claim.At:
 				hidden = append(hidden, p)
 			case st.Holder == s.node:
-				s.startGrant(ctx, p.js, Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token}, sent)
+				found = append(found, grantedRun{js: p.js, start: p.start(), r: Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token}})
 			}
 		}
+		// A claim sent ahead of its tick may be found granted before the
+		// tick's start; launchAt waits for it.
+		s.launchAt(ctx, found, sent)
 		pending = next
 		if len(pending) == 0 || time.Now().After(deadline) {
 			break
@@ -934,34 +978,73 @@ func (s *Scheduler) start(ctx context.Context, js *jobState, r Run) {
 // that granted the run was sent; a leased run's context is cancelled when
 // its lease, counted from then, could not be renewed in time.
 func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent time.Time) {
+	if p, ok := s.prepareRun(ctx, js, r, sent); ok {
+		s.launchRun(p)
+	}
+}
+
+// preparedRun is a granted run whose registry entry and run lease are
+// taken, waiting for its start (lead.go).
+type preparedRun struct {
+	js     *jobState
+	r      Run
+	ctx    context.Context
+	cancel context.CancelFunc
+	end    func()
+	// ref is the run's lease, nil if it has none.
+	ref *fsm.RunRef
+}
+
+// prepareRun does what startGrant does before the run's goroutine starts:
+// it takes the run's place in the node's registry and, for a leased run,
+// starts keeping its lease. It reports false if the registry refuses the
+// run.
+func (s *Scheduler) prepareRun(ctx context.Context, js *jobState, r Run, sent time.Time) (*preparedRun, bool) {
 	runCtx, cancel := context.WithCancel(ctx)
 	end, ok := s.reg.Begin(runreg.Run{Key: runreg.Key{Job: r.Job, At: r.At.UnixNano()}, Tick: r.Tick, Token: r.Token}, cancel)
 	if !ok {
 		cancel()
 		s.logger.Trace("run not started: this node already started the job at this instant or later, or is shutting down", "job", r.Job, "tick", r.Tick, "token", r.Token)
-		return
+		return nil, false
 	}
+	p := &preparedRun{js: js, r: r, ctx: runCtx, cancel: cancel, end: end}
+	if s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning {
+		p.ref = &fsm.RunRef{Job: r.Job, Tick: r.Tick}
+		s.keeper.begin(*p.ref, js.job.RunLease, sent, cancel)
+	}
+	return p, true
+}
+
+// launchRun starts a prepared run's goroutine.
+func (s *Scheduler) launchRun(p *preparedRun) {
+	js, r := p.js, p.r
 	js.active.Add(1)
 	js.runs.Add(1)
 	js.lastMu.Lock()
 	js.lastRun = s.clock.Now()
 	js.lastMu.Unlock()
 	s.runs.Add(1)
-	leased := s.keeper != nil && r.Token != 0 && js.job.Overlap == SkipIfRunning
 	go func() {
 		defer s.runs.Done()
 		defer js.active.Add(-1)
-		defer cancel()
-		defer end()
-		var ref *fsm.RunRef
-		if leased {
-			ref = &fsm.RunRef{Job: r.Job, Tick: r.Tick}
-			s.keeper.begin(*ref, js.job.RunLease, sent, cancel)
-		}
+		defer p.cancel()
+		defer p.end()
 		start, err := time.Now(), error(nil)
-		defer func() { s.finished(ref, r, start, err) }()
-		err = s.execute(runCtx, js, r)
+		defer func() { s.finished(p.ref, r, start, err) }()
+		err = s.execute(p.ctx, js, r)
 	}()
+}
+
+// dropRun gives up a prepared run that never started: it frees its place
+// in the registry and ends its lease, so the job's next tick is not
+// refused as busy.
+func (s *Scheduler) dropRun(p *preparedRun) {
+	p.cancel()
+	p.end()
+	if p.ref != nil {
+		s.keeper.end(*p.ref)
+	}
+	s.logger.Debug("granted run not started: the scheduler stopped before its instant", "job", p.r.Job, "tick", p.r.Tick, "token", p.r.Token)
 }
 
 // setLastError records err as the job's LastError.
@@ -987,4 +1070,8 @@ type event struct {
 	// node's stale run lease kept from being granted ran anywhere
 	// (misfire.go).
 	stale bool
+	// atStart is a tick whose claim, due ahead of its start (lead.go),
+	// was put off to the start because the job's previous run was still
+	// going; its next tick is already queued.
+	atStart bool
 }

@@ -1,0 +1,226 @@
+package scheduler
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// Claiming ahead. A tick's claim goes through the leader, a Raft commit
+// (an fsync on each of a quorum) and the state machine of every node
+// before its run may start. With tens of thousands of jobs on one
+// instant, that is a few big entries committed one after the other on a
+// busy machine, and a run started when its claim came back started tens
+// of milliseconds late. So, with a cluster, a node sends each tick's claim
+// a lead ahead of the tick's start, about three times as long as its recent
+// claims took to be answered, and starts the granted runs at their start,
+// not before. A node whose claims come back in well under a millisecond
+// claims at the start, as it always did.
+//
+// A grant is the same whenever it is asked: the state machine accepts a
+// claim up to the claim's start-deadline window early, keeps the lease of
+// a SkipIfRunning run from the grant on, and gives each (job, instant) to
+// one node only. The lead is bounded so that neither changes what a job
+// sees: it is at most a quarter of the job's StartDeadline (so a clock
+// ahead of the leader's by up to three quarters of it is still not
+// refused as early) and of its RunLease (so a lease held from the grant
+// still lasts most of its length after the start), and at most maxLead.
+// A SkipIfRunning job whose previous run is still going when its claim
+// would be sent decides at the tick's start instead, as it did without a
+// lead, rather than skipping a tick its run might have finished in time
+// for. A pause that commits between a grant and its start does not stop
+// that run, as one committing just after a grant never did; the lead only
+// widens that window to at most the lead.
+
+// maxLead bounds how far ahead of a tick's start its claim is sent.
+const maxLead = time.Second
+
+// leadFactor is the lead in claim times. A node's claim takes longer
+// when it meets the other nodes' claims of the same instant at the leader
+// than when it does not, and which happens changes from tick to tick.
+const leadFactor = 3
+
+// minLead is the smallest lead worth having: below it, ticks are claimed
+// at their start.
+const minLead = time.Millisecond
+
+// noteClaimTime records how long a claim took to be answered. The
+// estimate is a decaying maximum, so one slow claim raises it at once and
+// it falls back by a thirty-second per claim afterwards (with one claim
+// per tick, by half in about twenty ticks). When it has grown by a
+// quarter since the queued ticks were last placed, they are placed again
+// (advanceTicks): each tick is queued when the one before it is claimed,
+// so otherwise a lead learnt from a slow claim would reach only the tick
+// after next, and the first ticks of a big schedule would all start late.
+func (s *Scheduler) noteClaimTime(d time.Duration) {
+	var est int64
+	for {
+		old := s.claimTime.Load()
+		est = max(int64(d), old-old/32)
+		if s.claimTime.CompareAndSwap(old, est) {
+			break
+		}
+	}
+	s.mu.Lock()
+	placed := s.placedFor
+	s.placedFor = min(placed, est)
+	grown := est > placed+placed/4+int64(minLead)
+	if grown {
+		s.placedFor = est
+		s.advanceTicksLocked()
+	}
+	s.mu.Unlock()
+	if grown {
+		s.poke()
+	}
+}
+
+// advanceTicksLocked moves every queued tick that is due later than its
+// current lead allows to its start minus that lead. s.mu is held.
+func (s *Scheduler) advanceTicksLocked() {
+	if s.queue.len() == 0 {
+		return
+	}
+	evs := s.queue.all()
+	moved := false
+	for i := range evs {
+		ev := &evs[i]
+		if ev.fallback || ev.check || ev.catchUp || ev.stale || ev.atStart {
+			continue
+		}
+		if at := startOf(ev.js, ev.inst).Add(-s.leadFor(ev.js.job)); at.Before(ev.at) {
+			ev.at, moved = at, true
+		}
+	}
+	if !moved {
+		return
+	}
+	s.queue.reset()
+	for _, ev := range evs {
+		s.queue.push(ev)
+	}
+}
+
+// leadFor returns how long before a tick's start of job j its claim is
+// sent: zero without a cluster.
+func (s *Scheduler) leadFor(j Job) time.Duration {
+	if s.coord == nil {
+		return 0
+	}
+	lead := min(leadFactor*time.Duration(s.claimTime.Load()), maxLead, j.StartDeadline/4)
+	if j.Overlap == SkipIfRunning && j.RunLease > 0 {
+		lead = min(lead, j.RunLease/4)
+	}
+	if lead < minLead {
+		return 0
+	}
+	return lead
+}
+
+// grantedRun is a granted tick and when its run is due: its instant plus
+// the job's jitter.
+type grantedRun struct {
+	js    *jobState
+	r     Run
+	start time.Time
+}
+
+// startOf returns when the run of the tick at instant at is due.
+func startOf(js *jobState, at time.Time) time.Time {
+	return at.Add(jitter(js.job.Name, at, js.job.Jitter))
+}
+
+// launchAt starts the granted runs, each at its start or at once if that
+// has passed. Their registry entries and leases are taken first, so that
+// what is left at each start is only starting goroutines. It returns when
+// every run started, or when ctx ends; runs not started by then are
+// dropped (dropRun).
+func (s *Scheduler) launchAt(ctx context.Context, runs []grantedRun, sent time.Time) {
+	if len(runs) == 0 {
+		return
+	}
+	if len(runs) > 1 {
+		slices.SortStableFunc(runs, func(a, b grantedRun) int { return a.start.Compare(b.start) })
+	}
+	prepared := make([]*preparedRun, 0, len(runs))
+	starts := make([]time.Time, 0, len(runs))
+	for _, g := range runs {
+		if p, ok := s.prepareRun(ctx, g.js, g.r, sent); ok {
+			prepared = append(prepared, p)
+			starts = append(starts, g.start)
+		}
+	}
+	_, machine := s.clock.(realClock)
+	for i := 0; i < len(prepared); {
+		now := s.clock.Now()
+		for ; i < len(prepared) && !starts[i].After(now); i++ {
+			s.launchOrDrop(prepared[i])
+		}
+		if i == len(prepared) {
+			return
+		}
+		if machine {
+			j := i + 1
+			for j < len(prepared) && starts[j].Equal(starts[i]) {
+				j++
+			}
+			runLauncher.wait(ctx, s, starts[i], prepared[i:j])
+			if ctx.Err() != nil {
+				for _, p := range prepared[j:] {
+					s.dropRun(p)
+				}
+				return
+			}
+			i = j
+			continue
+		}
+		if !s.sleepUntil(ctx, starts[i]) {
+			for _, p := range prepared[i:] {
+				s.dropRun(p)
+			}
+			return
+		}
+	}
+}
+
+// launchOrDrop starts a prepared run, or drops it if the node started
+// shutting down since it was prepared.
+func (s *Scheduler) launchOrDrop(p *preparedRun) {
+	if p.ctx.Err() != nil {
+		s.dropRun(p)
+		return
+	}
+	s.launchRun(p)
+}
+
+// sleepUntil waits on the Scheduler's clock until at, and reports false if
+// ctx ended first.
+func (s *Scheduler) sleepUntil(ctx context.Context, at time.Time) bool {
+	wake := make(chan struct{})
+	stop := s.clock.AfterFunc(at.Sub(s.clock.Now()), func() { close(wake) })
+	defer stop()
+	select {
+	case <-wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// retryAtStart queues the claim of a tick sent ahead of its start again at
+// the start, and reports whether it did: a claim refused as busy because
+// of this node's own lease, for a run that has ended but whose release
+// had not committed yet, gets that long for the release to commit, which
+// it would have had without a lead. At or after the start it does
+// nothing, and the refusal is judged as it always was (staleLease).
+func (s *Scheduler) retryAtStart(p pendingClaim) bool {
+	start := p.start()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.runNow || !s.clock.Now().Before(start) || p.js.removed.Load() || !s.running {
+		return false
+	}
+	s.queue.push(event{at: start, js: p.js, inst: time.Unix(0, p.claim.At), atStart: true})
+	s.poke()
+	return true
+}
