@@ -208,11 +208,14 @@ func (s *Scheduler) sleepUntil(ctx context.Context, at time.Time) bool {
 }
 
 // retryAtStart queues the claim of a tick sent ahead of its start again at
-// the start, and reports whether it did: a claim refused as busy because
-// of this node's own lease, for a run that has ended but whose release
-// had not committed yet, gets that long for the release to commit, which
-// it would have had without a lead. At or after the start it does
-// nothing, and the refusal is judged as it always was (staleLease).
+// the start, and reports whether it did. A claim refused as busy before
+// the tick's start was refused for a run that may still end in time, as
+// it would have without a lead: another node's run that ends in the last
+// moments before the start, or this node's own run that has ended but
+// whose release had not committed yet. Under SkipIfRunning the question
+// is whether the previous run still goes at the start, so it is asked
+// again then. At or after the start it does nothing, and the refusal is
+// judged as it always was (staleLease for this node's own lease).
 func (s *Scheduler) retryAtStart(p pendingClaim) bool {
 	start := p.start()
 	s.mu.Lock()

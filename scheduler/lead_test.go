@@ -2,9 +2,12 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/interlockraft/interlock/fsm"
 )
 
 // TestSlowClaimsAreSentAheadAndRunsStartAtTheirInstant checks claiming
@@ -52,4 +55,75 @@ func TestSlowClaimsAreSentAheadAndRunsStartAtTheirInstant(t *testing.T) {
 	for _, r := range early {
 		t.Errorf("tick %d at %s started before its instant", r.Tick, r.At.Format(time.RFC3339Nano))
 	}
+}
+
+// busyAheadCoord refuses as busy, held by a peer, every claim answered
+// before its tick's instant, as a cluster does while the previous run of
+// the job on another node has not ended yet, and grants the others.
+type busyAheadCoord struct {
+	*fakeCoord
+	mu      sync.Mutex
+	refused []int64 // instants of the claims refused
+}
+
+func (c *busyAheadCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	if len(claims) > 0 && time.Now().Add(c.claimDelay).UnixNano() < claims[0].At {
+		t := time.NewTimer(c.claimDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		res := &fsm.ClaimResult{Outcomes: make([]fsm.Outcome, len(claims))}
+		c.mu.Lock()
+		for i, cl := range claims {
+			res.Outcomes[i] = fsm.Outcome{Reason: fsm.ReasonBusy, Holder: "peer"}
+			c.refused = append(c.refused, cl.At)
+		}
+		c.mu.Unlock()
+		return res, nil
+	}
+	return c.fakeCoord.Claim(ctx, claims)
+}
+
+func (c *busyAheadCoord) refusedAts() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.refused)
+}
+
+// TestClaimRefusedAsBusyAheadIsAskedAgainAtTheStart checks that a tick
+// whose claim, sent ahead (lead.go), was refused because another node's
+// previous run still held the job is claimed again at its start, and runs:
+// under SkipIfRunning what counts is whether that run still goes at the
+// start, which the refusal ahead of it cannot tell.
+func TestClaimRefusedAsBusyAheadIsAskedAgainAtTheStart(t *testing.T) {
+	coord := &busyAheadCoord{fakeCoord: newFakeCoord("n1", "n1")}
+	coord.claimDelay = 20 * time.Millisecond
+	s := newScheduler(coord, nil)
+	var mu sync.Mutex
+	ran := make(map[int64]bool)
+	err := s.Add(Job{Name: "after-peer", Interval: 200 * time.Millisecond, Func: func(_ context.Context, r Run) error {
+		mu.Lock()
+		ran[r.At.UnixNano()] = true
+		mu.Unlock()
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, s)
+	eventually(t, 10*time.Second, func() bool { return len(coord.refusedAts()) >= 4 }, "no claim was sent ahead and refused as busy")
+	refused := coord.refusedAts()[:4]
+	eventually(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, at := range refused {
+			if !ran[at] {
+				return false
+			}
+		}
+		return true
+	}, "ticks refused as busy ahead of their start never ran: %v", refused)
 }
