@@ -453,7 +453,15 @@ func (r *report) writeS3(w writer) {
 	}
 	hb := cluster.DefaultHeartbeatTimeout
 	w("- Every system's replicas are separate processes, failed from outside by PID: SIGKILL as a crash, SIGSTOP and SIGCONT as a pause (a long GC, a frozen VM). A paused process that wakes still believes what it believed before, which is where duplicate runs come from.\n")
-	w("- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s) plus gossip marking the dead node failed; until then ticks ranked to the dead node wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
+	w("- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s). A replaced leader leaves the tick ranking at the election, a failed follower when gossip suspects it (one to two seconds); until then ticks ranked to it wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
+	for _, x := range r.s3 {
+		if x.kind != "sched" || x.sys != sysInterlock || len(x.gap) == 0 {
+			continue
+		}
+		ok := x.gap.median() < aimFailoverP50 && x.gap.max() < aimFailoverP99
+		w("- Failover aim (p50 < %s ms, p99 < %s ms) for Interlock, %s: median %s ms, largest %s ms of %d repetition(s): %s. So few repetitions bound p99 only loosely; the chaos soak in docs/failure-modes.md measures many more failovers.\n",
+			num(aimFailoverP50), num(aimFailoverP99), x.event, num(x.gap.median()), num(x.gap.max()), len(x.gap), meetsAim(ok))
+	}
 	w("- The etcd recipe's runs do not touch etcd per tick, so an etcd leader change only interrupts them if the failed process also held the election; then the next holder waits for the dead holder's session lease (TTL 3 s here; the `concurrency` default is 60 s) to expire.\n")
 	w("- gointerlock has no leader; its replica kill and pause hit the replica that ran the last tick. Its lock lives only in Redis, so the failure like Interlock losing a quorum is losing the one redis-server (full run only).\n")
 	w("- For the Redis lock, \"duplicates = 1\" means a second client got the lock while the first still held an unexpired 10 s lease: without persistence Redis forgets every lock on restart.\n")
@@ -533,15 +541,44 @@ func (r *report) writeS4(w writer) {
 		w("| %s | %s | %s | %s | %s | %s | %s |\n", x.sys, x.jobs, cell(x.cpu), cell(x.cpuMax), cell(x.rss), cell(x.rssAbove), red)
 	}
 	w("\nCPU resolution is one clock tick (10 ms) over the window, about %.1f%% of a core.\n\n", 1.0/r.st.s4Window.Seconds()*100/clkTck*100/100)
+	if il := findIdleS4(r.s4); il != nil {
+		cpuOK, rssOK := il.cpu.median() <= aimIdleCPU, il.rssAbove.median() <= aimIdleRSS
+		w("Aim for an idle node with 100 jobs: ≤ %s%% of a core and ≤ %s MiB above the floor per node. CPU: %s%% (busiest node %s%%), %s. RSS above the floor: %s MiB, %s.",
+			num(aimIdleCPU), num(aimIdleRSS), num(il.cpu.median()), num(il.cpuMax.median()), meetsAim(cpuOK), num(il.rssAbove.median()), meetsAim(rssOK))
+		if !cpuOK {
+			w(" What an idle node spends is mostly Raft's heartbeats: hashicorp/raft's leader sends one to each follower every HeartbeatTimeout/10 to /5 (40–80 ms at Interlock's default of %s), a ratio the library fixes, so the leader is the busiest node; memberlist's probes and gossip come next. Fewer heartbeats need a longer HeartbeatTimeout, and a follower then notices a dead leader later: the failover aim (leader kill to next run, p50 < 1 s, p99 < 1.5 s) needs the default at about 400 ms (see S3 and docs/failure-modes.md). `go run . -only=idleprof` profiles three idle nodes.", cluster.DefaultHeartbeatTimeout)
+		}
+		w("\n\n")
+	}
 }
+
+func meetsAim(ok bool) string {
+	if ok {
+		return "meets the aim"
+	}
+	return "**misses the aim**"
+}
+
+// The failover aim (S3): leader kill to next run.
+const (
+	aimFailoverP50 = 1000.0 // ms
+	aimFailoverP99 = 1500.0 // ms
+)
+
+// The idle footprint aims (S4): per node, with 100 jobs at a 1 h interval.
+const (
+	aimIdleCPU = 1.0 // % of one core
+	aimIdleRSS = 8.0 // MiB above the binary's floor
+)
 
 func (r *report) writeS5(w writer) {
 	if len(r.s5) == 0 {
 		return
 	}
 	w("## S5: scale\n\n")
-	w("Interlock: three nodes in one process (bolt on disk), each adding the same N jobs at a 1 s interval, measured for %s after registration (%d repetition(s), median (min–max)). Lateness is the run's start minus its tick's instant. CPU is the whole process (all three nodes) in %% of one core; the machine has %d cores. The target is p99 lateness ≤ 100 ms.\n\n", r.st.s5Dur, r.st.s5Reps, r.machine.nproc)
-	w("The second system is a reference without any coordination: the same jobs, each on its own goroutine with an epoch-aligned timer, in one process: what the elected leader of the etcd recipe does per tick (one run per tick by construction). It is not a lower bound: a single timer heap, as Interlock's scheduler uses, can do better than one timer per goroutine when thousands fire at the same instant.\n\n")
+	w("Interlock: three nodes in one process (bolt on disk), each adding the same N jobs at a 1 s interval, measured for %s after registration (%d repetition(s), median (min–max)). Lateness is the run's start minus its tick's instant. CPU is the whole process (all three nodes) in %% of one core; the machine has %d cores. The aims: p99 lateness ≤ %s ms up to %s jobs and ≤ %s ms at %s, with no missed tick in any repetition.\n\n",
+		r.st.s5Dur, r.st.s5Reps, r.machine.nproc, num(s5AimSmall), commas(int64(s5AimSmallJobs)), num(s5AimLarge), commas(int64(s5AimLargeJobs)))
+	w("Two references without coordination, each once per count. *%s* is the same Scheduler in one process with no cluster: the same timer heap and run start, and no claim, Raft entry or state machine, so its lateness is what starting that many runs at one instant costs this machine before coordination adds anything. *local tickers* are the same jobs, each on its own goroutine with an epoch-aligned timer: what the elected leader of the etcd recipe does per tick (one run per tick by construction).\n\n", sysUnclustered)
 	w("| system | jobs | expected runs | runs/s | missed | duplicates | lateness p50 ms | p99 ms | max ms | CPU %% | claims failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.s5 {
 		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, commas(int64(x.jobs)), commas(int64(x.expected)), cell(x.perSec), cell(x.missed), cell(x.dups), cell(x.p50), cell(x.p99), cell(x.mx), cell(x.cpu), cell(x.failed))
@@ -551,15 +588,54 @@ func (r *report) writeS5(w writer) {
 		if x.sys != sysInterlock {
 			continue
 		}
+		aim := s5AimFor(x.jobs)
+		jobs := commas(int64(x.jobs))
 		if x.runs() == 0 {
-			w("- %s jobs: **misses the target**: no run started at all (%s of %s ticks missed; %s claims failed).\n", commas(int64(x.jobs)), num(x.missed.median()), commas(int64(x.expected)), num(x.failed.median()))
-		} else if x.p99.median() <= 100 && x.missed.median() == 0 {
-			w("- %s jobs: meets the target (p99 %s ms, no missed tick).\n", commas(int64(x.jobs)), num(x.p99.median()))
-		} else {
-			w("- %s jobs: **misses the target**: p99 %s ms, %s missed of %s.\n", commas(int64(x.jobs)), num(x.p99.median()), num(x.missed.median()), commas(int64(x.expected)))
+			w("- %s jobs: **misses the aim**: no run started at all (%s of %s ticks missed; %s claims failed).\n", jobs, num(x.missed.median()), commas(int64(x.expected)), num(x.failed.median()))
+			continue
 		}
+		verdict := "meets the aim"
+		if x.p99.median() > aim || x.missed.max() > 0 {
+			verdict = "**misses the aim**"
+		}
+		w("- %s jobs: %s (p99 ≤ %s ms, no miss): p99 %s ms (worst repetition %s), missed %s (worst repetition %s).", jobs, verdict, num(aim), num(x.p99.median()), num(x.p99.max()), num(x.missed.median()), num(x.missed.max()))
+		if u := findS5(r.s5, sysUnclustered, x.jobs); u != nil && u.runs() > 0 {
+			up99 := u.p99.median()
+			if up99 > aim {
+				w(" With no cluster at all, the same scheduler starting the same runs had p99 %s ms: the aim is below what starting %s runs at one instant costs on these %d cores before any coordination.", num(up99), jobs, r.machine.nproc)
+			} else {
+				w(" With no cluster, the same scheduler had p99 %s ms; coordination adds %s ms at p99: each node's claims of the instant are committed as a few large Raft entries and applied on every node while the same cores start the runs (claims go ahead of the instant by a few claim times, so most of that work is done before it; see the profile below for the CPU).", num(up99), num(x.p99.median()-up99))
+			}
+		}
+		w("\n")
 	}
 	w("\n")
+}
+
+// The scale aims (S5): p99 lateness at most s5AimSmall up to
+// s5AimSmallJobs jobs, at most s5AimLarge beyond, with no missed tick.
+const (
+	s5AimSmall     = 30.0
+	s5AimSmallJobs = 10000
+	s5AimLarge     = 100.0
+	s5AimLargeJobs = 50000
+)
+
+func s5AimFor(jobs int) float64 {
+	if jobs <= s5AimSmallJobs {
+		return s5AimSmall
+	}
+	return s5AimLarge
+}
+
+// findS5 returns the S5 row of sys at jobs, or nil.
+func findS5(rows []scaleRow, sys string, jobs int) *scaleRow {
+	for i := range rows {
+		if rows[i].sys == sys && rows[i].jobs == jobs {
+			return &rows[i]
+		}
+	}
+	return nil
 }
 
 func (r *report) writeLosses(w writer) {
@@ -647,8 +723,8 @@ func (r *report) writeLosses(w writer) {
 		}
 	}
 	for _, x := range r.s5 {
-		if x.sys == sysInterlock && (x.runs() == 0 || x.p99.median() > 100 || x.missed.median() > 0) {
-			late := "p99 lateness " + num(x.p99.median()) + " ms (target 100 ms)"
+		if aim := s5AimFor(x.jobs); x.sys == sysInterlock && (x.runs() == 0 || x.p99.median() > aim || x.missed.max() > 0) {
+			late := "p99 lateness " + num(x.p99.median()) + " ms (aim " + num(aim) + " ms)"
 			if x.runs() == 0 {
 				late = "no run at all"
 			}
@@ -661,6 +737,9 @@ func (r *report) writeLosses(w writer) {
 			}
 			if p := r.s5prof; p != nil && p.jobs == x.jobs && p.err == "" && len(p.cumGroups) > 0 {
 				why += fmt.Sprintf(". The CPU profile of this load (under S5) has the process at %s%% of %s%% in its window", num(p.cpu), num(float64(r.machine.nproc)*100))
+			}
+			if u := findS5(r.s5, sysUnclustered, x.jobs); u != nil && u.runs() > 0 {
+				why += fmt.Sprintf(". The same scheduler with no cluster had p99 %s ms at this count", num(u.p99.median()))
 			}
 			out = append(out, fmt.Sprintf("**Scale at %s jobs**: %s, %s missed runs of %s, at %s%% CPU (of %d00%%) for three nodes: %s.", commas(int64(x.jobs)), late, num(x.missed.median()), commas(int64(x.expected)), num(x.cpu.median()), r.machine.nproc, why))
 		}

@@ -11,6 +11,8 @@ import (
 
 const (
 	sysInterlock = "Interlock"
+	// sysUnclustered is Interlock's scheduler with no cluster, in S5.
+	sysUnclustered = "Interlock scheduler, no cluster"
 	// sysInterlockWAL is Interlock with LogStore wal, in S2.
 	sysInterlockWAL = "Interlock, LogStore wal"
 	// sysInterlockLock is Interlock's lock in S3, nodes in child processes.

@@ -197,6 +197,44 @@ func raftCounts(nodes []*cluster.Node) (applied, entries, commands uint64) {
 	return applied, entries, commands
 }
 
+// s5Unclustered runs the same jobs on one Interlock Scheduler with no
+// cluster: the same timer heap and run start as the clustered nodes, and
+// no claim, Raft entry or state machine. Its lateness is what starting
+// that many runs at one instant costs this machine through Interlock's
+// own scheduler, the part of the clustered figure that coordination does
+// not add.
+func s5Unclustered(jobs int, dur time.Duration) (scaleStats, error) {
+	var rec atomic.Pointer[scaleRec]
+	s := scheduler.New(scheduler.Options{})
+	for j := 0; j < jobs; j++ {
+		j := j
+		err := s.Add(scheduler.Job{Name: fmt.Sprintf("s5-local-%d", j), Schedule: scheduler.Every(time.Second), Func: func(_ context.Context, r scheduler.Run) error {
+			now := time.Now()
+			if sr := rec.Load(); sr != nil {
+				sr.add(j, r.At.Unix(), r.At, now)
+			}
+			return nil
+		}})
+		if err != nil {
+			return scaleStats{}, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	k0, nt, ws, we := scaleWindow(1300*time.Millisecond, dur)
+	rec.Store(newScaleRec(jobs, k0, nt))
+	time.Sleep(time.Until(ws))
+	c0, _ := sampleProc(os.Getpid())
+	time.Sleep(time.Until(we))
+	c1, _ := sampleProc(os.Getpid())
+	time.Sleep(500 * time.Millisecond)
+	st := rec.Load().stats(dur)
+	st.cpu = cpuPct(c0, c1)
+	return st, nil
+}
+
 // s5Local runs the same jobs on epoch-aligned local tickers with no
 // coordination at all: what the elected leader of the etcd recipe does per
 // tick, so it bounds what any coordinated scheduler can do on this machine.
@@ -345,6 +383,12 @@ func runS5(r *report) error {
 		if r.st.s5LocalAll || i == len(r.st.s5Counts)-1 {
 			row("local tickers, no coordination", n).add(s5Local(n, r.st.s5Dur))
 		}
+		st, err := s5Unclustered(n, r.st.s5Dur)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%d jobs, no cluster: %v", n, err))
+			continue
+		}
+		row(sysUnclustered, n).add(st)
 	}
 	for _, k := range order {
 		r.s5 = append(r.s5, *rows[k])
