@@ -51,7 +51,7 @@ type settings struct {
 	s5Dur                time.Duration
 	s5Reps               int
 	s5Counts             []int
-	s5LocalAll           bool // run the no-coordination floor at every count, not just the largest
+	s5LocalAll           bool // run the no-coordination references at every count, not just the smallest
 	redisFsyncAlways     bool
 }
 

@@ -11,6 +11,9 @@ import (
 
 const (
 	sysInterlock = "Interlock"
+	// sysLocalTickers is S5's reference of one timer per job, no
+	// coordination.
+	sysLocalTickers = "local tickers, no coordination"
 	// sysUnclustered is Interlock's scheduler with no cluster, in S5.
 	sysUnclustered = "Interlock scheduler, no cluster"
 	// sysInterlockWAL is Interlock with LogStore wal, in S2.
