@@ -45,9 +45,16 @@ const leadFactor = 3
 const minLead = time.Millisecond
 
 // noteClaimTime records how long a claim took to be answered. The
-// estimate is a decaying maximum, so one slow claim raises it at once and
-// it falls back by a thirty-second per claim afterwards (with one claim
-// per tick, by half in about twenty ticks). When it has grown by a
+// estimate is a decaying maximum that at most doubles (plus minLead) per
+// claim and falls back by a thirty-second per claim (with one claim per
+// tick, by half in about twenty ticks). The cap on growth is for
+// elections: a claim that waited out a leader change took a second, and
+// taking that as the estimate sent every tick's claim the largest lead
+// for the next twenty ticks, so a node killed in that window took its
+// grant, and the job's run lease, with it more often (the chaos soak
+// missed 11 of 602 ticks of its 1 s job instead of 3). Claims that are
+// slow tick after tick, as with tens of thousands of jobs on one instant,
+// reach their lead within a few ticks. When it has grown by a
 // quarter since the queued ticks were last placed, they are placed again
 // (advanceTicks): each tick is queued when the one before it is claimed,
 // so otherwise a lead learnt from a slow claim would reach only the tick
@@ -56,7 +63,10 @@ func (s *Scheduler) noteClaimTime(d time.Duration) {
 	var est int64
 	for {
 		old := s.claimTime.Load()
-		est = max(int64(d), old-old/32)
+		est = int64(d) // the first estimate: the registration's time
+		if old != 0 {
+			est = max(min(est, 2*old+int64(minLead)), old-old/32)
+		}
 		if s.claimTime.CompareAndSwap(old, est) {
 			break
 		}
@@ -208,19 +218,22 @@ func (s *Scheduler) sleepUntil(ctx context.Context, at time.Time) bool {
 }
 
 // retryAtStart queues the claim of a tick sent ahead of its start again at
-// the start, and reports whether it did. A claim refused as busy before
-// the tick's start was refused for a run that may still end in time, as
-// it would have without a lead: another node's run that ends in the last
-// moments before the start, or this node's own run that has ended but
-// whose release had not committed yet. Under SkipIfRunning the question
-// is whether the previous run still goes at the start, so it is asked
-// again then. At or after the start it does nothing, and the refusal is
-// judged as it always was (staleLease for this node's own lease).
-func (s *Scheduler) retryAtStart(p pendingClaim) bool {
+// the start, and reports whether it did. A claim sent before the tick's
+// start and refused as busy may have been refused for a run that still
+// ends in time, as it would not have been without a lead: another node's
+// run that ends in the last moments before the start, or this node's own
+// run that has ended but whose release had not committed yet. Under
+// SkipIfRunning the question is whether the previous run still goes at
+// the start, so it is asked again then, or at once if the refusal came
+// back after the start (it was still decided on the leader before the
+// answer left). A claim sent at or after the start is not retried, and
+// its refusal is judged as it always was (staleLease for this node's own
+// lease). sent is when the claim was sent, on the Scheduler's clock.
+func (s *Scheduler) retryAtStart(p pendingClaim, sent time.Time) bool {
 	start := p.start()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.runNow || !s.clock.Now().Before(start) || p.js.removed.Load() || !s.running {
+	if p.runNow || !sent.Before(start) || p.js.removed.Load() || !s.running {
 		return false
 	}
 	s.queue.push(event{at: start, js: p.js, inst: time.Unix(0, p.claim.At), atStart: true})

@@ -127,3 +127,32 @@ func TestClaimRefusedAsBusyAheadIsAskedAgainAtTheStart(t *testing.T) {
 		return true
 	}, "ticks refused as busy ahead of their start never ran: %v", refused)
 }
+
+// TestClaimTimeEstimate checks the lead's estimate of how long a claim
+// takes: the first sample is taken as it is, one slow claim (a leader
+// change) at most doubles it, slow claims tick after tick reach their
+// time within a few ticks, and it decays slowly.
+func TestClaimTimeEstimate(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		name    string
+		samples []time.Duration
+		want    time.Duration
+	}{
+		{"first sample as it is", []time.Duration{80 * ms}, 80 * ms},
+		{"one election at most doubles", []time.Duration{4 * ms, time.Second}, 9 * ms},
+		{"slow tick after tick catches up", []time.Duration{4 * ms, 60 * ms, 60 * ms, 60 * ms, 60 * ms}, 60 * ms},
+		{"decays by a thirty-second", []time.Duration{32 * ms, ms}, 31 * ms},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScheduler(newFakeCoord("n1", "n1"), nil)
+			for _, d := range tc.samples {
+				s.noteClaimTime(d)
+			}
+			if got := time.Duration(s.claimTime.Load()); got != tc.want {
+				t.Fatalf("estimate after %v = %v, want %v", tc.samples, got, tc.want)
+			}
+		})
+	}
+}

@@ -845,7 +845,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			switch {
 			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
-			case o.Reason == fsm.ReasonBusy && !p.catchUp && s.retryAtStart(p):
+			case o.Reason == fsm.ReasonBusy && !p.catchUp && s.retryAtStart(p, asked):
 				// Sent ahead and refused by a run that may end before the
 				// tick's start: judged again at the start (lead.go).
 			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
