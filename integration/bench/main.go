@@ -64,7 +64,7 @@ func settingsFor(mode string) settings {
 	}
 	return settings{mode: "quick", physN: 1000, physReps: 3, s1Dur: 5 * time.Second, s1Reps: 1,
 		lockDur: time.Second, lockReps: 1, contenders: 8, s3Reps: 1, s3Watch: 3 * time.Second,
-		s4Settle: 2 * time.Second, s4Window: 3 * time.Second, s4Reps: 1, s5Dur: 3 * time.Second, s5Reps: 3,
+		s4Settle: 2 * time.Second, s4Window: 3 * time.Second, s4Reps: 1, s5Dur: 3 * time.Second, s5Reps: 2,
 		s5Counts: []int{10000, 50000}, redisFsyncAlways: true}
 }
 

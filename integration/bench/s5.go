@@ -420,7 +420,8 @@ func runS5(r *report) error {
 // s5Repetitions is how many times S5 runs: at least five in the full
 // run, whose aim holds for every repetition, so the worst one counts and
 // one bad repetition must not hide behind a median. The quick run takes
-// three, to stay under five minutes: its figures are indicative only.
+// two, to stay under five minutes (with three, and the references without
+// coordination, it took 5m3s): its figures are indicative only.
 func s5Repetitions(st settings) int {
 	if st.mode == "full" {
 		return max(st.s5Reps, 5)
