@@ -99,6 +99,9 @@ func (s *Scheduler) advanceTicksLocked() {
 			continue
 		}
 		if at := startOf(ev.js, ev.inst).Add(-s.leadFor(ev.js.job)); at.Before(ev.at) {
+			if s.leadOf != nil {
+				s.leadOf[ev.inst.UnixNano()] = leadFactor * time.Duration(s.claimTime.Load())
+			}
 			ev.at, moved = at, true
 		}
 	}
@@ -111,13 +114,38 @@ func (s *Scheduler) advanceTicksLocked() {
 	}
 }
 
+// leadAtLocked returns the lead for job j's tick at instant: the lead
+// the first tick queued for that instant got, so that the ticks of every
+// job sharing an instant are claimed in one pass and one Claim call even
+// when the estimate moved between their queueings. s.mu is held.
+func (s *Scheduler) leadAtLocked(j Job, instant time.Time) time.Duration {
+	if s.coord == nil {
+		return 0
+	}
+	key := instant.UnixNano()
+	base, ok := s.leadOf[key]
+	if !ok {
+		if s.leadOf == nil || len(s.leadOf) > 256 {
+			s.leadOf = make(map[int64]time.Duration) // instants already claimed
+		}
+		base = leadFactor * time.Duration(s.claimTime.Load())
+		s.leadOf[key] = base
+	}
+	return s.capLead(j, base)
+}
+
 // leadFor returns how long before a tick's start of job j its claim is
-// sent: zero without a cluster.
+// sent, from the current estimate: zero without a cluster.
 func (s *Scheduler) leadFor(j Job) time.Duration {
 	if s.coord == nil {
 		return 0
 	}
-	lead := min(leadFactor*time.Duration(s.claimTime.Load()), maxLead, j.StartDeadline/4)
+	return s.capLead(j, leadFactor*time.Duration(s.claimTime.Load()))
+}
+
+// capLead bounds a lead for job j (see the comment at the top).
+func (s *Scheduler) capLead(j Job, lead time.Duration) time.Duration {
+	lead = min(lead, maxLead, j.StartDeadline/4)
 	if j.Overlap == SkipIfRunning && j.RunLease > 0 {
 		lead = min(lead, j.RunLease/4)
 	}

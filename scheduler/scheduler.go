@@ -165,6 +165,9 @@ type Scheduler struct {
 	// placedFor is the claim time estimate the queued ticks were placed
 	// for, or a lower one it has decayed to since. Guarded by mu.
 	placedFor int64
+	// leadOf is the lead chosen for each upcoming instant (lead.go).
+	// Guarded by mu.
+	leadOf map[int64]time.Duration
 }
 
 type jobState struct {
@@ -651,7 +654,7 @@ func (s *Scheduler) queueTickLocked(js *jobState, instant time.Time) {
 	if instant.IsZero() {
 		return
 	}
-	s.queue.push(event{at: startOf(js, instant).Add(-s.leadFor(js.job)), js: js, inst: instant})
+	s.queue.push(event{at: startOf(js, instant).Add(-s.leadAtLocked(js.job, instant)), js: js, inst: instant})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
