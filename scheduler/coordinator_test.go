@@ -167,7 +167,6 @@ func TestClaimsBatchedPerInstant(t *testing.T) {
 	// A grant that came back ahead of its instant (lead.go) runs at the
 	// instant; one whose instant had not come when the Scheduler stopped
 	// is given up, and is not counted below.
-	stopping := time.Now()
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -213,8 +212,9 @@ func TestClaimsBatchedPerInstant(t *testing.T) {
 	if claims < 50*len(calls) {
 		t.Errorf("%d claims in %d calls; want every call to carry at least the 50 jobs of an instant", claims, len(calls))
 	}
-	// Every grant up to the latest instant that ran ran too, and no run
-	// went without a grant.
+	// Every grant of an instant before the latest one that ran ran too
+	// (the stop may land while the latest instant's runs are being
+	// started, and gives up the rest), and no run went without a grant.
 	ran := map[string]bool{}
 	var latest int64
 	for _, r := range log.snapshot() {
@@ -228,8 +228,8 @@ func TestClaimsBatchedPerInstant(t *testing.T) {
 				continue
 			}
 			granted++
-			if cl.At <= latest && cl.At < stopping.UnixNano() && !ran[jobTick(cl.Job, cl.Tick)] {
-				t.Errorf("job %s tick %d granted, due before the last instant that ran, never ran", cl.Job, cl.Tick)
+			if cl.At < latest && !ran[jobTick(cl.Job, cl.Tick)] {
+				t.Errorf("job %s tick %d granted, before the last instant that ran, never ran", cl.Job, cl.Tick)
 			}
 		}
 	}

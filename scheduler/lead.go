@@ -125,8 +125,16 @@ func (s *Scheduler) leadAtLocked(j Job, instant time.Time) time.Duration {
 	key := instant.UnixNano()
 	base, ok := s.leadOf[key]
 	if !ok {
-		if s.leadOf == nil || len(s.leadOf) > 256 {
-			s.leadOf = make(map[int64]time.Duration) // instants already claimed
+		if s.leadOf == nil {
+			s.leadOf = make(map[int64]time.Duration)
+		} else if len(s.leadOf) > 256 {
+			// Forget instants already past; upcoming ones keep their lead.
+			now := s.clock.Now().UnixNano()
+			for at := range s.leadOf {
+				if at < now {
+					delete(s.leadOf, at)
+				}
+			}
 		}
 		base = leadFactor * time.Duration(s.claimTime.Load())
 		s.leadOf[key] = base

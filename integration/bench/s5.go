@@ -229,16 +229,24 @@ func s5Unclustered(jobs int, dur time.Duration) (scaleStats, error) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	k0, nt, ws, we := scaleWindow(1300*time.Millisecond, dur)
+	// The first tick of a Scheduler comes a second after Run; the window
+	// starts after it.
+	return measureLocal(&rec, jobs, 1300*time.Millisecond, dur), nil
+}
+
+// measureLocal records runs into rec over a window of dur that starts warm
+// from now, and returns the window's stats with the process's CPU.
+func measureLocal(rec *atomic.Pointer[scaleRec], jobs int, warm, dur time.Duration) scaleStats {
+	k0, nt, ws, we := scaleWindow(warm, dur)
 	rec.Store(newScaleRec(jobs, k0, nt))
 	time.Sleep(time.Until(ws))
 	c0, _ := sampleProc(os.Getpid())
 	time.Sleep(time.Until(we))
 	c1, _ := sampleProc(os.Getpid())
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // late runs of the last tick
 	st := rec.Load().stats(dur)
 	st.cpu = cpuPct(c0, c1)
-	return st, nil
+	return st
 }
 
 // s5Local runs the same jobs on epoch-aligned local tickers with no
@@ -259,17 +267,9 @@ func s5Local(jobs int, dur time.Duration) scaleStats {
 			})
 		}(j)
 	}
-	k0, nt, ws, we := scaleWindow(300*time.Millisecond, dur)
-	rec.Store(newScaleRec(jobs, k0, nt))
-	time.Sleep(time.Until(ws))
-	c0, _ := sampleProc(os.Getpid())
-	time.Sleep(time.Until(we))
-	c1, _ := sampleProc(os.Getpid())
-	time.Sleep(500 * time.Millisecond)
+	st := measureLocal(&rec, jobs, 300*time.Millisecond, dur)
 	cancel()
 	wg.Wait()
-	st := rec.Load().stats(dur)
-	st.cpu = cpuPct(c0, c1)
 	return st
 }
 
