@@ -72,6 +72,8 @@ func (p plumbing) Paused(job string) bool { return p.n.fsm.Paused(job) }
 
 func (p plumbing) RunNowRequests() map[string]fsm.RunNowRequest { return p.n.fsm.RunNowRequests() }
 
+func (p plumbing) RunNowChanged() <-chan struct{} { return p.n.fsm.RunNowChanged() }
+
 func (p plumbing) History(job string) []fsm.HistoryEntry { return p.n.fsm.History(job) }
 
 func (p plumbing) Tags() map[string]string { return p.n.cfg.Tags }

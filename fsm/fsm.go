@@ -59,6 +59,9 @@ type FSM struct {
 	pausedView atomic.Pointer[map[string]struct{}]
 	runNow     map[string]RunNowRequest
 	history    map[string][]HistoryEntry
+	// runNowWake is closed, and replaced, whenever a run-now request is
+	// recorded or a restore replaces the pending set; see RunNowChanged.
+	runNowWake chan struct{}
 
 	// entryLocks records the locks the entry being applied has granted;
 	// see beginEntry. The jobs it granted need no such record: their
@@ -93,6 +96,7 @@ func New(logger hclog.Logger) *FSM {
 		incarnations: make(map[string]*incarnation),
 		paused:       make(map[string]struct{}),
 		runNow:       make(map[string]RunNowRequest),
+		runNowWake:   make(chan struct{}),
 		history:      make(map[string][]HistoryEntry),
 	}
 }

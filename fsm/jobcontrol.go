@@ -152,6 +152,7 @@ func (f *FSM) applyRunNow(index uint64, now int64, job string) *RunNowResult {
 	}
 	r := RunNowRequest{ID: index, At: at}
 	f.runNow[job] = r
+	f.wakeRunNowLocked()
 	return &RunNowResult{Request: r}
 }
 
@@ -206,6 +207,24 @@ func (f *FSM) RunNowRequests() map[string]RunNowRequest {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return maps.Clone(f.runNow)
+}
+
+// RunNowChanged returns a channel that is closed the next time a run-now
+// request is recorded or a restore replaces the pending requests. A caller
+// takes the channel before it reads RunNowRequests, so that a request
+// recorded in between still wakes it; with nothing pending, it can then
+// wait without polling. It is safe for concurrent use.
+func (f *FSM) RunNowChanged() <-chan struct{} {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.runNowWake
+}
+
+// wakeRunNowLocked wakes every waiter on RunNowChanged. f.mu is held for
+// writing.
+func (f *FSM) wakeRunNowLocked() {
+	close(f.runNowWake)
+	f.runNowWake = make(chan struct{})
 }
 
 // jobControl is the snapshot's job control section, decoded.

@@ -216,3 +216,46 @@ func TestRunUpdateEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestRunNowChangedWakesOnNewRequests checks that the channel from
+// RunNowChanged is closed by a newly recorded run-now request and by a
+// restore, and by nothing else: a Scheduler with nothing pending waits on
+// it instead of polling.
+func TestRunNowChangedWakesOnNewRequests(t *testing.T) {
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	f := fsm.New(nil)
+	ch := f.RunNowChanged()
+	applyRunNow(t, f, 1, at(1), "j") // refused: no node registered j
+	register(t, f, 2, fsm.Registration{Node: "a", Add: []string{"j"}})
+	applyClaims(t, f, 3, at(1), "a", claim("j", 1))
+	if closed(ch) {
+		t.Fatal("RunNowChanged closed by a refused request, a registration or a claim")
+	}
+	applyRunNow(t, f, 4, at(2), "j")
+	if !closed(ch) {
+		t.Fatal("RunNowChanged not closed by a recorded request")
+	}
+	ch = f.RunNowChanged()
+	if closed(ch) {
+		t.Fatal("RunNowChanged after a wake-up is already closed")
+	}
+	applyRunNow(t, f, 5, at(2), "j") // joins the pending request
+	if closed(ch) {
+		t.Fatal("RunNowChanged closed by a request that joined the pending one")
+	}
+	g := fsm.New(nil)
+	gch := g.RunNowChanged()
+	if err := restore(t, g, snapshotBytes(t, f)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if !closed(gch) {
+		t.Fatal("RunNowChanged not closed by a restore")
+	}
+}

@@ -253,6 +253,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.finishedOrder = order
 	f.incarnations = incarnations
 	f.runNow, f.history = ctl.runNow, ctl.history
+	f.wakeRunNowLocked()
 	f.setPausedLocked(ctl.paused)
 	// Tell the node about every lock the restore may have changed, including
 	// ones it dropped, so local waiters and leases follow the new state.

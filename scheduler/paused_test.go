@@ -35,6 +35,7 @@ func (p pausingCoord) RunNow(context.Context, string) (*fsm.RunNowResult, error)
 }
 func (p pausingCoord) Paused(job string) bool                       { return p.fsm.Paused(job) }
 func (p pausingCoord) RunNowRequests() map[string]fsm.RunNowRequest { return nil }
+func (p pausingCoord) RunNowChanged() <-chan struct{}               { return nil }
 func (p pausingCoord) History(string) []fsm.HistoryEntry            { return nil }
 
 // countClaims returns how many claims of job the coordinator received.

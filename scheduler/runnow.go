@@ -8,9 +8,11 @@ import (
 	"github.com/interlockraft/interlock/internal/seam"
 )
 
-// runNowPoll is how often a Scheduler looks for run-now requests in its
-// node's state. The pending set is tiny (a request lives at most
-// fsm.RunNowWindow), so a look costs a map copy of a few entries.
+// runNowPoll is how often a Scheduler looks again at the run-now requests
+// in its node's state while any is pending, to claim one once its fallback
+// delay or retry wait has passed. With none pending it waits for the state
+// machine to record one (seam.Controller.RunNowChanged) instead: an idle
+// node that polled every 50 ms spent about 0.6% of a core on it.
 const runNowPoll = 50 * time.Millisecond
 
 // runNowRetry is how long a node waits before claiming the same request
@@ -33,15 +35,13 @@ type runNowSeen struct {
 // their fallback delays if it is still pending, as with a scheduled tick.
 // The state machine grants it at most once.
 func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
-	ticker := time.NewTicker(runNowPoll)
-	defer ticker.Stop()
+	poll := time.NewTimer(runNowPoll)
+	defer poll.Stop()
 	seen := make(map[string]runNowSeen)
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+		// The channel is taken before the requests are read, so one
+		// recorded in between still wakes the wait below.
+		changed := ctl.RunNowChanged()
 		reqs := ctl.RunNowRequests()
 		for job, sn := range seen {
 			if r, ok := reqs[job]; !ok || r.ID != sn.id {
@@ -49,6 +49,11 @@ func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
 			}
 		}
 		if len(reqs) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+			}
 			continue
 		}
 		now := time.Now()
@@ -87,6 +92,13 @@ func (s *Scheduler) watchRunNow(ctx context.Context, ctl seam.Controller) {
 				defer s.runs.Done()
 				s.claim(ctx, batch)
 			}()
+		}
+		poll.Reset(runNowPoll)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-poll.C:
 		}
 	}
 }

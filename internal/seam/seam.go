@@ -73,6 +73,9 @@ type Controller interface {
 	Paused(job string) bool
 	// RunNowRequests returns the pending run-now requests, by job.
 	RunNowRequests() map[string]fsm.RunNowRequest
+	// RunNowChanged returns a channel closed when a run-now request is
+	// next recorded; it is taken before RunNowRequests is read.
+	RunNowChanged() <-chan struct{}
 	// History returns job's finished runs, oldest first.
 	History(job string) []fsm.HistoryEntry
 }

@@ -394,6 +394,12 @@ func (p plumbing) RunNowRequests() map[string]fsm.RunNowRequest {
 	return p.c.state.RunNowRequests()
 }
 
+func (p plumbing) RunNowChanged() <-chan struct{} {
+	p.c.mu.Lock()
+	defer p.c.mu.Unlock()
+	return p.c.state.RunNowChanged()
+}
+
 func (p plumbing) History(job string) []fsm.HistoryEntry {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()
