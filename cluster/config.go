@@ -29,26 +29,23 @@ const (
 	// with kill -9, the median is about 1 s and the worst case under 2 s
 	// (hashicorp/raft's own 1 s defaults take about 2 s).
 	//
-	// They also set most of an idle node's CPU. With 100 idle jobs on
-	// three nodes the bench measured about 1% of a core per node: the
-	// leader about 1.8%, each follower about 0.8%. A 30 s CPU profile
-	// (integration/bench -only=idleprof) puts about half of the leader's
-	// time in hashicorp/raft's heartbeats, sent to each server every
-	// HeartbeatTimeout/10 to /5 (40–80 ms here), and in its replication
-	// loop, which sends an AppendEntries to each follower every
-	// CommitTimeout (50 ms, raft's default) even with nothing to send;
-	// about 60% of a follower's time is decoding those two. The rest is
-	// the scheduler's run-now poll, autopilot's stats and gossip. Longer
-	// Raft timeouts would cut the heartbeats in proportion, but failover
-	// (SIGKILL of the leader to the next run) measured about 0.6–0.9 s at
-	// the median against an aim of under 1 s, so they stay. A longer
-	// CommitTimeout is the next lever: it does not touch failover, but a
-	// follower then learns of a commit up to that much later when no other
-	// write follows, which its local view of grants (the fallback claims)
-	// would have to absorb; not changed without that measured.
+	// They also set most of an idle node's CPU, through the number of
+	// Raft RPCs sent with nothing to replicate; see cadence.go for how the
+	// leader sends fewer heartbeats without slowing failover. Longer
+	// timeouts would cut them further, but failover (SIGKILL of the leader
+	// to the next run) measured about 0.7–1.0 s at the median against an
+	// aim of under 1 s, so they stay.
+	//
+	// The leader lease equals HeartbeatTimeout (raft's own defaults have
+	// it at half): the leader, which sends heartbeats half as often as a
+	// follower's timeout would ask, then keeps the same 2.5× margin between
+	// its heartbeats and the lease as raft's defaults do. A leader cut off
+	// from its quorum steps down after the lease, 0.4 s; the followers
+	// elect a new one after 0.4–0.8 s in any case, and grants need a
+	// commit, so the longer lease never lets two nodes run one tick.
 	DefaultHeartbeatTimeout   = 400 * time.Millisecond
 	DefaultElectionTimeout    = 400 * time.Millisecond
-	DefaultLeaderLeaseTimeout = 200 * time.Millisecond
+	DefaultLeaderLeaseTimeout = 400 * time.Millisecond
 
 	DefaultMaxVoters         = 5
 	DefaultReconcileInterval = 2 * time.Second
@@ -303,7 +300,8 @@ func (c Config) withDefaults() (Config, error) {
 		c.ElectionTimeout = DefaultElectionTimeout
 	}
 	if c.LeaderLeaseTimeout == 0 {
-		c.LeaderLeaseTimeout = DefaultLeaderLeaseTimeout
+		// Never above HeartbeatTimeout, which raft requires.
+		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
 	if c.MaxVoters == 0 {
 		c.MaxVoters = DefaultMaxVoters

@@ -28,8 +28,9 @@ import (
 // that a DataDir with only a few pages free still counts as full.
 const diskProbeSize = 64 << 10
 
-// diskCheckInterval is how often watchHealth looks at the faults, probes a
-// faulty DataDir, and retries a stable store write.
+// diskCheckInterval is how often watchHealth, while the node is unhealthy,
+// looks at the faults, probes a faulty DataDir, and retries the handover;
+// and how often a stable store write is retried.
 const diskCheckInterval = 250 * time.Millisecond
 
 // diskWatch records DataDir write faults. Its methods are safe for
@@ -217,8 +218,13 @@ func (zeros) Read(p []byte) (int, error) {
 // this node has it, and probes DataDir so that a snapshot fault clears
 // once space returns. It logs each change of health once.
 func (n *Node) watchHealth() {
+	// A healthy node waits for a poke: every change of a fault or a halt
+	// pokes. Only while unhealthy does it look again on a timer, to probe
+	// DataDir and retry the handover.
 	ticker := time.NewTicker(diskCheckInterval)
+	ticker.Stop()
 	defer ticker.Stop()
+	n.disk.poke() // the first look is at once
 	var was error
 	for {
 		select {
@@ -228,6 +234,11 @@ func (n *Node) watchHealth() {
 		case <-ticker.C:
 		}
 		err := errors.Join(n.diskHealth(), n.protocolHealth())
+		if err != nil {
+			ticker.Reset(diskCheckInterval)
+		} else {
+			ticker.Stop()
+		}
 		switch {
 		case err != nil && was == nil:
 			n.logger.Error("node unhealthy: proposing nothing and handing over leadership until it recovers", "error", err)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -24,4 +25,10 @@ func SetLookupHost(c *Config, f func(ctx context.Context, host string) ([]string
 // timings and cut gossip between nodes with it.
 func SetTuneGossip(c *Config, f func(*memberlist.Config)) {
 	c.tuneGossip = f
+}
+
+// RaftHeartbeatTimeout returns the HeartbeatTimeout n's Raft runs with now,
+// which differs from the configured one while n leads (cadence.go).
+func RaftHeartbeatTimeout(n *Node) time.Duration {
+	return n.raft.ReloadableConfig().HeartbeatTimeout
 }

@@ -57,9 +57,11 @@ func (n *Node) maintain() {
 			if lo, ok := o.Data.(raft.LeaderObservation); ok {
 				sus.observeLeader(lo.LeaderID, time.Now())
 			}
+			n.matchCadence()
 		case <-ticker.C:
 		case <-suspectTick.C:
 			n.refreshAlive(sus.excluded(n.ml, time.Now()))
+			n.matchCadence()
 			continue
 		case <-fast.C:
 			if inCluster {

@@ -79,15 +79,18 @@ func waitCPU(ctx context.Context, at time.Time) (time.Duration, time.Time, bool)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), time.Now(), true
 }
 
-// saturatedFor returns how long after the instant the process stayed at
-// or above share of capacity (in % of one core), slot by slot from the
-// first.
-func (b cpuBurst) saturatedFor(capacity, share float64) time.Duration {
+// saturatedSlots counts the slots after the instant in which the process
+// used at least share of capacity (both in % of one core). A count, not the
+// span from the instant: one slot just under the line at the start would
+// make that span 0 while the process stayed busy throughout.
+func (b cpuBurst) saturatedSlots(capacity, share float64) int {
 	n := 0
-	for n < burstSlots && b.busy[n] >= share*capacity {
-		n++
+	for i := 0; i < burstSlots; i++ {
+		if b.busy[i] >= share*capacity {
+			n++
+		}
 	}
-	return time.Duration(n) * burstSlot
+	return n
 }
 
 // describe renders the burst in a few spans after the instant.

@@ -315,7 +315,7 @@ func (r *report) writeS5Profile(w writer) {
 	}
 	burst := ""
 	if p.burst.ticks > 0 {
-		burst = fmt.Sprintf(" In the 200 ms after each instant the process used, averaged over the window's %d ticks (CPU time from getrusage every %s): %s; it stayed at 90%% of the %s%% or more for the first %s. ", p.burst.ticks, burstSlot, p.burst.describe(), num(capacity), p.burst.saturatedFor(capacity, 0.9))
+		burst = fmt.Sprintf(" In the 200 ms after each instant the process used, averaged over the window's %d ticks (CPU time from getrusage every %s): %s; %d of the %d slots of %s were at 90%% of the %s%% or more. ", p.burst.ticks, burstSlot, p.burst.describe(), p.burst.saturatedSlots(capacity, 0.9), burstSlots, burstSlot, num(capacity))
 	}
 	if p.cpu >= 0.85*capacity {
 		w("**What blocks the %s-jobs aim (p99 ≤ %s ms, no missed tick; %s in this repetition): CPU.** The three nodes in one process used %s%% of the %s%% that %d cores give, so ticks wait for a core.%s%s. The CPU goes, by attributed share, to: %s.\n\n",
