@@ -291,14 +291,17 @@ func etcdMemberConfig(i int, peerPorts, clientPorts []int, dir string) *embed.Co
 // etcdEqualTiming puts an etcd member on Interlock's default Raft timing,
 // so that the two are compared on equal timeouts. hashicorp/raft, under
 // Interlock, has a follower start an election after a random wait in
-// [HeartbeatTimeout, 2×HeartbeatTimeout) and its leader send heartbeats
-// every HeartbeatTimeout/10 to /5; etcd has a follower wait a random
+// [HeartbeatTimeout, 2×HeartbeatTimeout), and its leader, which runs at
+// twice that HeartbeatTimeout (cluster/cadence.go), send heartbeats every
+// 2×HeartbeatTimeout/10 to /5; etcd has a follower wait a random
 // [ElectionMs, 2×ElectionMs) and its leader send one every TickMs. So
-// ElectionMs is Interlock's HeartbeatTimeout and TickMs a tenth of it
-// (etcd's defaults are 1000 and 100).
+// ElectionMs is Interlock's HeartbeatTimeout and TickMs the shortest gap
+// between Interlock's heartbeats, a fifth of it, which is also the longest
+// tick etcd accepts for that election timeout (etcd's defaults are 1000
+// and 100).
 func etcdEqualTiming(cfg *embed.Config) {
 	cfg.ElectionMs = uint(cluster.DefaultHeartbeatTimeout / time.Millisecond)
-	cfg.TickMs = uint(cluster.DefaultHeartbeatTimeout / 10 / time.Millisecond)
+	cfg.TickMs = uint(2 * cluster.DefaultHeartbeatTimeout / 10 / time.Millisecond)
 }
 
 // etcdTimingText describes the two etcd timings for the report.
@@ -306,7 +309,7 @@ func etcdTimingText() string {
 	eq := embed.NewConfig()
 	etcdEqualTiming(eq)
 	def := embed.NewConfig()
-	return fmt.Sprintf("*default timing* is etcd's own (heartbeat every %d ms, election timeout %d ms); *equal timing* is Interlock's (heartbeat every %d ms, election timeout %d ms, from cluster.DefaultHeartbeatTimeout %s)",
+	return fmt.Sprintf("*default timing* is etcd's own (heartbeat every %d ms, election timeout %d ms); *equal timing* is Interlock's (heartbeat every %d ms, the shortest gap between Interlock's leader's heartbeats, and election timeout %d ms, from cluster.DefaultHeartbeatTimeout %s)",
 		def.TickMs, def.ElectionMs, eq.TickMs, eq.ElectionMs, cluster.DefaultHeartbeatTimeout)
 }
 
