@@ -25,7 +25,7 @@ func (quietRedisLogger) Printf(context.Context, string, ...interface{}) {}
 
 var (
 	fMode = flag.String("mode", "quick", "quick or full")
-	fOut  = flag.String("out", "../../docs/benchmarks.md", "markdown report to write; the chart goes next to it")
+	fOut  = flag.String("out", "", "markdown report to write; the chart goes next to it (default ../../docs/benchmarks.md, or, with -only, interlock-bench-partial.md in the temp directory, so a partial run never replaces the full report)")
 	fRole = flag.String("role", "", "internal: run as a child replica")
 	fName = flag.String("name", "", "internal: child name")
 	fKeep = flag.Bool("keep", false, "keep the temporary directory (logs, data) for inspection")
@@ -139,7 +139,15 @@ func orchestrate() error {
 	}
 	rep.finished = time.Now()
 	rep.machine.loadAfter = loadAvg()
-	out, err := filepath.Abs(*fOut)
+	path := *fOut
+	switch {
+	case path != "":
+	case only != nil:
+		path = filepath.Join(os.TempDir(), "interlock-bench-partial.md")
+	default:
+		path = "../../docs/benchmarks.md"
+	}
+	out, err := filepath.Abs(path)
 	if err != nil {
 		return err
 	}
