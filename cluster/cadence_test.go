@@ -24,7 +24,7 @@ func TestLeaderRunsAtItsOwnHeartbeatCadence(t *testing.T) {
 			}
 			clustertest.Eventually(t, 5*time.Second, func() bool {
 				return cluster.RaftHeartbeatTimeout(n) == want
-			}, "%s (leader: %v) runs Raft with HeartbeatTimeout %s, want %s", n.Name(), i == leader, cluster.RaftHeartbeatTimeout(n), want)
+			}, "%s (leader: %v) never ran Raft with HeartbeatTimeout %s", n.Name(), i == leader, want)
 		}
 	}
 	old := c.Leader(10 * time.Second)

@@ -125,21 +125,34 @@ func (s *Scheduler) leadAtLocked(j Job, instant time.Time) time.Duration {
 	key := instant.UnixNano()
 	base, ok := s.leadOf[key]
 	if !ok {
-		if s.leadOf == nil {
-			s.leadOf = make(map[int64]time.Duration)
-		} else if len(s.leadOf) > 256 {
-			// Forget instants already past; upcoming ones keep their lead.
-			now := s.clock.Now().UnixNano()
-			for at := range s.leadOf {
-				if at < now {
-					delete(s.leadOf, at)
-				}
-			}
+		if len(s.leadOf) >= s.leadPruneAt {
+			s.pruneLeadsLocked()
 		}
 		base = leadFactor * time.Duration(s.claimTime.Load())
 		s.leadOf[key] = base
 	}
 	return s.capLead(j, base)
+}
+
+// leadPruneMin is the size of the table of leads per instant below which
+// it is never pruned.
+const leadPruneMin = 256
+
+// pruneLeadsLocked forgets the leads of instants already past; upcoming
+// ones keep theirs. The next prune comes once the table has doubled, so
+// that jobs with many distinct upcoming instants (say, thousands of cron
+// schedules) do not rescan the table for every new one. s.mu is held.
+func (s *Scheduler) pruneLeadsLocked() {
+	if s.leadOf == nil {
+		s.leadOf = make(map[int64]time.Duration)
+	}
+	now := s.clock.Now().UnixNano()
+	for at := range s.leadOf {
+		if at < now {
+			delete(s.leadOf, at)
+		}
+	}
+	s.leadPruneAt = max(leadPruneMin, 2*len(s.leadOf))
 }
 
 // leadFor returns how long before a tick's start of job j its claim is

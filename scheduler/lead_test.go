@@ -156,3 +156,38 @@ func TestClaimTimeEstimate(t *testing.T) {
 		})
 	}
 }
+
+// TestLeadTableForgetsOnlyPastInstants checks the table of leads per
+// instant: a prune forgets instants already past and keeps upcoming ones
+// with their lead, and the next prune waits until the table has doubled.
+func TestLeadTableForgetsOnlyPastInstants(t *testing.T) {
+	s := newScheduler(newFakeCoord("n1", "n1"), nil)
+	j := Job{Name: "j", Interval: time.Second, StartDeadline: time.Hour}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := 1; i <= leadPruneMin; i++ {
+		s.leadAtLocked(j, now.Add(-time.Duration(i)*time.Minute)) // past
+	}
+	s.claimTime.Store(int64(10 * time.Millisecond))
+	upcoming := now.Add(time.Hour)
+	want := s.leadAtLocked(j, upcoming) // the table is full: this prunes
+	if len(s.leadOf) != 1 {
+		t.Fatalf("after a prune the table holds %d instants, want only the upcoming one", len(s.leadOf))
+	}
+	s.claimTime.Store(int64(time.Millisecond))
+	if got := s.leadAtLocked(j, upcoming); got != want || want != leadFactor*10*time.Millisecond {
+		t.Fatalf("lead of the upcoming instant = %s after the estimate moved, want the %s it was given", got, want)
+	}
+	for i := 1; i < 2*leadPruneMin-1; i++ {
+		s.leadAtLocked(j, now.Add(time.Duration(i)*time.Second))
+	}
+	if len(s.leadOf) != 2*leadPruneMin-1 {
+		t.Fatalf("table holds %d instants, want all %d upcoming ones", len(s.leadOf), 2*leadPruneMin-1)
+	}
+	// The prune at leadPruneMin upcoming instants found nothing past, so
+	// the next waits for twice as many.
+	if s.leadPruneAt != 2*leadPruneMin {
+		t.Fatalf("next prune at %d instants, want %d", s.leadPruneAt, 2*leadPruneMin)
+	}
+}

@@ -165,9 +165,11 @@ type Scheduler struct {
 	// placedFor is the claim time estimate the queued ticks were placed
 	// for, or a lower one it has decayed to since. Guarded by mu.
 	placedFor int64
-	// leadOf is the lead chosen for each upcoming instant (lead.go).
-	// Guarded by mu.
-	leadOf map[int64]time.Duration
+	// leadOf is the lead chosen for each upcoming instant, and
+	// leadPruneAt the size at which it is next pruned (lead.go). Guarded
+	// by mu.
+	leadOf      map[int64]time.Duration
+	leadPruneAt int
 }
 
 type jobState struct {
