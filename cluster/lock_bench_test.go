@@ -123,6 +123,7 @@ func BenchmarkLockUnlockParallel64(b *testing.B) {
 	})
 	b.Run("3nodes", func(b *testing.B) {
 		ctx := context.Background()
+		e0, c0 := cluster.BatchCounts(c.Nodes[leader])
 		pairsPerSecond(b, workers, func(w int) error {
 			l, err := c.Nodes[w%3].Lock(ctx, fmt.Sprint("bench-parallel-", w), time.Minute)
 			if err != nil {
@@ -130,6 +131,11 @@ func BenchmarkLockUnlockParallel64(b *testing.B) {
 			}
 			return l.Unlock(ctx)
 		})
+		// How well group commit packs: commands per entry the leader's
+		// batcher proposed during the run.
+		if e1, c1 := cluster.BatchCounts(c.Nodes[leader]); e1 > e0 {
+			b.ReportMetric(float64(c1-c0)/float64(e1-e0), "cmds/entry")
+		}
 	})
 }
 

@@ -149,9 +149,9 @@ func (r *report) writeGoBench(w writer) {
 	w("## Locks in the library's own Go benchmarks\n\n")
 	w("`cluster/lock_bench_test.go`, run by this bench in the repository root with:\n\n```sh\n%s\n```\n\n", g.command)
 	w("Three nodes in one process over loopback, each with its Raft log in bolt on disk (fsync on every commit). Each benchmark times its peer in the same run: bare hashicorp/raft Applies of a no-op entry on the same cluster, which is what a durable commit costs here before Interlock adds anything. In the uncontended benchmark every iteration runs two bare commits and then one Lock+Unlock, so the two see the same disk. Median (min–max) over %s repetition(s).\n\n", num(float64(len(g.value(g.names[0], "ns/op")))))
-	w("| benchmark | pair p50 ms | pair p99 ms | Lock p50 ms | two bare commits p50 ms | pair ÷ two bare commits | pairs/s |\n|---|---|---|---|---|---|---|\n")
+	w("| benchmark | pair p50 ms | pair p99 ms | Lock p50 ms | two bare commits p50 ms | pair ÷ two bare commits | pairs/s | commands per entry |\n|---|---|---|---|---|---|---|---|\n")
 	for _, n := range g.names {
-		w("| %s | %s | %s | %s | %s | %s | %s |\n", n, cell(g.value(n, "p50-ms")), cell(g.value(n, "p99-ms")), cell(g.value(n, "lock-p50-ms")), cell(g.value(n, "raft-pair-p50-ms")), cell(g.value(n, "pair/raft-pair")), cell(g.value(n, "pairs/s")))
+		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", n, cell(g.value(n, "p50-ms")), cell(g.value(n, "p99-ms")), cell(g.value(n, "lock-p50-ms")), cell(g.value(n, "raft-pair-p50-ms")), cell(g.value(n, "pair/raft-pair")), cell(g.value(n, "pairs/s")), cell(g.value(n, "cmds/entry")))
 	}
 	lead, floor, par, bare := g.aims()
 	w("\nAgainst the aims (uncontended Lock+Unlock p50 ≤ %s ms, ≥ %s pairs/s on 64 names):\n\n", num(aimPairP50ms), num(aimPairsPerSec))
@@ -159,7 +159,7 @@ func (r *report) writeGoBench(w writer) {
 		num(lead.median()), metOrNot(lead.median() <= aimPairP50ms), num(floor.median()), ratio(lead.median(), floor.median()), aboveOrBelow(floor.median(), aimPairP50ms))
 	w("- 64 names over three nodes: %s pairs/s, %s the aim; %s the %s pairs/s of 64 goroutines committing bare entries (one per command, as an application using hashicorp/raft directly would).\n\n",
 		num(par.median()), metOrNot(par.median() >= aimPairsPerSec), ratio(par.median(), bare.median()), num(bare.median()))
-	w("Why the floor is where it is: hashicorp/raft writes an entry to the leader's log before it sends it, and a follower writes it before it answers, so one commit is two bolt transactions in a row, and bolt makes each durable with two fdatasyncs (pages, then meta page). Here all three nodes share one virtual disk (its single-writer fsync time is under *Physical reference*; how it serves parallel flushes is not measured here). A Lock+Unlock pair is two commits in a row. Group commit cannot shorten a lone caller's wait; what it does is put the commands of every caller in the cluster into one entry per round, so throughput grows with callers while fsyncs per second stay flat.\n\n")
+	w("Why the floor is where it is: hashicorp/raft writes an entry to the leader's log before it sends it, and a follower writes it before it answers, so one commit is two bolt transactions in a row, and bolt makes each durable with two fdatasyncs (pages, then meta page). Here all three nodes share one virtual disk (*Physical reference* has its fsync time; %s). A Lock+Unlock pair is two commits in a row. Group commit cannot shorten a lone caller's wait; what it does is put the commands of every caller in the cluster into one entry per round, so throughput grows with callers while fsyncs per second stay flat.\n\n", r.phys.parallelFsync())
 }
 
 func metOrNot(ok bool) string {

@@ -1,17 +1,54 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
 // fsyncLatency times n loops of a 512-byte write followed by fsync, in a
 // file under dir (the same disk as the systems' data directories).
 func fsyncLatency(dir string, n int) (durs, error) {
-	f, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	return fsyncLoop(filepath.Join(dir, "fsync-probe"), n)
+}
+
+// fsyncParallel runs fsyncLoop in writers goroutines at once, each on a
+// file of its own under dir, as the three nodes of a cluster on one disk
+// do. It returns every loop's time and the wall time of the whole, so the
+// caller can tell whether the disk serves the flushes side by side (the
+// total rate grows with writers) or one at a time (each loop slows by the
+// number of writers).
+func fsyncParallel(dir string, writers, n int) (durs, time.Duration, error) {
+	var (
+		mu    sync.Mutex
+		all   = make(durs, 0, writers*n)
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := fsyncLoop(filepath.Join(dir, fmt.Sprintf("fsync-probe-%d", i)), n)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && first == nil {
+				first = err
+			}
+			all = append(all, d...)
+		}()
+	}
+	wg.Wait()
+	return all, time.Since(start), first
+}
+
+func fsyncLoop(path string, n int) (durs, error) {
+	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}

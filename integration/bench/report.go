@@ -13,6 +13,27 @@ import (
 
 type physResult struct {
 	fsyncP50, fsyncP99, rttP50, rttP99 rep
+	// fsyncRate is one writer's fsyncs per second; parFsync* are the same
+	// loop in physWriters goroutines at once, each on its own file, and
+	// parFsyncRate their fsyncs per second in all.
+	fsyncRate, parFsyncP50, parFsyncP99, parFsyncRate rep
+}
+
+// parallelFsync says how the disk served physWriters flushes at once: the
+// total rate against one writer's.
+func (p physResult) parallelFsync() string {
+	if len(p.parFsyncRate) == 0 {
+		return "how it serves parallel flushes was not measured in this run"
+	}
+	gain := p.parFsyncRate.median() / p.fsyncRate.median()
+	how := "side by side"
+	switch {
+	case gain < 1.3:
+		how = "about one at a time"
+	case gain < 0.8*physWriters:
+		how = "partly side by side"
+	}
+	return fmt.Sprintf("%d writers at once, each on its own file, complete %s fsyncs/s in all against one writer's %s (%s), so it serves them %s", physWriters, num(p.parFsyncRate.median()), num(p.fsyncRate.median()), ratio(p.parFsyncRate.median(), p.fsyncRate.median()), how)
 }
 
 type report struct {
@@ -131,9 +152,22 @@ func (r *report) writePhys(w writer) {
 	w("Measured in the same run, on the same disk as every data directory (%d loops per repetition, %d repetitions; median (min–max)):\n\n", r.st.physN, r.st.physReps)
 	w("| measurement | p50 ms | p99 ms | spread of p50 across repetitions |\n|---|---|---|---|\n")
 	w("| 512-byte write + fsync | %s | %s | %.0f%% |\n", cell(p.fsyncP50), cell(p.fsyncP99), p.fsyncP50.spread())
+	if len(p.parFsyncP50) > 0 {
+		w("| the same, %d writers at once (own files) | %s | %s | %.0f%% |\n", physWriters, cell(p.parFsyncP50), cell(p.parFsyncP99), p.parFsyncP50.spread())
+	}
 	w("| loopback TCP round trip, 64 bytes | %s | %s | %.0f%% |\n\n", cell(p.rttP50), cell(p.rttP99), p.rttP50.spread())
 	w("A durable commit on a three-node cluster needs at least one fsync on the leader and one on a follower, in parallel, plus a round trip: about %.2f ms here at the median. That is etcd's shape. hashicorp/raft, under Interlock, does the two one after the other (the leader writes before it replicates), and bolt makes each write durable with two fdatasyncs, so its floor is about four fsyncs and a round trip: %.2f ms. ", p.fsyncP50.median()+p.rttP50.median(), 4*p.fsyncP50.median()+p.rttP50.median())
+	w("On this disk, %s. ", p.parallelFsync())
 	w("How noisy the machine is shows in the spread columns here and in the (min–max) ranges in every table below: the spread is (max − min) ÷ median over repetitions.\n\n")
+}
+
+// packing says how many commands each Raft entry carried in x's 64-name
+// loop.
+func packing(x *lockRow) string {
+	if len(x.parPerEntry) == 0 {
+		return "how many per entry was not recorded in this run"
+	}
+	return fmt.Sprintf("%s commands per entry, of at most 64, at %s entries/s, in S2", num(x.parPerEntry.median()), num(x.parEntries.median()))
 }
 
 func findS2(rows []lockRow, sys string) *lockRow {
@@ -423,6 +457,18 @@ func (r *report) writeS2(w writer) {
 		}
 		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, cell(x.uncP50), cell(x.uncP99), cell(x.uncRate), cell(x.parRate), cell(x.parP50), cell(x.parP99), cell(x.conRate), cell(x.conHandoffs), every(x.errs))
 	}
+	var packed []lockRow
+	for _, x := range r.s2 {
+		if len(x.parPerEntry) > 0 {
+			packed = append(packed, x)
+		}
+	}
+	if len(packed) > 0 {
+		w("\nGroup commit in the 64-name loop: the Raft entries the cluster committed per second, and how many Lock or Unlock commands each carried (the leader's batcher counts both). At most 64 commands are outstanding at a time, one per goroutine, so an entry can carry at most 64; pairs/s is entries/s × commands per entry ÷ 2.\n\n| system | entries/s | commands per entry |\n|---|---|---|\n")
+		for _, x := range packed {
+			w("| %s | %s | %s |\n", x.sys, cell(x.parEntries), cell(x.parPerEntry))
+		}
+	}
 	il := findS2(r.s2, sysInterlock)
 	if il != nil && il.unavailable == "" {
 		w("\nInterlock ÷ peer:\n\n| peer | uncontended p50 | 64 names pairs/s | contended hand-offs/s |\n|---|---|---|---|\n")
@@ -688,7 +734,7 @@ func (r *report) writeLosses(w writer) {
 				out = append(out, fmt.Sprintf("**Uncontended lock latency vs %s**: %s ms against %s ms (%s): %s.", p.sys, num(il.uncP50.median()), num(p.uncP50.median()), ratio(il.uncP50.median(), p.uncP50.median()), why))
 			}
 			if il.parRate.median() < p.parRate.median() {
-				why := "Interlock's rate is bounded by durable Raft entries per second: each costs two bolt transactions in a row (leader, then follower), two fdatasyncs each, on a disk the three nodes share (fsync p50 " + num(r.phys.fsyncP50.median()) + " ms in this run); group commit packs concurrent callers' commands into shared entries (how many per entry is not recorded here); with LogStore wal each write is one fsync instead of two, see *Log stores*"
+				why := "Interlock's rate is bounded by durable Raft entries per second: each costs two bolt transactions in a row (leader, then follower), two fdatasyncs each, on a disk the three nodes share (fsync p50 " + num(r.phys.fsyncP50.median()) + " ms in this run); group commit packs concurrent callers' commands into shared entries (" + packing(il) + "); with LogStore wal each write is one fsync instead of two, see *Log stores*"
 				if strings.Contains(p.sys, "fsync") {
 					why += "; one redis-server fsyncs its append-only file once per event-loop pass for every client at once, with no replica to wait for"
 				}

@@ -43,6 +43,8 @@ type lockStats struct {
 	// errors counts failed Lock and Unlock calls (not those cut off by the
 	// end of the window); each is left out of the latencies and rates.
 	errors int64
+	// elapsed is the loop's wall time.
+	elapsed time.Duration
 }
 
 // lockLoop runs workers goroutines for d; worker w locks names(w) then
@@ -104,7 +106,7 @@ func lockLoop(sys lockSystem, workers int, d time.Duration, name func(w int) str
 	}
 	s := all.sorted()
 	st := lockStats{pairs: len(s), perSec: float64(len(s)) / elapsed.Seconds(), p50: pctSorted(s, 50), p99: pctSorted(s, 99),
-		handoffsPerSec: float64(handoffs.Load()) / elapsed.Seconds(), errors: nErrs.Load()}
+		handoffsPerSec: float64(handoffs.Load()) / elapsed.Seconds(), errors: nErrs.Load(), elapsed: elapsed}
 	if p := firstErr.Load(); p != nil && len(s) == 0 {
 		return st, *p
 	}
@@ -318,6 +320,19 @@ func (l *interlockLocks) worker(i int) (lockFn, error) {
 
 func (l *interlockLocks) close() { stopInterlock(l.nodes) }
 
+// batches returns the Raft entries the cluster's group commit has proposed
+// so far and the commands they carried.
+func (l *interlockLocks) batches() (entries, commands uint64) {
+	_, entries, commands = raftCounts(l.nodes)
+	return entries, commands
+}
+
+// batchCounter is a lock system that counts how it packs commands into
+// log entries: Interlock's group commit.
+type batchCounter interface {
+	batches() (entries, commands uint64)
+}
+
 // ---- S2
 
 type lockRow struct {
@@ -330,6 +345,10 @@ type lockRow struct {
 	// errs is the failed Lock/Unlock calls of each repetition, all three
 	// loops together.
 	errs rep
+	// parPerEntry and parEntries are, for a system with group commit, the
+	// commands each Raft entry carried in the 64-name loop and the entries
+	// per second.
+	parPerEntry, parEntries rep
 }
 
 func runS2(r *report) error {
@@ -440,9 +459,20 @@ func s2Once(st settings, sys lockSystem, row *lockRow, tag string) error {
 	row.uncP50 = append(row.uncP50, ms(u.p50))
 	row.uncP99 = append(row.uncP99, ms(u.p99))
 	row.uncRate = append(row.uncRate, u.perSec)
+	bc, counts := sys.(batchCounter)
+	var e0, c0 uint64
+	if counts {
+		e0, c0 = bc.batches()
+	}
 	p, err := lockLoop(sys, 64, st.lockDur, func(w int) string { return fmt.Sprintf("p-%s-%d", tag, w) })
 	if err != nil {
 		return fmt.Errorf("64 names: %w", err)
+	}
+	if counts {
+		if e1, c1 := bc.batches(); e1 > e0 {
+			row.parPerEntry = append(row.parPerEntry, float64(c1-c0)/float64(e1-e0))
+			row.parEntries = append(row.parEntries, float64(e1-e0)/p.elapsed.Seconds())
+		}
 	}
 	row.parRate = append(row.parRate, p.perSec)
 	row.parP50 = append(row.parP50, ms(p.p50))

@@ -16,6 +16,15 @@ func (d durs) sorted() durs {
 	return c
 }
 
+// sum returns the total of d.
+func (d durs) sum() time.Duration {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t
+}
+
 // pct returns the p-th percentile (0..100) by nearest rank; 0 for an empty
 // sample.
 func (d durs) pct(p float64) time.Duration {
