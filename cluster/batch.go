@@ -43,7 +43,8 @@ const (
 	// come back (see batcher).
 	lingerDemand = 8
 	maxLinger    = 500 * time.Microsecond
-	// proposalQueue is the batcher's queue length; submitters block beyond
+	// proposalQueue is the batcher's queue length in groups (a caller's
+	// command, or a follower's forwarded batch); submitters block beyond
 	// it.
 	proposalQueue = 4096
 )
@@ -89,15 +90,31 @@ func (n *Node) submit(ctx context.Context, cmd []byte) ([]byte, error) {
 }
 
 func (n *Node) enqueue(ctx context.Context, cmd []byte, remote bool) (*proposal, error) {
-	if err := n.admit(cmd, remote); err != nil { // protocol.go
+	ps, err := n.enqueueGroup(ctx, [][]byte{cmd}, remote)
+	if err != nil {
 		return nil, err
 	}
-	p := &proposal{ctx: ctx, cmd: cmd, remote: remote, done: make(chan proposalResult, 1)}
+	return ps[0], nil
+}
+
+// enqueueGroup hands cmds to the batcher in one piece, so the batcher sees
+// all of them at once. A follower's forwarded batch goes in this way: were
+// its commands queued one by one, the batcher could cut an entry halfway
+// through them, and the follower's reply, with all its callers, would wait
+// a whole round more for the rest.
+func (n *Node) enqueueGroup(ctx context.Context, cmds [][]byte, remote bool) ([]*proposal, error) {
+	ps := make([]*proposal, len(cmds))
+	for i, cmd := range cmds {
+		if err := n.admit(cmd, remote); err != nil { // protocol.go
+			return nil, err
+		}
+		ps[i] = &proposal{ctx: ctx, cmd: cmd, remote: remote, done: make(chan proposalResult, 1)}
+	}
 	select {
-	case n.proposals <- p:
-		return p, nil
+	case n.proposals <- ps:
+		return ps, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("propose %s: %w", commandName(cmd), ctx.Err())
+		return nil, fmt.Errorf("propose %s: %w", commandName(cmds[0]), ctx.Err())
 	case <-n.shutdownCh:
 		return nil, ErrShutdown
 	}
@@ -140,8 +157,8 @@ func (n *Node) batcher() {
 	}
 	for {
 		select {
-		case p := <-n.proposals:
-			pending = append(pending, p)
+		case ps := <-n.proposals:
+			pending = append(pending, ps...)
 		case size := <-finished:
 			complete(size)
 		case <-linger.C:
@@ -156,8 +173,8 @@ func (n *Node) batcher() {
 	drain:
 		for len(pending) < maxBatchCommands*leaderDepth {
 			select {
-			case p := <-n.proposals:
-				pending = append(pending, p)
+			case ps := <-n.proposals:
+				pending = append(pending, ps...)
 			case size := <-finished:
 				complete(size)
 			default:
@@ -321,13 +338,10 @@ func (n *Node) serveApply(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	queued := make([]*proposal, len(cmds))
-	for i, cmd := range cmds {
-		if queued[i], err = n.enqueue(ctx, cmd, true); err != nil {
-			// Those already queued may still apply; the follower retries
-			// the whole batch, which every command tolerates.
-			return nil, err
-		}
+	queued, err := n.enqueueGroup(ctx, cmds, true)
+	if err != nil {
+		// Nothing was queued; the follower retries the whole batch.
+		return nil, err
 	}
 	results := make([]proposalResult, len(cmds))
 	for i, p := range queued {

@@ -75,7 +75,7 @@ type Node struct {
 	runs *runreg.Registry
 
 	// proposals feeds the group-commit batcher (batch.go).
-	proposals chan *proposal
+	proposals chan []*proposal
 	batches   batchCounts
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		raftID:     raftIDFor(cfg),
 		locks:      newLockTable(),
 		runs:       runreg.New(),
-		proposals:  make(chan *proposal, proposalQueue),
+		proposals:  make(chan []*proposal, proposalQueue),
 		leaders:    newLeaderWatch(),
 		metrics:    newNodeMetrics(cfg),
 		shutdownCh: make(chan struct{}),
