@@ -98,8 +98,11 @@ func (s *Scheduler) controller(op string) (seam.Controller, error) {
 
 // Pause stops a job cluster-wide without removing it: from the moment the
 // cluster commits the pause, no node is granted a tick of it, until
-// Resume. A run already going is not stopped. The pause is replicated, so
-// a node that restarts, or joins later, sees it too. The job need not be
+// Resume. A run already going is not stopped, and a tick granted before
+// the pause still runs: ticks are claimed slightly ahead of their instant,
+// so that run can start up to a quarter of the job's StartDeadline, and at
+// most a second, after Pause returns. The pause is replicated, so a node
+// that restarts, or joins later, sees it too. The job need not be
 // added to this Scheduler: any node may pause any job by name. Pausing a
 // paused job does nothing. Safe for concurrent use.
 func (s *Scheduler) Pause(ctx context.Context, job string) error {
