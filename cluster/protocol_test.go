@@ -63,16 +63,21 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 	cluster.Advertise(c.Nodes[2], fsm.ProtocolVersion)
 	jc := cluster.Plumbing(c.Nodes[2]).(jobController)
 	var last error
-	clustertest.Eventually(t, 20*time.Second, func() bool {
+	// Gossip carries node2's new version to the others in the broadcast
+	// that UpdateNode starts, and each node caches its floor for up to a
+	// second. A broadcast lost on a loaded machine is made good only by
+	// memberlist's next push/pull, every 30 s (its LAN default), so the
+	// waits below allow for one of those.
+	const propagation = 40 * time.Second
+	clustertest.Eventually(t, propagation, func() bool {
 		last = jc.SetPaused(ctx, "a", true)
 		return last == nil
 	}, "pause still refused after node2 advertised protocol %d: %v", fsm.ProtocolVersion, lazyErr(func() error { return last }))
 	for _, n := range c.Nodes {
 		clustertest.Eventually(t, 10*time.Second, func() bool { return cluster.State(n).Paused("a") }, "job a not paused on %s", n.Name())
-		// Gossip carries node2's new version to each node, and each caches
-		// the floor for up to a second; under a loaded CI run 5 s was once
-		// too short, so the bound matches the pause wait above.
-		clustertest.Eventually(t, 15*time.Second, func() bool { return len(cluster.FinishedRuns(n, finished)) == 1 }, "%s still leaves finished runs out", n.Name())
+		// Under loaded CI runs 5 s, and once 15 s, were too short: the
+		// node had missed the broadcast and waited for a push/pull.
+		clustertest.Eventually(t, propagation, func() bool { return len(cluster.FinishedRuns(n, finished)) == 1 }, "%s still leaves finished runs out", n.Name())
 	}
 	if _, err := jc.RunNow(ctx, "b"); err != nil {
 		t.Errorf("run-now once every server speaks protocol %d: %v", fsm.ProtocolVersion, err)
