@@ -103,6 +103,9 @@ func (n *Node) enqueue(ctx context.Context, cmd []byte, remote bool) (*proposal,
 // through them, and the follower's reply, with all its callers, would wait
 // a whole round more for the rest.
 func (n *Node) enqueueGroup(ctx context.Context, cmds [][]byte, remote bool) ([]*proposal, error) {
+	if len(cmds) == 0 {
+		return nil, nil // an empty forwarded batch: nothing to answer
+	}
 	ps := make([]*proposal, len(cmds))
 	for i, cmd := range cmds {
 		if err := n.admit(cmd, remote); err != nil { // protocol.go

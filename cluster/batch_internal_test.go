@@ -10,8 +10,9 @@ import (
 
 // TestForwardedBatchReachesBatcherWhole checks that a follower's forwarded
 // batch reaches the batcher as one piece, in order, so the batcher cannot
-// cut an entry between its commands; and that a batch with a command this
-// node cannot admit is refused whole, with nothing queued.
+// cut an entry between its commands; that a batch with a command this
+// node cannot admit is refused whole, with nothing queued; and that an
+// empty batch queues nothing.
 func TestForwardedBatchReachesBatcherWhole(t *testing.T) {
 	n := &Node{proposals: make(chan []*proposal, 4), shutdownCh: make(chan struct{})}
 	cmds := [][]byte{
@@ -45,5 +46,13 @@ func TestForwardedBatchReachesBatcherWhole(t *testing.T) {
 	}
 	if len(n.proposals) != 0 {
 		t.Errorf("a refused batch left %d groups queued, want none", len(n.proposals))
+	}
+
+	// An empty batch, which a follower could forward, is answered at once
+	// with nothing queued, even with the caller already gone.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ps, err := n.enqueueGroup(gone, nil, true); err != nil || len(ps) != 0 || len(n.proposals) != 0 {
+		t.Errorf("an empty batch: %d proposals, err %v, %d groups queued; want none, nil, none", len(ps), err, len(n.proposals))
 	}
 }

@@ -67,9 +67,6 @@ func (r *report) writeCharts(dir string) error {
 		for i, x := range r.s2 {
 			v := pn.get(x).median()
 			txt := num(v)
-			if x.unavailable != "" {
-				v, txt = 0, "not available in this build"
-			}
 			names = append(names, chartLabel(x.sys))
 			labels = append(labels, " "+txt)
 			bar, err := plotter.NewBarChart(plotter.Values{v}, vg.Points(16))

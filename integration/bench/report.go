@@ -271,10 +271,6 @@ func (r *report) writeSummary(w writer) {
 			if isInterlock(p.sys) {
 				continue
 			}
-			if il.unavailable != "" {
-				h.add("S2 lock acquire+release p50 ms", "not available in this build", p.sys, num(p.uncP50.median()), math.NaN(), math.NaN(), noVerdict)
-				continue
-			}
 			label := " (Interlock with LogStore bolt)"
 			if ilName == sysInterlockWAL {
 				label = " (Interlock with LogStore wal)"
@@ -358,7 +354,7 @@ const (
 // is: in-process, on equal timing.
 func (r *report) writeEqualTerms(w writer) {
 	e := findS2(r.s2, sysEtcdMutexInproc)
-	if e == nil || e.unavailable != "" || len(e.uncP50) == 0 {
+	if e == nil || len(e.uncP50) == 0 {
 		return
 	}
 	w("Locks against etcd on equal terms (%s) and the aims of the lock work (p50 ≤ %s×, p99 ≤ %s×, pairs/s on 64 names ≥ %s× etcd's):\n\n", sysEtcdMutexInproc, num(aimEtcdP50), num(aimEtcdP99), num(aimEtcdPair))
@@ -374,7 +370,7 @@ func (r *report) writeEqualTerms(w writer) {
 	}
 	for _, name := range []string{sysInterlock, sysInterlockWAL} {
 		il := findS2(r.s2, name)
-		if il == nil || il.unavailable != "" || len(il.uncP50) == 0 {
+		if il == nil || len(il.uncP50) == 0 {
 			continue
 		}
 		store := "bolt"
@@ -451,10 +447,6 @@ func (r *report) writeS2(w writer) {
 	w("Every system is warmed the same way before it is measured: its 64-name loop runs for %s unmeasured. Repetitions run the systems in a rotating order. *Errors* counts the Lock and Unlock calls that failed in the three measured loops of each repetition (every repetition listed); a failed pair is left out of the rates and latencies.\n\n", s2Warmup)
 	w("| system | uncontended p50 ms | uncontended p99 ms | uncontended pairs/s | 64 names pairs/s | 64 names p50 ms | 64 names p99 ms | contended acquisitions/s | contended hand-offs/s | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.s2 {
-		if x.unavailable != "" {
-			w("| %s | %s | | | | | | | | |\n", x.sys, x.unavailable)
-			continue
-		}
 		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.sys, cell(x.uncP50), cell(x.uncP99), cell(x.uncRate), cell(x.parRate), cell(x.parP50), cell(x.parP99), cell(x.conRate), cell(x.conHandoffs), every(x.errs))
 	}
 	var packed []lockRow
@@ -470,15 +462,13 @@ func (r *report) writeS2(w writer) {
 		}
 	}
 	il := findS2(r.s2, sysInterlock)
-	if il != nil && il.unavailable == "" {
+	if il != nil {
 		w("\nInterlock ÷ peer:\n\n| peer | uncontended p50 | 64 names pairs/s | contended hand-offs/s |\n|---|---|---|---|\n")
 		for _, p := range r.s2 {
 			if !isInterlock(p.sys) {
 				w("| %s | %s | %s | %s |\n", p.sys, ratio(il.uncP50.median(), p.uncP50.median()), ratio(il.parRate.median(), p.parRate.median()), ratio(il.conHandoffs.median(), p.conHandoffs.median()))
 			}
 		}
-	} else if il != nil {
-		w("\nInterlock has no lock API in the library build this run used (`cluster.Node.Lock` is being written). The bench finds `Node.Lock(ctx, name, ttl) (*Lease, error)` and `Lease.Unlock(ctx)` by reflection at run time, so the next run measures it without a code change here.\n")
 	}
 	w("\nRedis polls a contended lock (it has no waiter queue): a would-be holder retries every %s. etcd's Mutex queues waiters by revision and wakes the next one with a watch.\n\n", redisRetry)
 }
@@ -716,9 +706,7 @@ func (r *report) writeLosses(w writer) {
 	w("## Where Interlock loses, and why\n\n")
 	var out []string
 	il := findS2(r.s2, sysInterlock)
-	if il != nil && il.unavailable != "" {
-		out = append(out, "**Locks: no figure at all.** This build of the library has no lock API, so S2 has no Interlock row; etcd Mutex and the Redis lock are measured for reference.")
-	} else if il != nil {
+	if il != nil {
 		for _, p := range r.s2 {
 			if isInterlock(p.sys) {
 				continue

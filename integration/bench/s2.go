@@ -295,7 +295,6 @@ type batchCounter interface {
 
 type lockRow struct {
 	sys                     string
-	unavailable             string
 	uncP50, uncP99, uncRate rep
 	parRate, parP50, parP99 rep
 	conRate, conP99         rep
@@ -348,14 +347,7 @@ func runS2(r *report) error {
 		for j := range systems {
 			k := (i + j) % len(systems)
 			e, row := systems[k], &rows[k]
-			if row.unavailable != "" {
-				continue
-			}
 			sys, err := e.open(i)
-			if err != nil && strings.HasPrefix(err.Error(), "not available") {
-				row.unavailable = err.Error()
-				continue
-			}
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s: %v", e.name, err))
 				continue
@@ -388,10 +380,6 @@ func runS2(r *report) error {
 	}
 	var parts []string
 	for _, row := range r.s2 {
-		if row.unavailable != "" {
-			parts = append(parts, short(row.sys)+" n/a")
-			continue
-		}
 		parts = append(parts, fmt.Sprintf("%s p50=%sms 64-names=%s/s", short(row.sys), num(row.uncP50.median()), num(row.parRate.median())))
 	}
 	progress("S2 locks (%s per loop × %d): %s", r.st.lockDur, r.st.lockReps, strings.Join(parts, "; "))
