@@ -38,3 +38,25 @@ func TransferTo(n *Node, to *Node) error {
 
 // Snapshot makes n take a Raft snapshot now.
 func Snapshot(n *Node) error { return n.raft.Snapshot().Error() }
+
+// AdvertiseDropped changes the protocol version in n's gossip meta without
+// announcing it, leaving memberlist's entry for n with the old meta, as
+// when memberlist drops an UpdateNode that a refutation overtook.
+func AdvertiseDropped(n *Node, v int) {
+	n.metaMu.Lock()
+	defer n.metaMu.Unlock()
+	cur, _ := decodeMeta(*n.gossip.meta.Load())
+	cur.Protocol = v
+	n.gossip.setMeta(cur)
+}
+
+// MemberProtocol returns the protocol version n's gossip shows for the
+// member named name, 0 if none.
+func MemberProtocol(n *Node, name string) int {
+	for _, m := range n.members() {
+		if m.Name == name {
+			return m.protocol
+		}
+	}
+	return 0
+}

@@ -86,6 +86,9 @@ type Node struct {
 	// the cluster's protocol floor (protocol.go).
 	disk      diskWatch
 	protocols protocolCache
+	// metaMu serializes changes to this node's gossip meta and their
+	// announcement (gossipmeta.go).
+	metaMu sync.Mutex
 
 	// startErr holds a configuration problem found while waiting to form
 	// a cluster (such as a BootstrapExpect mismatch), reported by Start.
@@ -334,17 +337,6 @@ func advertiseRaftAddr(configured string, bound net.Addr, gossipIP net.IP) (stri
 		host = gossipIP.String()
 	}
 	return net.JoinHostPort(host, fmt.Sprint(port)), nil
-}
-
-func (n *Node) setMeta(f func(*meta)) {
-	cur, _ := decodeMeta(*n.gossip.meta.Load())
-	f(&cur)
-	n.gossip.setMeta(cur)
-	if n.ml != nil {
-		if err := n.ml.UpdateNode(time.Second); err != nil {
-			n.logger.Debug("gossip meta update not yet propagated", "error", err)
-		}
-	}
 }
 
 func (n *Node) goFunc(f func()) {

@@ -70,6 +70,7 @@ func (n *Node) maintain() {
 			}
 		}
 		n.refreshAlive(sus.excluded(n.ml, time.Now()))
+		n.announceMeta()
 		if !inCluster && n.tryBootstrap() && n.hasConfiguration() {
 			inCluster = true
 			n.setMeta(func(m *meta) { m.InCluster = true })
