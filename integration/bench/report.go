@@ -760,7 +760,7 @@ func (r *report) writeLosses(w writer) {
 		ilr, p := pair[0], pair[1]
 		{
 			if len(p.gap) > 0 && len(ilr.gap) > 0 && ilr.gap.median() > p.gap.median() {
-				out = append(out, fmt.Sprintf("**Failover after a %s vs %s**: %s ms against %s ms (every repetition). %s", ilr.class, p.sys, every(ilr.gap), every(p.gap), failoverWhy(p.sys)))
+				out = append(out, fmt.Sprintf("**Failover after a %s vs %s**: %s ms against %s ms (every repetition). %s", ilr.class, p.sys, every(ilr.gap), every(p.gap), failoverWhy(p)))
 			}
 			if ilr.dups.max() > 0 {
 				out = append(out, fmt.Sprintf("**Duplicates after a %s**: Interlock ran %s duplicate tick(s) (every repetition); a duplicate is a bug, see docs/failure-modes.md.", ilr.class, every(ilr.dups)))
@@ -816,14 +816,22 @@ func (r *report) writeLosses(w writer) {
 	w("\n")
 }
 
-func failoverWhy(sys string) string {
-	switch sys {
+// failoverWhy explains why peer row p's gap was shorter than Interlock's
+// in the same failure.
+func failoverWhy(p failRow) string {
+	switch p.sys {
 	case sysEtcdElect:
-		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the killed process held the election; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + ")."
+		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the failed process held the election, and a holder that is cut off or paused goes on running them, unfenced; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + ")."
 	case sysEtcdMutexEq:
 		return "Here etcd runs on Interlock's timing (" + etcdTimingText() + "), and its client retries on another endpoint."
 	case sysEtcdMutex:
 		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (" + cluster.DefaultHeartbeatTimeout.String() + " heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
+	case sysGointerlock:
+		why := "gointerlock has no leader to replace: every replica races for a Redis lock on each tick from its own timer, so another replica runs the next tick at once"
+		if len(p.dups) > 0 && p.dups.max() > 0 {
+			return why + fmt.Sprintf("; the same race ran ticks twice in this failure (duplicates %s, every repetition).", every(p.dups))
+		}
+		return why + "."
 	default:
 		return "The Redis figure is the 1 s the bench waited before restarting redis-server, plus a reconnect: a single Redis has no failover, and once it was back the lock A still believed it held was gone (a second holder, duplicates = 1)."
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -59,6 +60,29 @@ func TestPartitionCutsOnlyAcrossTheVictim(t *testing.T) {
 	for _, tc := range cases {
 		if got := p.cut(tc.src, tc.dst); got != tc.want {
 			t.Errorf("cut(%d, %d) = %v, want %v", tc.src, tc.dst, got, tc.want)
+		}
+	}
+}
+
+// TestFailoverWhyMatchesThePeer checks that the reason given for a peer's
+// shorter failover gap is the peer's own: gointerlock's rows are about its
+// leaderless race (with its duplicates when it had any), and only the Redis
+// lock's store loss is about the bench's restart delay.
+func TestFailoverWhyMatchesThePeer(t *testing.T) {
+	cases := []struct {
+		name      string
+		row       failRow
+		want, not string
+	}{
+		{"gointerlock with duplicates", failRow{sys: sysGointerlock, dups: rep{109, 106, 149}}, "duplicates 109, 106, 149", "restarting redis-server"},
+		{"gointerlock without duplicates", failRow{sys: sysGointerlock, dups: rep{0, 0}}, "no leader to replace", "twice"},
+		{"Redis lock store loss", failRow{sys: sysRedisLock, dups: rep{1}}, "restarting redis-server", "no leader"},
+		{"etcd election", failRow{sys: sysEtcdElect}, "local timer", "redis"},
+	}
+	for _, tc := range cases {
+		got := failoverWhy(tc.row)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+			t.Errorf("%s: %q, want it to say %q and not %q", tc.name, got, tc.want, tc.not)
 		}
 	}
 }
