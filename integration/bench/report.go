@@ -828,7 +828,7 @@ func failoverWhy(p failRow) string {
 		return "etcd's default election timeout is 1 s with 100 ms heartbeats and its client retries on another endpoint; Interlock's Raft (" + cluster.DefaultHeartbeatTimeout.String() + " heartbeat timeout) usually has to wait for the slower follower's pre-vote to be accepted."
 	case sysGointerlock:
 		why := "gointerlock has no leader to replace: every replica races for a Redis lock on each tick from its own timer, so another replica runs the next tick at once"
-		if len(p.dups) > 0 && p.dups.max() > 0 {
+		if p.dups.max() > 0 { // NaN, for no repetitions, is not
 			return why + fmt.Sprintf("; the same race ran ticks twice in this failure (duplicates %s, every repetition).", every(p.dups))
 		}
 		return why + "."
