@@ -123,6 +123,18 @@ func tlsCluster(t *testing.T, ca *devtls.CA, configure func(i int, c *cluster.Co
 			configure(i, cfg)
 		}
 	}})
+	// A failed test shows what each node logged, which is how a missed
+	// tick can be traced to an election or a refused claim.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for i, l := range logs {
+			for _, line := range l.from(0) {
+				t.Logf("node%d: %s", i, line)
+			}
+		}
+	})
 	ticks := &tickLog{}
 	for _, n := range c.Nodes {
 		runScheduler(t, n, ticks.job("tls-tick"))
