@@ -18,8 +18,17 @@ func SetServerTimeouts(s *Server, frame, idle time.Duration) {
 const (
 	MaxFrame = maxFrame
 	MaxConns = maxConns
+
+	DrainTimeout = drainTimeout
 )
 
 // SetRaftIdleTimeout shortens l's idle limit on inbound streams; call it
 // before Accept.
 func SetRaftIdleTimeout(l *RaftLayer, d time.Duration) { l.idleAfter = d }
+
+// IdleConns is how many connections to addr c has pooled.
+func IdleConns(c *Client, addr string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.idle[addr])
+}

@@ -40,6 +40,14 @@ const (
 	// before the client closes it instead of reusing it.
 	clientIdleTimeout = rpcIdleTimeout / 2
 
+	// drainTimeout is how long a client keeps reading for the answer to a
+	// call whose caller gave up (its ctx ended) before the answer came. The
+	// answer, once read, frees the connection for the next call, which
+	// then needs no new dial: with TLS a dial is a full handshake, and a
+	// node whose calls time out because it is slow would otherwise pay one
+	// for every call after each timeout, when it can least afford it.
+	drainTimeout = 10 * time.Second
+
 	// raftIdleTimeout closes an inbound Raft stream on which nothing at all
 	// arrived for this long. A leader's streams carry a heartbeat several
 	// times a second; a stream idle this long is a peer's stale pooled

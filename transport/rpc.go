@@ -177,6 +177,11 @@ type Client struct {
 	mu     sync.Mutex
 	idle   map[string][]*clientConn
 	closed bool
+	// draining holds the connections whose caller gave up while the
+	// answer was still to come; a goroutine per connection, counted in
+	// drains, reads the answer and pools the connection again.
+	draining map[*clientConn]struct{}
+	drains   sync.WaitGroup
 }
 
 type clientConn struct {
@@ -192,7 +197,7 @@ func NewClient(d Dialer) *Client {
 	if d == nil {
 		d = &net.Dialer{}
 	}
-	return &Client{dialer: d, maxIdle: 8, idle: make(map[string][]*clientConn)}
+	return &Client{dialer: d, maxIdle: 8, idle: make(map[string][]*clientConn), draining: make(map[*clientConn]struct{})}
 }
 
 // Call sends one request and waits for its response or ctx's end. A
@@ -208,13 +213,27 @@ func (c *Client) Call(ctx context.Context, addr string, m Method, req []byte) ([
 	}
 	_ = cc.SetDeadline(dl)
 	// A ctx cancelled without a deadline must still interrupt the read.
-	stop := context.AfterFunc(ctx, func() { _ = cc.SetDeadline(time.Unix(1, 0)) })
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = cc.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
 	resp, err := roundTrip(cc, m, req)
 	stopped := stop()
 	var remote *RemoteError
 	if err != nil && !errors.As(err, &remote) {
-		cc.Close()
 		cerr := ctx.Err()
+		if errors.Is(err, errNoAnswerYet) && (cerr != nil || (ok && !time.Now().Before(dl))) {
+			// The request went out whole and the caller gave up before any
+			// byte of the answer: read it in the background and reuse the
+			// connection, instead of paying a new dial for the next call.
+			if stopped {
+				fired = nil // the deadline is the ctx's own; nothing will change it
+			}
+			c.drain(addr, cc, fired)
+		} else {
+			cc.Close()
+		}
 		if cerr == nil && ok && !time.Now().Before(dl) {
 			// The connection's deadline is the ctx's own, and the read can
 			// time out a moment before the ctx's timer marks it done.
@@ -239,6 +258,11 @@ func roundTrip(cc *clientConn, m Method, req []byte) ([]byte, error) {
 	}
 	if err := cc.w.Flush(); err != nil {
 		return nil, err
+	}
+	// Wait for the answer's first byte without consuming it, so that a
+	// timeout here leaves the stream at a frame boundary (see drain).
+	if _, err := cc.r.Peek(1); err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoAnswerYet, err)
 	}
 	status, body, err := readFrame(cc.r)
 	if err != nil {
@@ -295,10 +319,49 @@ func (c *Client) put(addr string, cc *clientConn) {
 	c.idle[addr] = append(c.idle[addr], cc)
 }
 
-// Close closes every idle connection; later Calls fail with ErrClosed.
+// errNoAnswerYet marks a call that sent its whole request and ended before
+// the first byte of the answer arrived: the connection is still usable once
+// that answer has been read.
+var errNoAnswerYet = errors.New("no answer yet")
+
+// drain reads, in the background, the answer to a call whose caller gave
+// up, and then pools cc again; if the answer does not come within
+// drainTimeout, or cannot be read, cc is closed. fired, if not nil, is
+// closed once the caller's ctx has set cc's deadline, which must happen
+// before drain sets its own.
+func (c *Client) drain(addr string, cc *clientConn, fired <-chan struct{}) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cc.Close()
+		return
+	}
+	c.draining[cc] = struct{}{}
+	c.drains.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.drains.Done()
+		if fired != nil {
+			<-fired
+		}
+		_ = cc.SetDeadline(time.Now().Add(drainTimeout))
+		_, _, err := readFrame(cc.r)
+		c.mu.Lock()
+		delete(c.draining, cc)
+		c.mu.Unlock()
+		if err != nil {
+			cc.Close()
+			return
+		}
+		c.put(addr, cc)
+	}()
+}
+
+// Close closes every idle connection and every one still waiting for the
+// answer to an abandoned call, and returns once those are done; later
+// Calls fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	for _, list := range c.idle {
 		for _, cc := range list {
@@ -306,6 +369,11 @@ func (c *Client) Close() error {
 		}
 	}
 	c.idle = nil
+	for cc := range c.draining {
+		cc.Close()
+	}
+	c.mu.Unlock()
+	c.drains.Wait()
 	return nil
 }
 

@@ -314,6 +314,97 @@ func TestCallContextEndsWhileHandlerBlocks(t *testing.T) {
 	}
 }
 
+// TestAbandonedCallKeepsItsConnection checks that a call whose ctx ends
+// before the answer does not cost the connection: the client reads the late
+// answer in the background and pools the connection again, so the calls
+// after it need no new dial (with TLS, no new handshake). Each case ends the
+// ctx its own way; a late answer that is an error frees it as well.
+func TestAbandonedCallKeepsItsConnection(t *testing.T) {
+	tests := []struct {
+		name   string
+		ctx    func() (context.Context, context.CancelFunc)
+		cancel bool // the test cancels the ctx; otherwise its deadline ends it
+		want   error
+		answer error
+	}{
+		{"deadline, late answer", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 50*time.Millisecond)
+		}, false, context.DeadlineExceeded, nil},
+		{"cancelled, late answer", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, true, context.Canceled, nil},
+		{"deadline, late error", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 50*time.Millisecond)
+		}, false, context.DeadlineExceeded, errors.New("refused late")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			f := newRPC(t, func(ctx context.Context, m transport.Method, req []byte) ([]byte, error) {
+				if m != 1 {
+					return echo(ctx, m, req)
+				}
+				entered <- struct{}{}
+				<-release
+				return []byte("late"), tt.answer
+			}, nil)
+			var once sync.Once
+			free := func() { once.Do(func() { close(release) }) }
+			defer free() // registered after newRPC: runs before the server closes
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			res := callAsync(f.client, ctx, f.addr(), 1, nil)
+			recv(t, entered, "handler to start")
+			if tt.cancel {
+				cancel()
+			}
+			if r := recv(t, res, "Call to return after its ctx ended"); !errors.Is(r.err, tt.want) {
+				t.Fatalf("Call error = %v; want one wrapping %v", r.err, tt.want)
+			}
+			if n := transport.IdleConns(f.client, f.addr()); n != 0 {
+				t.Fatalf("%d idle connections while the answer is still to come; want 0", n)
+			}
+			free()
+			waitFor(t, "the abandoned call's connection to be pooled again", func() bool {
+				return transport.IdleConns(f.client, f.addr()) == 1
+			})
+			for i := range 3 {
+				if got := f.call(t, 2, []byte("next")); string(got) != "\x02next" {
+					t.Fatalf("call %d after the late answer returned %q", i, got)
+				}
+			}
+			if n := f.ln.accepted.Load(); n != 1 {
+				t.Errorf("server accepted %d connections; want 1, reused after the late answer", n)
+			}
+		})
+	}
+}
+
+// TestCloseEndsDrains checks that Close does not wait for the answer to an
+// abandoned call: it closes the connection reading it and returns.
+func TestCloseEndsDrains(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	f := newRPC(t, blockingHandler(entered, release), nil)
+	defer close(release)
+	c := transport.NewClient(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res := callAsync(c, ctx, f.addr(), 1, nil)
+	recv(t, entered, "handler to start")
+	if r := recv(t, res, "Call to return after its ctx ended"); !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("Call error = %v; want DeadlineExceeded", r.err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	// Well before the drain would give up by itself.
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+	case <-time.After(transport.DrainTimeout / 2):
+		t.Fatalf("Close did not return within %s while an answer was still to come", transport.DrainTimeout/2)
+	}
+}
+
 func TestCallWithEndedContext(t *testing.T) {
 	f := newRPC(t, echo, nil)
 	ctx, cancel := context.WithCancel(context.Background())
