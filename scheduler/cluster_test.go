@@ -65,13 +65,15 @@ func missing(byTick map[int64]scheduler.Run, from, to int64) []int64 {
 	return out
 }
 
-func startSchedulers(t *testing.T, c *clustertest.Cluster, rec *recorder, interval time.Duration) (stop func(i int), stopAll func()) {
+// startSchedulers runs a scheduler with one job, "report", on every node
+// of c. startDeadline 0 is the default (one interval).
+func startSchedulers(t *testing.T, c *clustertest.Cluster, rec *recorder, interval, startDeadline time.Duration) (stop func(i int), stopAll func()) {
 	t.Helper()
 	cancels := make([]context.CancelFunc, len(c.Nodes))
 	dones := make([]chan struct{}, len(c.Nodes))
 	for i, n := range c.Nodes {
 		s := scheduler.New(scheduler.Options{Cluster: n})
-		err := s.Add(scheduler.Job{Name: "report", Interval: interval, Func: func(_ context.Context, r scheduler.Run) error {
+		err := s.Add(scheduler.Job{Name: "report", Interval: interval, StartDeadline: startDeadline, Func: func(_ context.Context, r scheduler.Run) error {
 			rec.add(r)
 			return nil
 		}})
@@ -108,7 +110,11 @@ func TestClusterRunsEachTickExactlyOnce(t *testing.T) {
 	c.Leader(10 * time.Second)
 	rec := &recorder{}
 	const interval = 100 * time.Millisecond
-	_, stopAll := startSchedulers(t, c, rec, interval)
+	// A claim slower than one interval, as on a loaded CI host (one CI
+	// run missed one tick of 31 here), makes its run late instead of
+	// missing: this test checks that no tick is lost or run twice, and
+	// commit latency belongs to the benchmarks.
+	_, stopAll := startSchedulers(t, c, rec, interval, 2*time.Second)
 
 	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 30 }, "fewer than 30 runs")
 	stopAll()
@@ -134,7 +140,7 @@ func TestClusterSurvivesLeaderCrash(t *testing.T) {
 	leader := c.Leader(10 * time.Second)
 	rec := &recorder{}
 	const interval = 100 * time.Millisecond
-	stop, stopAll := startSchedulers(t, c, rec, interval)
+	stop, stopAll := startSchedulers(t, c, rec, interval, 0)
 
 	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 10 }, "fewer than 10 runs before the crash")
 	killed := c.Nodes[leader].Name()
@@ -219,7 +225,7 @@ func TestQuorumLossPausesJobsUntilItReturns(t *testing.T) {
 	c.Leader(10 * time.Second)
 	rec := &recorder{}
 	const interval = 100 * time.Millisecond
-	stop, _ := startSchedulers(t, c, rec, interval)
+	stop, _ := startSchedulers(t, c, rec, interval, 0)
 	clustertest.Eventually(t, 15*time.Second, func() bool { return len(rec.snapshot()) >= 5 }, "no runs before quorum loss")
 
 	// Kill two of three nodes: the survivor keeps its scheduler running.
