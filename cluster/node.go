@@ -27,6 +27,8 @@ type Node struct {
 	logger hclog.Logger
 
 	fsm       *fsm.FSM
+	// logStore is Raft's log store, read by caughtUp. Set before Raft starts.
+	logStore raft.LogStore
 	raft      *raft.Raft
 	trans     *raft.NetworkTransport
 	stores    io.Closer // the disk log store (logstore.go); nil in memory
@@ -160,6 +162,7 @@ func (n *Node) open() error {
 		return err
 	}
 	logs, stable, snaps = n.disk.watchStores(logs, stable, snaps, n.shutdownCh) // diskhealth.go
+	n.logStore = logs
 	if cfg.DataDir != "" {
 		if err := checkSnapshot(cfg.DataDir, snaps); err != nil { // storecheck.go
 			return err
@@ -454,7 +457,39 @@ func (n *Node) waitingFor() string {
 // state it had, not an empty one.
 func (n *Node) caughtUp() bool {
 	commit := n.raft.CommitIndex()
-	return commit > 0 && n.raft.AppliedIndex() >= commit
+	if commit == 0 || n.raft.AppliedIndex() < commit {
+		return false
+	}
+	// Raft counts an entry applied once it has handed it to the state
+	// machine's goroutine, not once the state machine has applied it: a
+	// node restarted from its DataDir could return from Start before the
+	// grants in its own log were back in its state (a restart test saw
+	// LastGrant miss a grant committed before the kill). So the state
+	// machine's own index must reach the last command at or below the
+	// commit index; Raft's other entries (no-ops, barriers, configuration)
+	// never reach it. A halted state machine applies nothing more; Ready
+	// reports that.
+	if n.fsm.Halted() != nil {
+		return true
+	}
+	return n.fsm.AppliedIndex() >= n.lastCommandAtOrBelow(commit)
+}
+
+// lastCommandAtOrBelow returns the index of the last command entry at or
+// below idx in the log, looking back at most 256 entries, or 0 if there is
+// none there or the log no longer holds them (a snapshot, which Restore
+// applies whole, covers compacted entries).
+func (n *Node) lastCommandAtOrBelow(idx uint64) uint64 {
+	var l raft.Log
+	for i := idx; i > 0 && idx-i < 256; i-- {
+		if err := n.logStore.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	return 0
 }
 
 func (n *Node) inConfiguration() bool {
