@@ -27,8 +27,7 @@ type Node struct {
 	logger hclog.Logger
 
 	fsm       *fsm.FSM
-	// logStore is Raft's log store, read by caughtUp. Set before Raft starts.
-	logStore raft.LogStore
+	logStore  raft.LogStore // Raft's log store, read by caughtUp; set before Raft starts
 	raft      *raft.Raft
 	trans     *raft.NetworkTransport
 	stores    io.Closer // the disk log store (logstore.go); nil in memory

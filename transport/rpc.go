@@ -23,8 +23,14 @@ type Method byte
 // alone reserves nothing.
 const frameChunk = 64 << 10
 
-// errFrameTooLarge is the cause when a frame's length prefix exceeds maxFrame.
-var errFrameTooLarge = errors.New("frame exceeds the size limit")
+var (
+	// errFrameTooLarge is the cause when a frame's length prefix exceeds maxFrame.
+	errFrameTooLarge = errors.New("frame exceeds the size limit")
+	// errNoAnswerYet marks a call that sent its whole request and ended
+	// before the first byte of the answer arrived: the connection is still
+	// usable once that answer has been read (Client.drain).
+	errNoAnswerYet = errors.New("no answer yet")
+)
 
 // Handler serves one RPC. It is called concurrently, once per request, and
 // the ctx ends when the server closes.
@@ -318,11 +324,6 @@ func (c *Client) put(addr string, cc *clientConn) {
 	}
 	c.idle[addr] = append(c.idle[addr], cc)
 }
-
-// errNoAnswerYet marks a call that sent its whole request and ended before
-// the first byte of the answer arrived: the connection is still usable once
-// that answer has been read.
-var errNoAnswerYet = errors.New("no answer yet")
 
 // drain reads, in the background, the answer to a call whose caller gave
 // up, and then pools cc again; if the answer does not come within
