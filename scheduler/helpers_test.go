@@ -105,7 +105,8 @@ func (l *runLog) record() Func {
 
 // claimCall is one Claim call seen by fakeCoord.
 type claimCall struct {
-	at     time.Time // wall clock when Claim was called
+	at     time.Time // wall clock when Claim answered, after claimDelay
+	sent   time.Time // wall clock when Claim was called
 	claims []fsm.Claim
 	res    *fsm.ClaimResult // nil if err
 	err    error
@@ -182,6 +183,7 @@ func (f *fakeCoord) applyLocked(node string, claims []fsm.Claim) *fsm.ClaimResul
 }
 
 func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	sent := time.Now()
 	f.mu.Lock()
 	delay := f.claimDelay
 	f.mu.Unlock()
@@ -195,7 +197,7 @@ func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimRe
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	call := claimCall{at: time.Now(), claims: slices.Clone(claims)}
+	call := claimCall{at: time.Now(), sent: sent, claims: slices.Clone(claims)}
 	switch {
 	case ctx.Err() != nil:
 		call.err = ctx.Err()

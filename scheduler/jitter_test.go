@@ -69,7 +69,7 @@ func TestJitterKeepsTheInstant(t *testing.T) {
 	inst := TickAt(interval, TickIndex(interval, time.Now())+1)
 	d := jitter("j", inst, 40*time.Second)
 	s.mu.Lock()
-	s.queueTickLocked(js, inst)
+	s.queueTickLocked(js, time.Time{}, inst)
 	ev := s.queue.all()[0]
 	s.queue.reset()
 	c, ok := s.handleLocked(context.Background(), ev, ev.at)

@@ -24,7 +24,9 @@ import (
 // sees: it is at most a quarter of the job's StartDeadline (so a clock
 // ahead of the leader's by up to three quarters of it is still not
 // refused as early) and of its RunLease (so a lease held from the grant
-// still lasts most of its length after the start), and at most maxLead.
+// still lasts most of its length after the start), at most maxLead, and
+// at most a quarter of the gap since the job's instant before (inOrder),
+// so that one job's ticks are still claimed one after the other.
 // A SkipIfRunning job whose previous run is still going when its claim
 // would be sent decides at the tick's start instead, as it did without a
 // lead, rather than skipping a tick its run might have finished in time
@@ -98,7 +100,7 @@ func (s *Scheduler) advanceTicksLocked() {
 		if ev.fallback || ev.check || ev.catchUp || ev.stale || ev.atStart {
 			continue
 		}
-		if at := startOf(ev.js, ev.inst).Add(-s.leadFor(ev.js.job)); at.Before(ev.at) {
+		if at := startOf(ev.js, ev.inst).Add(-inOrder(s.leadFor(ev.js.job), ev.js.gap)); at.Before(ev.at) {
 			if s.leadOf != nil {
 				s.leadOf[ev.inst.UnixNano()] = leadFactor * time.Duration(s.claimTime.Load())
 			}
@@ -169,6 +171,27 @@ func (s *Scheduler) capLead(j Job, lead time.Duration) time.Duration {
 	lead = min(lead, maxLead, j.StartDeadline/4)
 	if j.Overlap == SkipIfRunning && j.RunLease > 0 {
 		lead = min(lead, j.RunLease/4)
+	}
+	if lead < minLead {
+		return 0
+	}
+	return lead
+}
+
+// inOrder bounds the lead of a job's tick by a quarter of gap, the
+// distance from the job's instant before it (zero: unknown, no bound), so
+// that one job's ticks are claimed in the order of their instants. The
+// state machine grants a job's instants in order only: once a later one
+// is granted, an earlier one is refused as taken, and a SkipIfRunning
+// tick claimed while the tick before it holds its run lease is refused as
+// busy. A lead longer than the gap, which the StartDeadline and RunLease
+// bounds allow once a job's StartDeadline is several intervals and its
+// claims are slow, sent a tick's claim before the previous tick's was
+// answered, and lost ticks that way: at 100 ms with a 2 s StartDeadline
+// on a loaded host, a third of them.
+func inOrder(lead, gap time.Duration) time.Duration {
+	if gap > 0 {
+		lead = min(lead, gap/4)
 	}
 	if lead < minLead {
 		return 0

@@ -191,3 +191,36 @@ func TestLeadTableForgetsOnlyPastInstants(t *testing.T) {
 		t.Fatalf("next prune at %d instants, want %d", s.leadPruneAt, 2*leadPruneMin)
 	}
 }
+
+// TestLeadKeepsAJobsTicksInOrder checks that a tick's claim never goes out
+// more than a quarter of the interval ahead, however long the job's
+// StartDeadline and however slow its claims: a claim sent before the
+// previous tick's was answered lost ticks to the state machine's in-order
+// grants (inOrder).
+func TestLeadKeepsAJobsTicksInOrder(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	coord := newFakeCoord("n1", "n1")
+	coord.claimDelay = 60 * time.Millisecond // a lead of 180 ms before the bound
+	s := newScheduler(coord, nil)
+	if err := s.Add(Job{Name: "late-ok", Interval: interval, StartDeadline: 2 * time.Second, Func: noop}); err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, s)
+	ahead := func() bool {
+		n := 0
+		for _, c := range coord.claimCalls() {
+			if c.err == nil && len(c.claims) > 0 && c.sent.UnixNano() < c.claims[0].At {
+				n++
+			}
+		}
+		return n >= 5
+	}
+	eventually(t, 10*time.Second, ahead, "fewer than 5 claims were sent ahead of their tick")
+	for _, c := range coord.claimCalls() {
+		for _, cl := range c.claims {
+			if lead := time.Duration(cl.At - c.sent.UnixNano()); lead > interval/4 {
+				t.Errorf("tick %d claimed %s ahead of its instant; want at most a quarter of the %s interval", cl.Tick, lead, interval)
+			}
+		}
+	}
+}

@@ -188,6 +188,10 @@ type jobState struct {
 	// Guarded by the Scheduler's mu.
 	missedUpTo, checkedUpTo time.Time
 	lostAt                  []int64
+	// gap is how far the queued tick's instant is from the job's instant
+	// before it, zero if unknown; it bounds the tick's lead (inOrder).
+	// Guarded by the Scheduler's mu.
+	gap time.Duration
 
 	// lastMu guards lastRun and lastError, reported as Stats.LastRun and
 	// Stats.LastError.
@@ -647,16 +651,25 @@ func (s *Scheduler) scheduleNextLocked(js *jobState, now time.Time) {
 	if nb := j.notBefore; now.Before(nb) {
 		now = nb.Add(-1)
 	}
-	s.queueTickLocked(js, j.Schedule.Next(now))
+	s.queueTickLocked(js, time.Time{}, j.Schedule.Next(now))
 }
 
 // queueTickLocked queues the tick at instant, due at instant plus the
-// job's jitter; a zero instant (the schedule ended) queues nothing.
-func (s *Scheduler) queueTickLocked(js *jobState, instant time.Time) {
+// job's jitter, less its lead; a zero instant (the schedule ended) queues
+// nothing. prev is the job's instant before it, zero for a job's first
+// tick.
+func (s *Scheduler) queueTickLocked(js *jobState, prev, instant time.Time) {
 	if instant.IsZero() {
 		return
 	}
-	s.queue.push(event{at: startOf(js, instant).Add(-s.leadAtLocked(js.job, instant)), js: js, inst: instant})
+	js.gap = 0
+	if !prev.IsZero() {
+		js.gap = instant.Sub(prev)
+	} else if e, ok := js.job.Schedule.(EverySchedule); ok {
+		js.gap = e.d
+	}
+	lead := inOrder(s.leadAtLocked(js.job, instant), js.gap)
+	s.queue.push(event{at: startOf(js, instant).Add(-lead), js: js, inst: instant})
 }
 
 // handleLocked processes one due event. It returns a claim to send now, if
@@ -681,7 +694,7 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	start := startOf(js, inst)
 	if !ev.fallback && !ev.atStart {
 		// Queue the next tick first, so a slow claim never delays it.
-		s.queueTickLocked(js, s.nextTickLocked(j, inst, now))
+		s.queueTickLocked(js, inst, s.nextTickLocked(j, inst, now))
 	}
 	if now.After(start.Add(j.StartDeadline)) {
 		if ev.fallback {
