@@ -302,13 +302,22 @@ func (s *Scheduler) sleepUntil(ctx context.Context, at time.Time) bool {
 // its refusal is judged as it always was (staleLease for this node's own
 // lease). sent is when the claim was sent, on the Scheduler's clock.
 func (s *Scheduler) retryAtStart(p pendingClaim, sent time.Time) bool {
-	start := p.start()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p.runNow || !sent.Before(start) || p.js.removed.Load() || !s.running {
+	if !sent.Before(p.start()) {
 		return false
 	}
-	s.queue.push(event{at: start, js: p.js, inst: time.Unix(0, p.claim.At), atStart: true})
+	return s.claimAgainAtStart(p)
+}
+
+// claimAgainAtStart queues the tick of claim p to be claimed again at its
+// start, or at once if that has passed, and reports whether it did: not
+// for a RunNow request, a removed job or a stopped Scheduler.
+func (s *Scheduler) claimAgainAtStart(p pendingClaim) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.runNow || p.js.removed.Load() || !s.running {
+		return false
+	}
+	s.queue.push(event{at: p.start(), js: p.js, inst: time.Unix(0, p.claim.At), atStart: true, again: true})
 	s.poke()
 	return true
 }

@@ -224,3 +224,73 @@ func TestLeadKeepsAJobsTicksInOrder(t *testing.T) {
 		}
 	}
 }
+
+// duplicateCoord answers a job's claims as a leader does when a claim for
+// the job's previous instant, from another node, was merged into the same
+// entry before them: refused as duplicate, the job granted at that earlier
+// instant. It does so for the first claim of each even tick and for every
+// claim of each odd tick, and grants the others.
+type duplicateCoord struct {
+	*fakeCoord
+	interval time.Duration
+	mu       sync.Mutex
+	attempts map[int64]int // claims seen per tick
+}
+
+func (c *duplicateCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	c.mu.Lock()
+	refuse := len(claims) == 1 && (claims[0].Tick%2 != 0 || c.attempts[claims[0].Tick] == 0)
+	if len(claims) == 1 {
+		c.attempts[claims[0].Tick]++
+	}
+	c.mu.Unlock()
+	if !refuse {
+		return c.fakeCoord.Claim(ctx, claims)
+	}
+	return &fsm.ClaimResult{Outcomes: []fsm.Outcome{{Reason: fsm.ReasonDuplicate, Holder: "peer", At: claims[0].At - int64(c.interval)}}}, nil
+}
+
+func (c *duplicateCoord) attemptsOf(tick int64) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.attempts[tick]
+}
+
+// TestClaimRefusedAsDuplicateIsClaimedOnceMore checks that a tick whose
+// claim shared an entry with a claim for the job's earlier instant, and
+// was refused as duplicate without being judged, is claimed once more and
+// runs, and that a second such refusal is final.
+func TestClaimRefusedAsDuplicateIsClaimedOnceMore(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	coord := &duplicateCoord{fakeCoord: newFakeCoord("n1", "n1"), interval: interval, attempts: map[int64]int{}}
+	s := newScheduler(coord, nil)
+	var mu sync.Mutex
+	ran := map[int64]int{}
+	err := s.Add(Job{Name: "merged", Interval: interval, Overlap: AllowOverlap, Func: func(_ context.Context, r Run) error {
+		mu.Lock()
+		ran[r.Tick]++
+		mu.Unlock()
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := TickIndex(interval, time.Now()) + 2
+	startRun(t, s)
+	// A third claim of a tick would go out at once after the second
+	// refusal, long before the claim of the tick three intervals later.
+	eventually(t, 10*time.Second, func() bool { return coord.attemptsOf(first+8) > 0 }, "tick %d was never claimed", first+8)
+	mu.Lock()
+	defer mu.Unlock()
+	for tick := first; tick < first+6; tick++ {
+		if tick%2 == 0 {
+			if ran[tick] != 1 || coord.attemptsOf(tick) != 2 {
+				t.Errorf("tick %d, refused as duplicate once: ran %d times after %d claims; want once after 2", tick, ran[tick], coord.attemptsOf(tick))
+			}
+			continue
+		}
+		if ran[tick] != 0 || coord.attemptsOf(tick) != 2 {
+			t.Errorf("tick %d, refused as duplicate every time: ran %d times after %d claims; want never after 2", tick, ran[tick], coord.attemptsOf(tick))
+		}
+	}
+}

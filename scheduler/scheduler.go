@@ -752,7 +752,7 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		c.Exclusive = true
 		c.LeaseTTL = int64(j.RunLease)
 	}
-	return pendingClaim{js: js, claim: c}, true
+	return pendingClaim{js: js, claim: c, again: ev.again}, true
 }
 
 // skipIfRunningLocked reports whether the job's previous run on this node
@@ -806,6 +806,9 @@ type pendingClaim struct {
 	// runNow marks a RunNow request's claim, whose run starts as soon as
 	// it is granted, whatever the job's jitter.
 	runNow bool
+	// again marks a claim sent again after a refusal (event.again), which
+	// a refusal as duplicate does not send a third time.
+	again bool
 }
 
 // start returns when the claimed tick's run is due.
@@ -868,6 +871,13 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 				// tick's start: judged again at the start (lead.go).
 			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
 				s.staleLease(p)
+			case o.Reason == fsm.ReasonDuplicate && o.At < p.claim.At && !p.again && !p.catchUp:
+				// The entry granted an earlier instant of the job, from a
+				// claim merged into it before this one, and so never judged
+				// this instant: one entry grants a job once, since its index
+				// is the token. Nothing later will claim the instant, and no
+				// check counts it, so it is claimed once more.
+				s.claimAgainAtStart(p)
 			}
 			continue
 		}
@@ -1093,4 +1103,7 @@ type event struct {
 	// was put off to the start because the job's previous run was still
 	// going; its next tick is already queued.
 	atStart bool
+	// again marks an atStart tick whose claim was refused once already
+	// (claimAgainAtStart).
+	again bool
 }
