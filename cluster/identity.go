@@ -65,14 +65,14 @@ var errNotVoter = errors.New("interlock: memory-only node is not a voter under i
 // with errNotVoter, which the candidate counts as no vote. Raft reads
 // Consumer from its own goroutines; the guard's loop is the node's.
 type voteGuard struct {
-	*raft.NetworkTransport
+	targetedTransport
 	id    raft.ServerID
 	raft  atomic.Pointer[raft.Raft]
 	rpcCh chan raft.RPC
 }
 
-func newVoteGuard(t *raft.NetworkTransport, id raft.ServerID) *voteGuard {
-	return &voteGuard{NetworkTransport: t, id: id, rpcCh: make(chan raft.RPC)}
+func newVoteGuard(t targetedTransport, id raft.ServerID) *voteGuard {
+	return &voteGuard{targetedTransport: t, id: id, rpcCh: make(chan raft.RPC)}
 }
 
 // Consumer returns the channel of RPCs that passed the guard.

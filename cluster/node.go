@@ -211,7 +211,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("resolve advertised Raft address %s: %w", n.raftAddr, err)
 	}
-	layer, err := transport.NewRaftLayer(n.mux, advertise, dialer)
+	layer, err := transport.NewRaftLayer(n.mux, advertise, dialer, n.raftID)
 	if err != nil {
 		return err
 	}
@@ -226,10 +226,10 @@ func (n *Node) open() error {
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
 	n.fsm.SetHaltNotifier(n.halted)
-	var trans raft.Transport = n.trans
+	var trans raft.Transport = targetedTransport{n.trans}
 	var guard *voteGuard
 	if cfg.DataDir == "" {
-		guard = newVoteGuard(n.trans, n.raftID)
+		guard = newVoteGuard(targetedTransport{n.trans}, n.raftID)
 		trans = guard
 	}
 	n.raft, err = newRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans, cfg.DataDir)

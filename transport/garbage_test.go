@@ -75,7 +75,7 @@ func newHardFixture(t testing.TB, maxConns int) *hardFixture {
 	}
 	transport.SetServerTimeouts(srv, testFrameTimeout, testIdleTimeout)
 	f.srv = srv
-	layer, err := transport.NewRaftLayer(f.mux, ln.Addr(), nil)
+	layer, err := transport.NewRaftLayer(f.mux, ln.Addr(), nil, "")
 	if err != nil {
 		t.Fatalf("NewRaftLayer: %v", err)
 	}

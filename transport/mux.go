@@ -20,6 +20,9 @@ const (
 	KindRaft Kind = 1
 	// KindRPC marks a connection carrying Interlock's request/response RPC.
 	KindRPC Kind = 2
+	// KindRaftTo marks a Raft connection that first names the Raft server
+	// it is meant for, which the accepting node checks (raftto.go).
+	KindRaftTo Kind = 3
 )
 
 // String returns the kind's name, for logs.
@@ -29,6 +32,8 @@ func (k Kind) String() string {
 		return "raft"
 	case KindRPC:
 		return "rpc"
+	case KindRaftTo:
+		return "raft-to"
 	default:
 		return fmt.Sprintf("kind(%d)", byte(k))
 	}
@@ -40,6 +45,12 @@ var (
 
 	// ErrKindTaken means Listen was called twice for the same Kind.
 	ErrKindTaken = errors.New("transport: kind already has a listener")
+
+	// ErrWrongServer means the process at a Raft server's address is
+	// another Raft server, as after the address was reused by a node of
+	// another cluster or a new incarnation of a memory-only node: the
+	// stream was refused before any Raft message went over it.
+	ErrWrongServer = errors.New("transport: address is served by another Raft server")
 )
 
 // Mux demultiplexes one listener by each connection's first byte. Listen
@@ -66,8 +77,12 @@ type Mux struct {
 	tlsConfig  *tls.Config
 	tlsRefused *tlsRefusals
 
-	mu     sync.Mutex
-	subs   map[Kind]*subListener
+	mu   sync.Mutex
+	subs map[Kind]*subListener
+	// admit holds, for a kind that needs it, the check a connection of
+	// that kind passes, within the handshake deadline, before its
+	// listener gets it; an error closes the connection.
+	admit  map[Kind]func(net.Conn) error
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -86,6 +101,7 @@ func NewMux(ln net.Listener, logger hclog.Logger) *Mux {
 		noKind:      newThrottledLog(logger, hclog.Debug, "connection closed before its kind byte"),
 		unknownKind: newThrottledLog(logger, hclog.Warn, "dropping connection of unknown kind"),
 		subs:        make(map[Kind]*subListener),
+		admit:       make(map[Kind]func(net.Conn) error),
 	}
 }
 
@@ -103,6 +119,23 @@ func (m *Mux) Listen(k Kind) (net.Listener, error) {
 	s := &subListener{kind: k, addr: m.ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
 	m.subs[k] = s
 	return s, nil
+}
+
+// listenAlso hands connections of kind extra to the listener of kind k,
+// which Listen returned, once admit accepted them.
+func (m *Mux) listenAlso(k, extra Kind, admit func(net.Conn) error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.subs[extra]; ok {
+		return fmt.Errorf("%w: %s", ErrKindTaken, extra)
+	}
+	s, ok := m.subs[k]
+	if !ok {
+		return fmt.Errorf("transport: no listener for %s to take %s", k, extra)
+	}
+	m.subs[extra] = s
+	m.admit[extra] = admit
+	return nil
 }
 
 // Serve accepts connections until Close. It returns nil after Close and the
@@ -165,15 +198,23 @@ func (m *Mux) route(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
 	m.mu.Lock()
-	s := m.subs[Kind(b[0])]
+	s, admit := m.subs[Kind(b[0])], m.admit[Kind(b[0])]
 	m.mu.Unlock()
 	if s == nil {
 		m.unknownKind.log("remote", conn.RemoteAddr(), "kind", Kind(b[0]))
 		conn.Close()
 		return
 	}
+	if admit != nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(m.handshake))
+		if err := admit(conn); err != nil {
+			conn.Close()
+			return
+		}
+		_ = conn.SetWriteDeadline(time.Time{})
+	}
+	_ = conn.SetReadDeadline(time.Time{})
 	select {
 	case s.conns <- conn:
 	case <-s.done:

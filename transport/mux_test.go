@@ -173,7 +173,7 @@ func TestMuxListenTwice(t *testing.T) {
 			t.Errorf("second Listen(%s) error = %v, want ErrKindTaken", k, err)
 		}
 	}
-	if _, err := transport.NewRaftLayer(f.mux, f.mux.Addr(), nil); !errors.Is(err, transport.ErrKindTaken) {
+	if _, err := transport.NewRaftLayer(f.mux, f.mux.Addr(), nil, ""); !errors.Is(err, transport.ErrKindTaken) {
 		t.Errorf("NewRaftLayer on a Mux with a Raft listener: %v, want ErrKindTaken", err)
 	}
 	if _, err := transport.NewServer(f.mux, nil, nil, nil); !errors.Is(err, transport.ErrKindTaken) {

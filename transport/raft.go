@@ -27,8 +27,13 @@ type RaftLayer struct {
 	ln        net.Listener
 	advertise net.Addr
 	dialer    Dialer
-	idle      *throttledLog
-	idleAfter time.Duration // raftIdleTimeout; a field so tests can shorten it
+	// id is the Raft server ID this layer serves; a KindRaftTo stream
+	// meant for another is refused (raftto.go). Empty: any is accepted.
+	id          raft.ServerID
+	idle        *throttledLog
+	badTarget   *throttledLog
+	wrongTarget *throttledLog
+	idleAfter   time.Duration // raftIdleTimeout; a field so tests can shorten it
 
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
@@ -37,9 +42,11 @@ type RaftLayer struct {
 
 var _ raft.StreamLayer = (*RaftLayer)(nil)
 
-// NewRaftLayer returns the Raft stream layer of a Mux. advertise is the
-// address peers reach this node at; it must not be an unspecified address.
-func NewRaftLayer(m *Mux, advertise net.Addr, d Dialer) (*RaftLayer, error) {
+// NewRaftLayer returns the Raft stream layer of a Mux for the Raft server
+// id. advertise is the address peers reach this node at; it must not be an
+// unspecified address. Streams dialed for another server ID (RaftTarget)
+// are refused; with id empty, none is.
+func NewRaftLayer(m *Mux, advertise net.Addr, d Dialer, id raft.ServerID) (*RaftLayer, error) {
 	ln, err := m.Listen(KindRaft)
 	if err != nil {
 		return nil, err
@@ -47,12 +54,18 @@ func NewRaftLayer(m *Mux, advertise net.Addr, d Dialer) (*RaftLayer, error) {
 	if d == nil {
 		d = &net.Dialer{}
 	}
-	return &RaftLayer{
-		ln: ln, advertise: advertise, dialer: d,
-		idle:      newThrottledLog(m.logger, hclog.Debug, "closing idle inbound raft stream"),
-		idleAfter: raftIdleTimeout,
-		conns:     make(map[*trackedConn]struct{}),
-	}, nil
+	l := &RaftLayer{
+		ln: ln, advertise: advertise, dialer: d, id: id,
+		idle:        newThrottledLog(m.logger, hclog.Debug, "closing idle inbound raft stream"),
+		badTarget:   newThrottledLog(m.logger, hclog.Debug, "closing raft stream that named no server"),
+		wrongTarget: newThrottledLog(m.logger, hclog.Warn, "refusing raft stream meant for another server"),
+		idleAfter:   raftIdleTimeout,
+		conns:       make(map[*trackedConn]struct{}),
+	}
+	if err := m.listenAlso(KindRaft, KindRaftTo, l.admitTarget); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // Addr returns the advertised address, which Raft stores in its
@@ -68,11 +81,33 @@ func (l *RaftLayer) Accept() (net.Conn, error) {
 	return l.track(c, true)
 }
 
-// Dial opens a Raft stream to a peer.
+// Dial opens a Raft stream to a peer. For an address from RaftTarget, the
+// stream names the server it is meant for, and Dial returns an error
+// wrapping ErrWrongServer if another server holds the address.
 func (l *RaftLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	c, err := dialKind(ctx, l.dialer, string(address), KindRaft)
+	addr, id, targeted := splitTarget(address)
+	if targeted {
+		c, err := dialKind(ctx, l.dialer, addr, KindRaftTo)
+		if err != nil {
+			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = c.SetDeadline(dl)
+		}
+		err = confirmTarget(c, addr, id)
+		if err == nil {
+			_ = c.SetDeadline(time.Time{})
+			return l.track(c, false)
+		}
+		c.Close()
+		if !errors.Is(err, errOldPeer) {
+			return nil, err
+		}
+		// A build without KindRaftTo: an unchecked stream, as it takes.
+	}
+	c, err := dialKind(ctx, l.dialer, addr, KindRaft)
 	if err != nil {
 		return nil, err
 	}

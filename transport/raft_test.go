@@ -16,7 +16,7 @@ import (
 
 func newRaftLayer(t testing.TB, f *muxFixture, advertise net.Addr, d transport.Dialer) *transport.RaftLayer {
 	t.Helper()
-	l, err := transport.NewRaftLayer(f.mux, advertise, d)
+	l, err := transport.NewRaftLayer(f.mux, advertise, d, "")
 	if err != nil {
 		t.Fatalf("NewRaftLayer: %v", err)
 	}
