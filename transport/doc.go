@@ -5,7 +5,9 @@
 // The first byte a dialer writes on a new connection picks its handler (see
 // Kind). A Mux accepts on the one listener, reads that byte and hands the
 // connection to the matching sub-listener, so Raft's NetworkTransport and the
-// RPC server each see an ordinary net.Listener.
+// RPC server each see an ordinary net.Listener. A Raft stream dialed for a
+// named server (RaftTarget) first carries that server's ID, and a node
+// serving another ID refuses it (see raftto.go).
 //
 // Encryption is a wrapping concern: the Mux takes any net.Listener, and every
 // outbound connection goes through a Dialer, so a *tls.Config can wrap both
