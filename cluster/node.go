@@ -219,7 +219,7 @@ func (n *Node) open() error {
 		Stream:  layer,
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
-		Logger:  leavingLogger{Logger: n.logger.Named("raft-net"), leaving: n.leavingOrDown},
+		Logger:  leavingLogger{Logger: n.logger.Named("raft-net"), leaving: n.leavingOrDown, alone: n.othersStopping},
 	})
 
 	n.fsm = fsm.New(n.logger.Named("fsm"))
@@ -283,7 +283,7 @@ func (n *Node) raftConfig() *raft.Config {
 	rc.BatchApplyCh = false
 	// Raft's complaints about this node's own leave go to Debug once
 	// Shutdown has begun (shutdownlog.go).
-	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.leavingOrDown}
+	rc.Logger = leavingLogger{Logger: n.logger.Named("raft"), leaving: n.leavingOrDown, alone: n.othersStopping}
 	return rc
 }
 
@@ -603,9 +603,12 @@ func (n *Node) shutdown(ctx context.Context) error {
 	// configuration no longer hears of its own release being applied.
 	n.setMeta(func(m *meta) { m.Leaving = true })
 	close(n.shutdownCh)
-	if err := n.leaveRaft(ctx); ctx.Err() != nil {
+	switch err := n.leaveRaft(ctx); {
+	case ctx.Err() != nil:
 		return n.stopAtOnce(ctx)
-	} else if err != nil {
+	case errors.Is(err, errOthersStopping):
+		n.logger.Info("staying in the Raft configuration: no other member is alive and staying")
+	case err != nil:
 		n.logger.Warn("graceful raft leave incomplete", "error", err)
 	}
 	// Leave propagates within a gossip round or two on a LAN; waiting
@@ -617,7 +620,11 @@ func (n *Node) shutdown(ctx context.Context) error {
 	}
 	if wait > 0 {
 		if err := n.ml.Leave(wait); err != nil && ctx.Err() == nil {
-			n.logger.Warn("gossip leave incomplete", "error", err)
+			if n.othersStopping() {
+				n.logger.Info("gossip leave unconfirmed: no other member is alive and staying", "error", err)
+			} else {
+				n.logger.Warn("gossip leave incomplete", "error", err)
+			}
 		}
 	}
 	if ctx.Err() != nil {

@@ -351,7 +351,13 @@ func (n *Node) leaveRaft(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaveTimeout)
 	defer cancel()
 	if n.IsLeader() {
+		if n.othersStopping() {
+			return errOthersStopping
+		}
 		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			if n.othersStopping() {
+				return errOthersStopping
+			}
 			n.logger.Warn("leadership transfer failed; removing self as leader", "error", err)
 			return n.removeServer(self)
 		}
@@ -374,6 +380,9 @@ func (n *Node) leaveRaft(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
+		if n.othersStopping() {
+			return errOthersStopping
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("leave raft: %w (last error: %v)", ctx.Err(), err)
@@ -383,6 +392,27 @@ func (n *Node) leaveRaft(ctx context.Context) error {
 			backoff *= 2
 		}
 	}
+}
+
+// errOthersStopping means a node stopping gracefully stays in the Raft
+// configuration because no other member is left to shrink it.
+var errOthersStopping = errors.New("no other member is alive and staying")
+
+// othersStopping reports whether this node's gossip shows every other
+// member leaving, left or failed, as when a whole service is removed and
+// every node stops at once. Its Raft leave then cannot complete (once the
+// leader leaves too, the last servers have no quorum to remove each
+// other), a leadership transfer could only go to a node on its way out,
+// and its gossip leave has no one to tell: none of that is a fault, and
+// the configuration is best left whole for the service's next start. A
+// suspect member still counts as staying.
+func (n *Node) othersStopping() bool {
+	for _, m := range n.members() {
+		if m.Name != n.cfg.NodeName && !m.Leaving && (m.Status == StatusAlive || m.Status == StatusSuspect) {
+			return false
+		}
+	}
+	return true
 }
 
 // awaitApply waits for an Apply future, or for this node's shutdown.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -129,7 +130,14 @@ func (n *Node) reconcile() {
 	timeout := n.cfg.ProposeTimeout
 	remove := func(s raft.Server, what string, m Member) bool {
 		if err := n.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-			n.logger.Warn("could not remove server", "server", m.Name, "id", s.ID, "state", what, "error", err)
+			level := hclog.Warn
+			if n.leavingOrDown() {
+				// This leader is leaving too: handing leadership over, or
+				// stopping, makes Raft refuse the change, and it is the
+				// next leader's to make.
+				level = hclog.Debug
+			}
+			n.logger.Log(level, "could not remove server", "server", m.Name, "id", s.ID, "state", what, "error", err)
 			return false
 		}
 		if s.Suffrage == raft.Voter {

@@ -156,3 +156,61 @@ func TestGracefulShutdownLogsNothingAboveInfo(t *testing.T) {
 			len(bad), strings.Join(bad, "\n"), strings.Join(info, "\n"))
 	}
 }
+
+// TestWholeClusterStopLogsNothingAboveInfo stops every node of a
+// three-node cluster at once, as removing a whole service does, with every
+// log line captured. No node has anyone left to hand leadership to or to
+// remove it from Raft, and that is no fault: nothing may be logged above
+// Info. Each used to wait out LeaveTimeout and log "graceful raft leave
+// incomplete" at Warn. The configuration stays whole, so the three start
+// again from their DataDirs as the same three voters.
+func TestWholeClusterStopLogsNothingAboveInfo(t *testing.T) {
+	logs := &lineLog{}
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true, Configure: func(i int, cfg *cluster.Config) {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: cfg.NodeName, Level: hclog.Trace, Output: logs})
+	}})
+	c.Leader(10 * time.Second)
+	mark := logs.len()
+	c.Shutdown()
+	for i := range c.Nodes {
+		c.Nodes[i] = nil
+	}
+	for _, line := range logs.from(mark) {
+		if aboveInfo(line) {
+			t.Errorf("logged above Info while the whole cluster stopped: %s", line)
+		}
+	}
+
+	// The same three again, from their DataDirs.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.Nodes))
+	for i := range c.Nodes {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c.Nodes[i], errs[i] = cluster.Start(ctx, c.Configs[i])
+		}(i)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("restart node %d: %v", i, err)
+		}
+	}
+	l := c.Leader(10 * time.Second)
+	servers, err := c.Nodes[l].Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voters := 0
+	for _, s := range servers {
+		if s.Voter {
+			voters++
+		}
+	}
+	if voters != 3 {
+		t.Fatalf("after restarting the whole cluster, servers %v; want the same three voters", servers)
+	}
+}

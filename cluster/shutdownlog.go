@@ -30,17 +30,38 @@ var raftShutdownNoise = []string{
 	"failed to decode incoming command",
 }
 
+// raftPeersGoneNoise lists the Warn and Error messages hashicorp/raft
+// writes when its peers stop answering. While this node is leaving and
+// every other member is stopping too (Node.othersStopping: a whole service
+// removed at once), the peers are going the same way on purpose, and these
+// are logged at Debug; at any other time they keep their level.
+var raftPeersGoneNoise = []string{
+	"failed to heartbeat to",
+	"failed to appendEntries to",
+	"failed to contact",
+	"failed to contact quorum of nodes, stepping down",
+	"failed to make requestVote RPC",
+	"heartbeat timeout reached, starting election",
+	"Election timeout reached, restarting election",
+}
+
 // leavingLogger is the logger Raft gets. It writes every line through,
 // except the raftShutdownNoise messages once this node's shutdown has
-// begun (leaving reports that), which it writes at Debug. It is safe for
-// concurrent use, as the hclog.Logger it wraps.
+// begun (leaving reports that), and the raftPeersGoneNoise ones once it
+// has begun while every other member stops too (alone reports that),
+// which it writes at Debug. It is safe for concurrent use, as the
+// hclog.Logger it wraps.
 type leavingLogger struct {
 	hclog.Logger
 	leaving func() bool
+	alone   func() bool
 }
 
 func (l leavingLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level > hclog.Info && slices.Contains(raftShutdownNoise, msg) && l.leaving() {
+		level = hclog.Debug
+	}
+	if level > hclog.Info && l.alone != nil && slices.Contains(raftPeersGoneNoise, msg) && l.leaving() && l.alone() {
 		level = hclog.Debug
 	}
 	if level == hclog.Warn && isFirstElection(msg, args) {
@@ -70,15 +91,15 @@ func (l leavingLogger) Warn(msg string, args ...any)  { l.Log(hclog.Warn, msg, a
 func (l leavingLogger) Error(msg string, args ...any) { l.Log(hclog.Error, msg, args...) }
 
 func (l leavingLogger) With(args ...any) hclog.Logger {
-	return leavingLogger{l.Logger.With(args...), l.leaving}
+	return leavingLogger{l.Logger.With(args...), l.leaving, l.alone}
 }
 
 func (l leavingLogger) Named(name string) hclog.Logger {
-	return leavingLogger{l.Logger.Named(name), l.leaving}
+	return leavingLogger{l.Logger.Named(name), l.leaving, l.alone}
 }
 
 func (l leavingLogger) ResetNamed(name string) hclog.Logger {
-	return leavingLogger{l.Logger.ResetNamed(name), l.leaving}
+	return leavingLogger{l.Logger.ResetNamed(name), l.leaving, l.alone}
 }
 
 // memberlistLog adapts memberlist's "[LEVEL] memberlist: ..." lines to

@@ -42,18 +42,23 @@ func TestShutdownNoiseIsDebugOnlyWhileLeaving(t *testing.T) {
 	cases := []struct {
 		name    string
 		leaving bool
+		alone   bool // every other member stopping too
 		msg     string
 		wantTag string
 	}{
-		{"decode failure while leaving", true, "failed to decode incoming command", "[DEBUG]"},
-		{"decode failure otherwise", false, "failed to decode incoming command", "[ERROR]"},
-		{"other error while leaving", true, "failed to contact quorum", "[ERROR]"},
+		{"decode failure while leaving", true, false, "failed to decode incoming command", "[DEBUG]"},
+		{"decode failure otherwise", false, false, "failed to decode incoming command", "[ERROR]"},
+		{"other error while leaving", true, false, "failed to contact quorum", "[ERROR]"},
+		{"peer gone while all leave", true, true, "failed to heartbeat to", "[DEBUG]"},
+		{"peer gone while this node alone leaves", true, false, "failed to heartbeat to", "[ERROR]"},
+		{"peer gone while staying", false, true, "failed to heartbeat to", "[ERROR]"},
+		{"other error while all leave", true, true, "failed to contact quorum", "[ERROR]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			base := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Trace})
-			l := leavingLogger{Logger: base, leaving: func() bool { return tc.leaving }}
+			l := leavingLogger{Logger: base, leaving: func() bool { return tc.leaving }, alone: func() bool { return tc.alone }}
 			l.Named("raft-net").Error(tc.msg, "error", "transport shutdown")
 			if !strings.Contains(out.String(), tc.wantTag) {
 				t.Fatalf("got %q, want a %s line", out.String(), tc.wantTag)
