@@ -25,7 +25,11 @@ var (
 )
 
 func (t targetedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
-	return t.NetworkTransport.AppendEntriesPipeline(id, transport.RaftTarget(id, target))
+	p, err := t.NetworkTransport.AppendEntriesPipeline(id, transport.RaftTarget(id, target))
+	if err != nil {
+		return nil, err
+	}
+	return newDrainedPipeline(p), nil
 }
 
 func (t targetedTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
