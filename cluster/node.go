@@ -226,10 +226,11 @@ func (n *Node) open() error {
 	n.fsm.SetLockNotifier(n.locks.changed)
 	n.fsm.SetRestoreNotifier(n.locksRestored)
 	n.fsm.SetHaltNotifier(n.halted)
-	var trans raft.Transport = targetedTransport{n.trans}
+	targeted := targetedTransport{n.trans}
+	var trans raft.Transport = targeted
 	var guard *voteGuard
 	if cfg.DataDir == "" {
-		guard = newVoteGuard(targetedTransport{n.trans}, n.raftID)
+		guard = newVoteGuard(targeted, n.raftID)
 		trans = guard
 	}
 	n.raft, err = newRaft(n.raftConfig(), n.fsm, logs, stable, snaps, trans, cfg.DataDir)

@@ -182,23 +182,7 @@ func TestWholeClusterStopLogsNothingAboveInfo(t *testing.T) {
 	}
 
 	// The same three again, from their DataDirs.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.Nodes))
-	for i := range c.Nodes {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c.Nodes[i], errs[i] = cluster.Start(ctx, c.Configs[i])
-		}(i)
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("restart node %d: %v", i, err)
-		}
-	}
+	c.StartAll(30 * time.Second)
 	l := c.Leader(10 * time.Second)
 	servers, err := c.Nodes[l].Servers()
 	if err != nil {

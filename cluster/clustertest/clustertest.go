@@ -136,11 +136,25 @@ func MakeCluster(t testing.TB, n int, opts Options) *Cluster {
 		}
 		c.Configs[i] = cfg
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opts.StartTimeout)
+	t.Cleanup(c.Shutdown)
+	c.StartAll(opts.StartTimeout)
+	return c
+}
+
+// StartAll starts every node of c that is not running, from its Config,
+// concurrently, as after a Shutdown of the whole cluster, and fails the
+// test if one does not start within timeout. Call it from the test's
+// goroutine.
+func (c *Cluster) StartAll(timeout time.Duration) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	errs := make([]error, n)
+	errs := make([]error, len(c.Nodes))
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
+	for i := range c.Nodes {
+		if c.Nodes[i] != nil {
+			continue
+		}
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
@@ -148,13 +162,11 @@ func MakeCluster(t testing.TB, n int, opts Options) *Cluster {
 		}(i)
 	}
 	wg.Wait()
-	t.Cleanup(c.Shutdown)
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("start node %d: %v", i, err)
+			c.t.Fatalf("start node %d: %v", i, err)
 		}
 	}
-	return c
 }
 
 // Shutdown stops every node that is still running, concurrently.
