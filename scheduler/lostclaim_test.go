@@ -327,3 +327,78 @@ func TestStaleOwnLeaseCountsMissed(t *testing.T) {
 		})
 	}
 }
+
+// passedCoord refuses the claims of odd ticks with reason, naming a peer's
+// grant of the job's next instant, as a leader does when a claim is judged
+// after a later tick of the job was granted: slowed by a loaded leader, or
+// retried at its start after a refusal as busy. Even ticks are granted.
+type passedCoord struct {
+	*fakeCoord
+	reason   fsm.Reason
+	interval time.Duration
+
+	mu     sync.Mutex
+	passed []int64 // instants refused
+}
+
+func (c *passedCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+	if len(claims) != 1 || claims[0].Tick%2 == 0 {
+		return c.fakeCoord.Claim(ctx, claims)
+	}
+	c.mu.Lock()
+	c.passed = append(c.passed, claims[0].At)
+	c.mu.Unlock()
+	return &fsm.ClaimResult{Outcomes: []fsm.Outcome{{Reason: c.reason, Holder: "peer", At: claims[0].At + int64(c.interval)}}}, nil
+}
+
+func (c *passedCoord) refused() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.passed)
+}
+
+// TestClaimJudgedAfterALaterGrantCountsMissed: a claim refused as taken or
+// duplicate when the job's latest grant is a later instant can never be
+// granted (the state machine grants a job's instants in order), so its
+// tick is counted missed, reported to OnMissed and OnError, and not
+// claimed again. A CI run lost 85 ticks this way without counting them: a
+// claim sent ahead, refused as busy, retried at its start, and refused as
+// taken by the next tick's grant.
+func TestClaimJudgedAfterALaterGrantCountsMissed(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	for _, reason := range []fsm.Reason{fsm.ReasonTaken, fsm.ReasonDuplicate} {
+		t.Run(reason.String(), func(t *testing.T) {
+			coord := &passedCoord{fakeCoord: newFakeCoord("me", "me"), reason: reason, interval: interval}
+			var errs errorLog
+			var hook missedLog
+			s := newScheduler(coord, nil)
+			s.onError = errs.add
+			s.hooks.OnMissed = hook.add
+			if err := s.Add(Job{Name: "j", Interval: interval, Overlap: AllowOverlap, Func: noop}); err != nil {
+				t.Fatal(err)
+			}
+			stop := startRun(t, s)
+			eventually(t, waitTimeout, func() bool { return len(coord.refused()) >= 5 }, "fewer than 5 odd ticks claimed")
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			refused := coord.refused()
+			if len(slices.Compact(slices.Sorted(slices.Values(refused)))) != len(refused) {
+				t.Errorf("an instant refused after a later grant was claimed again: %v", refused)
+			}
+			var got []int64
+			for _, at := range hook.snapshot() {
+				got = append(got, at.UnixNano())
+			}
+			if want := slices.Sorted(slices.Values(refused)); !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+				t.Errorf("OnMissed instants %v; want the %d refused after a later grant %v", got, len(want), want)
+			}
+			if st := s.Stats()["j"]; st.Missed != uint64(len(refused)) {
+				t.Errorf("Missed = %d after %d refusals after a later grant", st.Missed, len(refused))
+			}
+			if n := countErrors(errs.get("j"), ErrMissed); n != len(refused) {
+				t.Errorf("OnError got %d ErrMissed for %d refusals after a later grant", n, len(refused))
+			}
+		})
+	}
+}

@@ -232,22 +232,36 @@ func (s *Scheduler) lostClaims(lost []pendingClaim) []pendingClaim {
 }
 
 // expiredClaims handles claims the cluster refused as expired: their
-// entry committed after the tick's start deadline, so the tick ran
-// nowhere unless another node holds it (lostClaims). It logs one Warn for
-// the batch and reports each counted tick to OnError, wrapped in
-// ErrMissed.
+// entry committed after the tick's start deadline.
 func (s *Scheduler) expiredClaims(expired []pendingClaim) {
-	missed := s.lostClaims(expired)
+	s.lateClaims(expired, "claims refused as expired; ticks missed", "the claim committed after the tick's start deadline (a slow commit or a leader change)")
+}
+
+// passedClaims handles claims refused (as taken, busy or duplicate) after
+// a later tick of the job had been granted: the state machine grants a
+// job's instants in order only, so theirs can no longer be granted.
+func (s *Scheduler) passedClaims(passed []pendingClaim) {
+	s.lateClaims(passed, "claims refused after a later tick of the job was granted; ticks missed", "a later tick of the job was granted before the claim was judged (a slow commit or a leader change)")
+}
+
+// lateClaims handles claims the cluster refused too late for their tick to
+// run: as expired (their entry committed after the tick's start deadline),
+// or because a later tick of the job had been granted first. Either way
+// the tick ran nowhere unless another node holds it (lostClaims). It logs
+// one Warn for the batch, with warn as its message, and reports each
+// counted tick to OnError, wrapped in ErrMissed, with cause.
+func (s *Scheduler) lateClaims(late []pendingClaim, warn, cause string) {
+	missed := s.lostClaims(late)
 	if len(missed) == 0 {
 		return
 	}
 	p := missed[0]
-	s.logger.Warn("claims refused as expired; ticks missed", "claims", len(expired), "missed", len(missed), "job", p.claim.Job, "tick", p.claim.Tick, "at", time.Unix(0, p.claim.At))
+	s.logger.Warn(warn, "claims", len(late), "missed", len(missed), "job", p.claim.Job, "tick", p.claim.Tick, "at", time.Unix(0, p.claim.At))
 	if s.onError == nil {
 		return
 	}
 	for _, p := range missed {
-		s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: the claim committed after the tick's start deadline (a slow commit or a leader change)", ErrMissed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano)))
+		s.report(p.claim.Job, fmt.Errorf("%w: job %q tick %d at %s: %s", ErrMissed, p.claim.Job, p.claim.Tick, time.Unix(0, p.claim.At).Format(time.RFC3339Nano), cause))
 	}
 }
 

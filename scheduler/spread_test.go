@@ -28,15 +28,35 @@ import (
 // the claim as expired, or as busy while the previous run's lease waits
 // for the entry that ends it. The test then checks that no tick was lost
 // silently: every pair of the window ran once, or a scheduler counted it
-// missed (Hooks.OnMissed). Only in a window with a leader change or a
-// commit stall (a probe command, proposed on every node ten times a
-// second, taking over a second to commit) are such misses allowed at all.
+// missed (Hooks.OnMissed), or skipped it because the job's previous run,
+// late itself, was still going there (Hooks.OnSkip). Only in a window
+// with a leader change or a commit stall (a probe command, proposed on
+// every node ten times a second, taking over a second to commit) are such
+// misses allowed at all.
 func TestSpreadOverThreeNodes(t *testing.T) {
 	const (
 		jobs   = 300
 		window = 60 * time.Second
 	)
-	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
+	// The nodes' and the schedulers' Warn lines (failed claims with their
+	// errors, missed ticks, gossip suspicions and conflicts) are printed
+	// if the test fails.
+	var warnings infoLines
+	defer func() {
+		if t.Failed() {
+			lines := warnings.from(0)
+			t.Logf("%d Warn or Error lines, at most 80 of them:", len(lines))
+			for _, l := range lines[:min(len(lines), 80)] {
+				t.Log(l)
+			}
+		}
+	}()
+	warnLogger := func(name string) hclog.Logger {
+		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: &warnings})
+	}
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{Configure: func(_ int, cfg *cluster.Config) {
+		cfg.Logger = warnLogger(cfg.NodeName)
+	}})
 	c.Leader(10 * time.Second)
 
 	type key struct {
@@ -45,8 +65,12 @@ func TestSpreadOverThreeNodes(t *testing.T) {
 	}
 	var mu sync.Mutex
 	ranOn := make(map[key][]string)
-	// missedOn holds the ticks a scheduler counted as missed, and where.
+	// missedOn holds the ticks a scheduler counted as missed, and where;
+	// skippedOn those a scheduler skipped because the job's previous run
+	// was still going there (a late run of the tick before, under
+	// SkipIfRunning, the default overlap policy).
 	missedOn := make(map[key][]string)
+	skippedOn := make(map[key][]string)
 	var latest time.Time
 	record := func(_ context.Context, r scheduler.Run) error {
 		mu.Lock()
@@ -61,18 +85,6 @@ func TestSpreadOverThreeNodes(t *testing.T) {
 	// The claims' outcomes, by reason, say why a tick ran nowhere. One
 	// registry per node: the nodes' jobs share their names.
 	var regs []*prometheus.Registry
-	// The schedulers' Warn lines (failed claims with their errors, ticks
-	// missed) are printed if the test fails.
-	var warnings infoLines
-	defer func() {
-		if t.Failed() {
-			lines := warnings.from(0)
-			t.Logf("the schedulers' %d Warn or Error lines, at most 60 of them:", len(lines))
-			for _, l := range lines[:min(len(lines), 60)] {
-				t.Log(l)
-			}
-		}
-	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -83,10 +95,15 @@ func TestSpreadOverThreeNodes(t *testing.T) {
 			missedOn[k] = append(missedOn[k], n.Name())
 			mu.Unlock()
 		}
+		onSkip := func(job string, at time.Time) {
+			mu.Lock()
+			k := key{job, at}
+			skippedOn[k] = append(skippedOn[k], n.Name())
+			mu.Unlock()
+		}
 		reg := prometheus.NewRegistry()
 		regs = append(regs, reg)
-		logger := hclog.New(&hclog.LoggerOptions{Name: n.Name(), Level: hclog.Warn, Output: &warnings})
-		s := scheduler.New(scheduler.Options{Cluster: n, Hooks: scheduler.Hooks{OnMissed: onMissed}, Registerer: reg, Logger: logger})
+		s := scheduler.New(scheduler.Options{Cluster: n, Hooks: scheduler.Hooks{OnMissed: onMissed, OnSkip: onSkip}, Registerer: reg, Logger: warnLogger(n.Name() + ".scheduler")})
 		for i := range jobs {
 			if err := s.Add(scheduler.Job{Name: fmt.Sprintf("spread-%03d", i), Interval: time.Second, Func: record}); err != nil {
 				t.Fatal(err)
@@ -134,11 +151,11 @@ func TestSpreadOverThreeNodes(t *testing.T) {
 		total++
 	}
 	want := jobs * int(window/time.Second)
-	// Every pair that did not run must have been counted missed; one that
-	// ran may have been counted too (a failed claim whose instant a later
-	// grant hid), which is only logged.
+	// Every pair that did not run must have been counted missed or
+	// skipped; one that ran may have been counted missed too (a failed
+	// claim whose instant a later grant hid), which is only logged.
 	var silent []key
-	counted, ranAndCounted := 0, 0
+	counted, ranAndCounted, skipped := 0, 0, 0
 	for k := range missedOn {
 		if k.at.Before(from) || !k.at.Before(to) {
 			continue
@@ -152,14 +169,21 @@ func TestSpreadOverThreeNodes(t *testing.T) {
 	for i := range jobs {
 		for at := from; at.Before(to); at = at.Add(time.Second) {
 			k := key{fmt.Sprintf("spread-%03d", i), at}
-			if len(ranOn[k]) == 0 && len(missedOn[k]) == 0 {
+			switch {
+			case len(ranOn[k]) > 0 || len(missedOn[k]) > 0:
+			case len(skippedOn[k]) > 0:
+				skipped++
+			default:
 				silent = append(silent, k)
 			}
 		}
 	}
-	t.Logf("%d of %d (job, instant) pairs ran in the window, %d twice, %d counted missed (and %d that ran elsewhere); per node: %v; %s; claims of the whole test by outcome: %v", total, want, dups, counted, ranAndCounted, perNode, stalls, claimOutcomes(t, regs))
+	t.Logf("%d of %d (job, instant) pairs ran in the window, %d twice, %d counted missed (and %d that ran elsewhere), %d skipped; per node: %v; %s; claims of the whole test by outcome: %v", total, want, dups, counted, ranAndCounted, skipped, perNode, stalls, claimOutcomes(t, regs))
+	for _, k := range silent[:min(len(silent), 10)] {
+		t.Logf("ran nowhere, counted by no scheduler: %s at %s", k.job, k.at.Format(time.TimeOnly))
+	}
 	if len(silent) > 0 {
-		t.Errorf("%d of the window's %d (job, instant) pairs ran nowhere and no scheduler counted them missed, e.g. %s at %s", len(silent), want, silent[0].job, silent[0].at.Format(time.TimeOnly))
+		t.Errorf("%d of the window's %d (job, instant) pairs ran nowhere and no scheduler counted them missed or skipped, e.g. %s at %s", len(silent), want, silent[0].job, silent[0].at.Format(time.TimeOnly))
 	}
 	if total != want && !stalls.any() {
 		t.Errorf("%d of the window's %d (job, instant) pairs ran nowhere, with no leader change or commit stall to explain it (%s)", want-total, want, stalls)
@@ -193,6 +217,10 @@ type stallReport struct {
 	slowestCommit time.Duration
 	slowNode      string
 	probes        int
+	// gossip lists what a node's gossip showed other than the cluster's
+	// own members alive, once per (observer, member, status, address):
+	// suspicions under load, or members of another cluster.
+	gossip []string
 }
 
 // commitStall is the probe commit time that can expire a claim: the
@@ -207,7 +235,7 @@ const probeEvery = 100 * time.Millisecond
 func (r stallReport) any() bool { return r.termChanges > 0 || r.slowestCommit > commitStall }
 
 func (r stallReport) String() string {
-	return fmt.Sprintf("%d leader election(s), slowest of %d probe commits %s (on %s)", r.termChanges, r.probes, r.slowestCommit.Round(time.Millisecond), r.slowNode)
+	return fmt.Sprintf("%d leader election(s), slowest of %d probe commits %s (on %s); gossip seen other than the three alive: %v", r.termChanges, r.probes, r.slowestCommit.Round(time.Millisecond), r.slowNode, r.gossip)
 }
 
 // watchStalls proposes a probe command (a lock taken with TryLock) on
@@ -218,8 +246,13 @@ func watchStalls(nodes []*cluster.Node) func() stallReport {
 	for i, n := range nodes {
 		terms[i] = n.Status().Term
 	}
+	own := make(map[string]string) // name -> gossip address
+	for _, n := range nodes {
+		own[n.Name()] = n.GossipAddr()
+	}
 	var mu sync.Mutex
 	var report stallReport
+	seenGossip := make(map[string]bool)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, n := range nodes {
@@ -243,7 +276,17 @@ func watchStalls(nodes []*cluster.Node) func() stallReport {
 				if ctx.Err() != nil {
 					return // the window ended while the probe waited
 				}
+				members := n.Members()
 				mu.Lock()
+				for _, m := range members {
+					if own[m.Name] == m.GossipAddr && m.Status == cluster.StatusAlive {
+						continue
+					}
+					if seen := fmt.Sprintf("%s saw %s at %s %s", n.Name(), m.Name, m.GossipAddr, m.Status); !seenGossip[seen] {
+						seenGossip[seen] = true
+						report.gossip = append(report.gossip, seen)
+					}
+				}
 				report.probes++
 				if took > report.slowestCommit {
 					report.slowestCommit, report.slowNode = took, n.Name()
