@@ -421,6 +421,79 @@ func TestHandleDecisions(t *testing.T) {
 			t.Error("a claimed tick counted as skipped")
 		}
 	})
+	// The cases below use ticks past every one granted above, as the
+	// state machine grants a job's instants in order.
+	rankedAfter := func(pos int, after int64) int64 {
+		for k := after + 1; ; k++ {
+			if position(rank("j", TickAt(interval, k).UnixNano(), cands), "me") == pos {
+				return k
+			}
+		}
+	}
+	grant := func(t *testing.T, node string, k int64) {
+		t.Helper()
+		at := TickAt(interval, k)
+		coord.mu.Lock()
+		res := coord.applyLocked(node, []fsm.Claim{{Job: "j", Tick: k, At: at.UnixNano(), Deadline: at.Add(time.Hour).UnixNano()}})
+		coord.mu.Unlock()
+		if !res.Outcomes[0].Granted() {
+			t.Fatalf("setup: grant of tick %d to %s refused: %+v", k, node, res.Outcomes[0])
+		}
+	}
+	// A fallback handled after the tick's start deadline (this node's loop
+	// fell behind) counts the tick missed unless the state machine shows
+	// it granted: this node may have been the only one able to claim it,
+	// when its own run lease, not yet released, refused the others as
+	// busy. Dropping it lost ticks silently under a loaded CI run.
+	t.Run("fallback past the deadline: missed unless granted", func(t *testing.T) {
+		k := rankedAfter(1, base+100)
+		at := TickAt(interval, k)
+		late := at.Add(interval + time.Millisecond) // the default deadline is one interval
+		before := js.missed.Load()
+		if _, ok, q := handle(event{at: at.Add(fallback), js: js, inst: at, fallback: true}, late); ok || len(q) != 0 {
+			t.Fatalf("late fallback of an ungranted tick: claimed=%v, queue %+v; want neither", ok, q)
+		}
+		if js.missed.Load() != before+1 {
+			t.Errorf("Missed went from %d to %d; want the late fallback's tick counted", before, js.missed.Load())
+		}
+		k2 := rankedAfter(1, k)
+		at2 := TickAt(interval, k2)
+		grant(t, "p1", k2)
+		before = js.missed.Load()
+		if _, ok, _ := handle(event{at: at2.Add(fallback), js: js, inst: at2, fallback: true}, at2.Add(interval+time.Millisecond)); ok {
+			t.Error("late fallback of a tick p1 holds claimed it")
+		}
+		if js.missed.Load() != before {
+			t.Errorf("Missed went from %d to %d; a tick p1 holds was counted", before, js.missed.Load())
+		}
+	})
+	// Ranked third, a node whose fallback would come after the deadline
+	// never claims, unless it holds the job's latest grant: its run, or
+	// its run lease, may hold the tick, every other node's claim is then
+	// refused as busy, and only it can tell a skip from a miss. It judges
+	// the tick in the last fallback slot before the deadline, here the
+	// second's.
+	t.Run("third with the latest grant judges in the last slot before the deadline", func(t *testing.T) {
+		k := rankedAfter(2, base+300)
+		at := TickAt(interval, k)
+		grant(t, "me", k-1)
+		_, ok, q := handle(regular(k), at)
+		if ok {
+			t.Fatal("claimed at once though ranked third")
+		}
+		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(at) || !q[0].at.Equal(at.Add(fallback)) {
+			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
+		}
+		nextOnly(t, q[1:], k+1)
+
+		k2 := rankedAfter(2, k+1)
+		grant(t, "p1", k2-1)
+		_, ok, q = handle(regular(k2), TickAt(interval, k2))
+		if ok {
+			t.Fatal("claimed at once though ranked third")
+		}
+		nextOnly(t, q, k2+1)
+	})
 }
 
 // TestFallbackOrder uses three candidates, a 400ms interval, a 150ms

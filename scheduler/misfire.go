@@ -158,24 +158,9 @@ func (s *Scheduler) staleLease(p pendingClaim) {
 // now that its start deadline passed (see staleLease), and under RunOnce
 // returns its catch-up claim. s.mu is held.
 func (s *Scheduler) staleLeaseLocked(ctx context.Context, js *jobState, inst, now time.Time) (pendingClaim, bool) {
-	if st, ok := s.coord.LastGrant(js.job.Name); ok && st.LastAt == inst.UnixNano() {
-		return pendingClaim{}, false // a later claim got it
-	}
-	if !s.countLostLocked(js, inst) {
-		return pendingClaim{}, false
-	}
-	s.logger.Warn("tick missed: the job's previous run had ended, but its run lease was still held", "job", js.job.Name, "tick", js.job.tickOf(inst), "at", inst)
-	s.noteMissed(js, inst, 1)
-	if s.onError != nil {
-		err := fmt.Errorf("%w: job %q tick %d at %s: refused while the previous run's lease, held by this node, had not yet been released (the run had ended)", ErrMissed, js.job.Name, js.job.tickOf(inst), inst.Format(time.RFC3339Nano))
-		name := js.job.Name
-		s.runs.Add(1)
-		go func() {
-			defer s.runs.Done()
-			s.report(name, err)
-		}()
-	}
-	return s.catchUpLocked(ctx, js, inst, now)
+	return s.unclaimedLocked(ctx, js, inst, now,
+		"tick missed: the job's previous run had ended, but its run lease was still held",
+		"refused while the previous run's lease, held by this node, had not yet been released (the run had ended)")
 }
 
 // countLostLocked records that the instant at of a lost claim is counted,
@@ -242,6 +227,45 @@ func (s *Scheduler) expiredClaims(expired []pendingClaim) {
 // job's instants in order only, so theirs can no longer be granted.
 func (s *Scheduler) passedClaims(passed []pendingClaim) {
 	s.lateClaims(passed, "claims refused after a later tick of the job was granted; ticks missed", "a later tick of the job was granted before the claim was judged (a slow commit or a leader change)")
+}
+
+// lateFallbackLocked judges a tick whose fallback this node handled only
+// after the tick's start deadline, its loop having fallen behind (a
+// starved process): the tick ran nowhere unless the state machine shows
+// it granted, and this node may have been the only one able to claim it
+// (its own stale run lease refused the others as busy). It counts the
+// tick as missed, once, as for a claim refused as expired; under RunOnce
+// it returns the catch-up claim. s.mu is held.
+func (s *Scheduler) lateFallbackLocked(ctx context.Context, js *jobState, inst, now time.Time) (pendingClaim, bool) {
+	return s.unclaimedLocked(ctx, js, inst, now,
+		"tick missed: this node's fallback claim came after the tick's start deadline",
+		"this node was due to claim it as a fallback, but its scheduling loop fell behind the tick's start deadline")
+}
+
+// unclaimedLocked counts the tick at inst, whose start deadline passed
+// without this node's claim being judged, as missed, once, unless the
+// state machine shows a node holding that very instant: it logs warn at
+// Warn and reports cause to OnError, wrapped in ErrMissed. Under RunOnce
+// it returns the tick's catch-up claim. s.mu is held.
+func (s *Scheduler) unclaimedLocked(ctx context.Context, js *jobState, inst, now time.Time, warn, cause string) (pendingClaim, bool) {
+	if st, ok := s.coord.LastGrant(js.job.Name); ok && st.LastAt == inst.UnixNano() {
+		return pendingClaim{}, false // a node holds it
+	}
+	if !s.countLostLocked(js, inst) {
+		return pendingClaim{}, false
+	}
+	s.logger.Warn(warn, "job", js.job.Name, "tick", js.job.tickOf(inst), "at", inst)
+	s.noteMissed(js, inst, 1)
+	if s.onError != nil {
+		err := fmt.Errorf("%w: job %q tick %d at %s: %s", ErrMissed, js.job.Name, js.job.tickOf(inst), inst.Format(time.RFC3339Nano), cause)
+		name := js.job.Name
+		s.runs.Add(1)
+		go func() {
+			defer s.runs.Done()
+			s.report(name, err)
+		}()
+	}
+	return s.catchUpLocked(ctx, js, inst, now)
 }
 
 // lateClaims handles claims the cluster refused too late for their tick to

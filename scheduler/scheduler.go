@@ -698,7 +698,9 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	}
 	if now.After(start.Add(j.StartDeadline)) {
 		if ev.fallback {
-			return pendingClaim{}, false
+			// This node's loop fell behind its own fallback: judged as
+			// if its claim had been refused as expired.
+			return s.lateFallbackLocked(ctx, js, inst, now)
 		}
 		// The loop fell behind this tick's deadline.
 		return s.checkMissedLocked(ctx, js, inst.Add(-1), now)
@@ -728,6 +730,16 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 		}
 	} else if pos := positionOf(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name), s.node); pos > 0 {
 		delay := time.Duration(pos) * j.FallbackDelay
+		if delay >= j.StartDeadline && j.Overlap == SkipIfRunning && s.holdsLatestGrant(j.Name) {
+			// This node's run of the job's latest grant, or its run
+			// lease, may still hold the tick: every other node's claim is
+			// then refused as busy, and only this node can tell a skip
+			// (the run goes on) from a miss (the run ended, its lease's
+			// release not committed yet). Ranked too far back to claim,
+			// it judges the tick in the last fallback slot before the
+			// deadline instead.
+			delay = (j.StartDeadline - 1) / j.FallbackDelay * j.FallbackDelay
+		}
 		if delay < j.StartDeadline {
 			s.queue.push(event{at: start.Add(delay), js: js, inst: inst, fallback: true})
 		}
@@ -791,6 +803,13 @@ func (s *Scheduler) nextTickLocked(j Job, inst, now time.Time) time.Time {
 		next = j.Schedule.Next(next)
 	}
 	return next
+}
+
+// holdsLatestGrant reports whether this node holds the job's latest grant,
+// as its state machine shows it.
+func (s *Scheduler) holdsLatestGrant(job string) bool {
+	st, ok := s.coord.LastGrant(job)
+	return ok && st.Holder == s.node
 }
 
 // pausedJob reports whether the job is paused cluster-wide, as this node's
