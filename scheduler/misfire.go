@@ -53,9 +53,14 @@ func (m Misfire) String() string {
 //     cluster refused it as expired (the entry committed after the tick's
 //     start deadline: a slow commit, an election, a failover). The tick
 //     counts as missed unless the state machine shows another node holding
-//     that very instant (lostClaims). A claim refused as busy because of
-//     this node's own lease for a run that already ended is judged at the
-//     tick's start deadline (staleLease).
+//     that very instant (lostClaims). So does a claim refused as taken or
+//     duplicate once a later instant of the job was granted (passedClaims):
+//     a job's instants are granted in order only. A claim refused as busy
+//     because of this node's own lease for a run that already ended is
+//     judged at the tick's start deadline (staleLease), and so is a
+//     fallback this node's loop reached only after that deadline
+//     (lateFallbackLocked): the node holding the lease is the only one
+//     that can tell a skip from a miss.
 //   - Without a cluster, only when the loop fell behind: nothing is
 //     remembered across restarts.
 //
