@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestLeaderKill9(t *testing.T) {
 	if len(missed) > bound {
 		t.Errorf("missed %d ticks during failover, want at most failover/interval+1 = %d: %v", len(missed), bound, missed)
 	}
-	checkNoTickMissedAfterElection(t, c, runs, interval, newLeader, killAt)
+	checkNoTickMissedAfterElection(t, c, runs, interval, 0, newLeader, killAt)
 	t.Logf("runs per node: %v", perNode(runs))
 }
 
@@ -116,16 +117,20 @@ func TestLeaderKill9WhileHoldingRunLease(t *testing.T) {
 	t.Logf("new leader %s agreed after %s", c.Name(newLeader), time.Since(killAt).Round(time.Millisecond))
 	runs = c.WaitRuns(30*time.Second, 10, func(r Run) bool { return r.StartTime().After(killAt.Add(runLease)) }, "after the dead node's run lease ended")
 	checkRuns(t, runs)
-	checkNoTickMissedAfterElection(t, c, runs, interval, newLeader, killAt)
+	checkNoTickMissedAfterElection(t, c, runs, interval, 100*time.Millisecond, newLeader, killAt)
 }
 
 // checkNoTickMissedAfterElection asserts the rule of docs/failure-modes.md,
 // "After an election": once the new leader has committed its first entry
 // (it logs "gained leadership" right after its first barrier commits),
 // every tick runs, except a tick refused while a run lease granted before
-// the fault still holds. Such a lease ends by its own expiry, at most
-// runLease after the fault; the election never extends it.
-func checkNoTickMissedAfterElection(t *testing.T, c *Cluster, runs []Run, interval time.Duration, newLeader int, faultAt time.Time) {
+// the fault still holds, and a tick whose instant fell while a run of the
+// job, each lasting runFor, was still going: under SkipIfRunning, the
+// job's policy, that tick is skipped. (A CI run met one: the first run
+// after the election started 174 ms late, and its 100 ms overlapped the
+// next tick.) Such a lease ends by its own expiry, at most runLease after
+// the fault; the election never extends it.
+func checkNoTickMissedAfterElection(t *testing.T, c *Cluster, runs []Run, interval, runFor time.Duration, newLeader int, faultAt time.Time) {
 	t.Helper()
 	gained := gainedLeadershipAt(t, c, newLeader, faultAt)
 	from := gained
@@ -133,7 +138,18 @@ func checkNoTickMissedAfterElection(t *testing.T, c *Cluster, runs []Run, interv
 		from = leaseEnd
 	}
 	first, last := tickOf(interval, from)+1, maxTick(runs, "a")
-	missed := missedTicks(runs, "a", first, last)
+	var missed []int64
+	for _, k := range missedTicks(runs, "a", first, last) {
+		at := k * int64(interval)
+		overlapped := slices.ContainsFunc(runs, func(r Run) bool {
+			return r.Job == "a" && r.Start <= at && at < r.Start+int64(runFor)
+		})
+		if overlapped {
+			t.Logf("tick %d skipped: a run of the job was still going at its instant", k)
+			continue
+		}
+		missed = append(missed, k)
+	}
 	t.Logf("new leader %s committed its first entry %s after the fault; ticks %d..%d (from %s after the fault) missed: %d %v",
 		c.Name(newLeader), gained.Sub(faultAt).Round(time.Millisecond), first, last, from.Sub(faultAt).Round(time.Millisecond), len(missed), missed)
 	if last < first {
