@@ -278,6 +278,15 @@ func TestHandleDecisions(t *testing.T) {
 			t.Errorf("queue %+v; want only the regular event of tick %d", q, k)
 		}
 	}
+	// fallbackThenNext checks that q holds the fallback of the tick at at,
+	// due fallback after it, then only the next tick's regular event.
+	fallbackThenNext := func(t *testing.T, q []event, k int64, at time.Time) {
+		t.Helper()
+		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(at) || !q[0].at.Equal(at.Add(fallback)) {
+			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
+		}
+		nextOnly(t, q[1:], k+1)
+	}
 
 	t.Run("first claims at once", func(t *testing.T) {
 		k := tickAt(0)
@@ -299,10 +308,7 @@ func TestHandleDecisions(t *testing.T) {
 		if ok {
 			t.Fatal("claimed at once though ranked second")
 		}
-		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(TickAt(interval, k)) || !q[0].at.Equal(at.Add(fallback)) {
-			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
-		}
-		nextOnly(t, q[1:], k+1)
+		fallbackThenNext(t, q, k, at)
 	})
 	t.Run("third is past the deadline and never claims", func(t *testing.T) {
 		k := tickAt(2)
@@ -393,10 +399,7 @@ func TestHandleDecisions(t *testing.T) {
 		if ok {
 			t.Fatal("claimed at once though ranked second")
 		}
-		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(at) || !q[0].at.Equal(at.Add(fallback)) {
-			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
-		}
-		nextOnly(t, q[1:], k+1)
+		fallbackThenNext(t, q, k, at)
 		if js.skipped.Load() != before {
 			t.Error("Skipped counted at the instant for a node that claims only at its fallback")
 		}
@@ -481,10 +484,7 @@ func TestHandleDecisions(t *testing.T) {
 		if ok {
 			t.Fatal("claimed at once though ranked third")
 		}
-		if len(q) != 2 || !q[0].fallback || !q[0].inst.Equal(at) || !q[0].at.Equal(at.Add(fallback)) {
-			t.Fatalf("queue %+v; want a fallback for tick %d at +%s, then the next tick", q, k, fallback)
-		}
-		nextOnly(t, q[1:], k+1)
+		fallbackThenNext(t, q, k, at)
 
 		k2 := rankedAfter(2, k+1)
 		grant(t, "p1", k2-1)

@@ -254,7 +254,7 @@ func (s *Scheduler) expiredClaims(expired []pendingClaim) {
 	s.lateClaims(expired, "claims refused as expired; ticks missed", "the claim committed after the tick's start deadline (a slow commit or a leader change)")
 }
 
-// passedClaims handles claims refused (as taken, busy or duplicate) after
+// passedClaims handles claims refused (as taken or duplicate) after
 // a later tick of the job had been granted: the state machine grants a
 // job's instants in order only, so theirs can no longer be granted.
 func (s *Scheduler) passedClaims(passed []pendingClaim) {

@@ -885,7 +885,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			switch {
 			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
-			case o.At > p.claim.At && !p.catchUp && (o.Reason == fsm.ReasonTaken || o.Reason == fsm.ReasonBusy || o.Reason == fsm.ReasonDuplicate):
+			case o.At > p.claim.At && !p.catchUp && (o.Reason == fsm.ReasonTaken || o.Reason == fsm.ReasonDuplicate):
 				// The job's grants had passed this instant before the
 				// claim was judged: a later tick was granted first (this
 				// claim was slowed or retried), and the state machine
