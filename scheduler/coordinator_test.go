@@ -494,46 +494,6 @@ func TestHandleDecisions(t *testing.T) {
 		}
 		nextOnly(t, q, k2+1)
 	})
-	// A tick this node's stale run lease kept from being granted is looked
-	// up every staleLeasePoll until its start deadline, not only at the
-	// deadline: by then the grant of the job's next tick, claimed ahead of
-	// it, usually hid whether another node was granted it, and ticks that
-	// ran were counted missed.
-	t.Run("stale lease: looked up until the deadline, a grant elsewhere not counted", func(t *testing.T) {
-		k := rankedAfter(0, base+500)
-		at := TickAt(interval, k)
-		s.mu.Lock()
-		s.queue.reset()
-		s.mu.Unlock()
-		now := time.Now()
-		s.staleLease(pendingClaim{js: js, claim: fsm.Claim{Job: "j", Tick: k, At: at.UnixNano()}})
-		s.mu.Lock()
-		q := s.queue.all()
-		s.mu.Unlock()
-		if len(q) != 1 || !q[0].stale || q[0].at.After(now.Add(staleLeasePoll+time.Second)) {
-			t.Fatalf("queue %+v after a refusal by this node's stale lease; want one stale check within %s", q, staleLeasePoll)
-		}
-		before := js.missed.Load()
-		check := event{at: at.Add(100 * time.Millisecond), js: js, inst: at, stale: true}
-		_, _, q = handle(check, check.at)
-		if len(q) != 1 || !q[0].stale || !q[0].at.Equal(check.at.Add(staleLeasePoll)) {
-			t.Fatalf("queue %+v for an ungranted tick before its deadline; want the next check %s later", q, staleLeasePoll)
-		}
-		grant(t, "p1", k)
-		if _, _, q = handle(q[0], q[0].at); len(q) != 0 {
-			t.Errorf("queue %+v after the tick was granted to p1; want no further check", q)
-		}
-		grant(t, "p1", k+1)
-		if js.missed.Load() != before {
-			t.Errorf("Missed went from %d to %d for a tick p1 ran", before, js.missed.Load())
-		}
-		// Not granted by its deadline: missed.
-		k3 := rankedAfter(0, k+1)
-		at3 := TickAt(interval, k3)
-		if _, _, q = handle(event{at: at3.Add(interval), js: js, inst: at3, stale: true}, at3.Add(interval)); len(q) != 0 || js.missed.Load() != before+1 {
-			t.Errorf("at its deadline an ungranted tick: queue %+v, Missed %d → %d; want counted, nothing queued", q, before, js.missed.Load())
-		}
-	})
 }
 
 // TestFallbackOrder uses three candidates, a 400ms interval, a 150ms

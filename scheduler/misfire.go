@@ -53,9 +53,7 @@ func (m Misfire) String() string {
 //     cluster refused it as expired (the entry committed after the tick's
 //     start deadline: a slow commit, an election, a failover). The tick
 //     counts as missed unless the state machine shows another node holding
-//     that very instant (lostClaims). So does a claim refused as taken or
-//     duplicate once a later instant of the job was granted (passedClaims):
-//     a job's instants are granted in order only. A claim refused as busy
+//     that very instant (lostClaims). A claim refused as busy
 //     because of this node's own lease for a run that already ended is
 //     judged at the tick's start deadline (staleLease), and so is a
 //     fallback this node's loop reached only after that deadline
@@ -147,49 +145,22 @@ func (s *Scheduler) catchUpLocked(ctx context.Context, js *jobState, newest, now
 // lease ends, every node's claim of the tick is refused alike, so the tick
 // may run nowhere, and no node counts it as skipped, as none runs the job.
 // Another node's later fallback claim may still be granted once the lease
-// ends, so the tick is judged by its start deadline (staleLeaseLocked).
+// ends, so the tick is judged at its start deadline (staleLeaseLocked).
 func (s *Scheduler) staleLease(p pendingClaim) {
 	s.mu.Lock()
 	if !p.js.removed.Load() {
 		at := time.Unix(0, p.claim.At)
-		s.queue.push(event{at: staleCheckAt(p.js, at, s.clock.Now()), js: p.js, inst: at, stale: true})
+		start := at.Add(jitter(p.js.job.Name, at, p.js.job.Jitter))
+		s.queue.push(event{at: start.Add(p.js.job.StartDeadline), js: p.js, inst: at, stale: true})
 	}
 	s.mu.Unlock()
 	s.poke()
 }
 
-// staleLeasePoll is how often a tick kept by this node's stale run lease
-// is looked up in the state machine until its start deadline. Looked up
-// only at the deadline, a grant of the tick to another node was usually
-// hidden by then behind the grant of the job's next tick, whose claims go
-// out ahead of it, and the tick was counted missed though it ran: 56 and
-// 162 times in two loaded runs of TestSpreadOverThreeNodes.
-const staleLeasePoll = 50 * time.Millisecond
-
-// staleCheckAt returns when to look for the tick at inst again: a
-// staleLeasePoll after now, but no later than its start deadline.
-func staleCheckAt(js *jobState, inst, now time.Time) time.Time {
-	deadline := startOf(js, inst).Add(js.job.StartDeadline)
-	if next := now.Add(staleLeasePoll); next.Before(deadline) {
-		return next
-	}
-	return deadline
-}
-
-// staleLeaseLocked judges the tick at inst that this node's stale run
-// lease kept from being granted (see staleLease): granted to another
-// node, it ran there; not granted yet before its start deadline, it is
-// looked up again; otherwise it counts as missed, and under RunOnce its
-// catch-up claim is returned. s.mu is held.
+// staleLeaseLocked counts the tick at inst as missed if no node holds it
+// now that its start deadline passed (see staleLease), and under RunOnce
+// returns its catch-up claim. s.mu is held.
 func (s *Scheduler) staleLeaseLocked(ctx context.Context, js *jobState, inst, now time.Time) (pendingClaim, bool) {
-	st, ok := s.coord.LastGrant(js.job.Name)
-	if ok && st.LastAt == inst.UnixNano() {
-		return pendingClaim{}, false // a node holds it
-	}
-	if (!ok || st.LastAt < inst.UnixNano()) && now.Before(startOf(js, inst).Add(js.job.StartDeadline)) && !js.removed.Load() {
-		s.queue.push(event{at: staleCheckAt(js, inst, now), js: js, inst: inst, stale: true})
-		return pendingClaim{}, false
-	}
 	return s.unclaimedLocked(ctx, js, inst, now,
 		"tick missed: the job's previous run had ended, but its run lease was still held",
 		"refused while the previous run's lease, held by this node, had not yet been released (the run had ended)")
@@ -254,13 +225,6 @@ func (s *Scheduler) expiredClaims(expired []pendingClaim) {
 	s.lateClaims(expired, "claims refused as expired; ticks missed", "the claim committed after the tick's start deadline (a slow commit or a leader change)")
 }
 
-// passedClaims handles claims refused (as taken or duplicate) after
-// a later tick of the job had been granted: the state machine grants a
-// job's instants in order only, so theirs can no longer be granted.
-func (s *Scheduler) passedClaims(passed []pendingClaim) {
-	s.lateClaims(passed, "claims refused after a later tick of the job was granted; ticks missed", "a later tick of the job was granted before the claim was judged (a slow commit or a leader change)")
-}
-
 // lateFallbackLocked judges a tick whose fallback this node handled only
 // after the tick's start deadline, its loop having fallen behind (a
 // starved process): the tick ran nowhere unless the state machine shows
@@ -301,9 +265,9 @@ func (s *Scheduler) unclaimedLocked(ctx context.Context, js *jobState, inst, now
 }
 
 // lateClaims handles claims the cluster refused too late for their tick to
-// run: as expired (their entry committed after the tick's start deadline),
-// or because a later tick of the job had been granted first. Either way
-// the tick ran nowhere unless another node holds it (lostClaims). It logs
+// run, as expired (their entry committed after the tick's start
+// deadline): the tick ran nowhere unless another node holds it
+// (lostClaims). It logs
 // one Warn for the batch, with warn as its message, and reports each
 // counted tick to OnError, wrapped in ErrMissed, with cause.
 func (s *Scheduler) lateClaims(late []pendingClaim, warn, cause string) {

@@ -876,7 +876,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		return
 	}
 	s.noteClaimTime(s.clock.Now().Sub(asked))
-	var expired, passed []pendingClaim
+	var expired []pendingClaim
 	granted := make([]grantedRun, 0, len(res.Outcomes))
 	for i, o := range res.Outcomes {
 		p := batch[i]
@@ -885,16 +885,6 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			switch {
 			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
-			case o.At > p.claim.At && !p.catchUp && (o.Reason == fsm.ReasonTaken || o.Reason == fsm.ReasonDuplicate):
-				// The job's grants had passed this instant before the
-				// claim was judged: a later tick was granted first (this
-				// claim was slowed or retried), and the state machine
-				// grants a job's instants in order only, so no node can be
-				// granted this one any more. A retry would be refused as
-				// taken; whether another node ran the instant before the
-				// later grant hid it is unknown here, so it counts as
-				// missed, as a failed claim hidden by a later grant does.
-				passed = append(passed, p)
 			case o.Reason == fsm.ReasonBusy && !p.catchUp && s.retryAtStart(p, asked):
 				// Sent ahead and refused by a run that may end before the
 				// tick's start: judged again at the start (lead.go).
@@ -920,9 +910,6 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	}
 	if len(expired) > 0 {
 		s.expiredClaims(expired)
-	}
-	if len(passed) > 0 {
-		s.passedClaims(passed)
 	}
 	s.launchAt(ctx, granted, sent)
 }
