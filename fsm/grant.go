@@ -28,7 +28,9 @@ const (
 	// claim retries safely this way, and so does a copy of the claim that
 	// reached the leader twice.
 	ReasonRepeat
-	// ReasonTaken means the instant, or a later one, was already granted.
+	// ReasonTaken means the instant was already granted, or a later one
+	// was and the record of the job's recent grants does not reach back
+	// to this instant (see ReasonSuperseded).
 	ReasonTaken
 	// ReasonExpired means the leader's clock had passed the claim's deadline,
 	// or the claim's instant is more than MaxStartDeadline older than the
@@ -53,6 +55,14 @@ const (
 	// ReasonPaused means the job is paused cluster-wide (CommandPause):
 	// no tick of it is granted until it is resumed.
 	ReasonPaused
+	// ReasonSuperseded means a later instant of the job was granted and
+	// this one never was. A job's instants are granted in order only, so
+	// this one never will be: its tick ran nowhere. The state machine
+	// tells it from ReasonTaken only for an instant its record of the
+	// job's recent grants covers (JobState.Granted); an older one is
+	// refused as taken. A build from before this reason treats it as any
+	// refusal it does not know.
+	ReasonSuperseded
 )
 
 // String returns the reason's name, for logs and errors.
@@ -76,6 +86,8 @@ func (r Reason) String() string {
 		return "busy"
 	case ReasonPaused:
 		return "paused"
+	case ReasonSuperseded:
+		return "superseded"
 	default:
 		return fmt.Sprintf("reason(%d)", uint8(r))
 	}
@@ -125,6 +137,9 @@ type JobState struct {
 	RunExpires int64
 	// RunTTL is the run lease's length, reapplied on renewal.
 	RunTTL int64
+	// record is the job's grants before the latest (see Granted). Only
+	// refusal reasons read it: no grant depends on it.
+	record grantRecord
 }
 
 // Running reports whether the latest grant's run lease is live at leader
@@ -149,6 +164,7 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	st := f.jobs[string(c.job)]
 	var holder string
 	var lastAt int64
+	var superseded bool
 	if st != nil {
 		holder, lastAt = st.Holder, st.LastAt
 		// A repeat is answered first, even when this very entry made the
@@ -160,14 +176,22 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 		if c.at == st.LastAt && st.Holder == node {
 			return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, At: st.LastAt}
 		}
-		// Checked before the state: once this entry granted the job, the
-		// state holds that grant, and a claim for a later instant would
-		// otherwise get a second grant under the same token.
-		if st.Token == index {
-			return Outcome{Reason: ReasonDuplicate, Holder: holder, At: lastAt}
-		}
 		if c.at <= st.LastAt {
-			return Outcome{Reason: ReasonTaken, Holder: holder, At: lastAt}
+			// An instant at or before the latest grant is never granted.
+			// Whether it was granted before is for the claimer to know: if
+			// not, its tick ran nowhere. That is judged below, after the
+			// expiry test, because a job's state recreated after the
+			// collector forgot it knows nothing of instants that old.
+			granted, known := st.Granted(c.at)
+			superseded = known && !granted
+			if !superseded {
+				return Outcome{Reason: ReasonTaken, Holder: holder, At: lastAt}
+			}
+		} else if st.Token == index {
+			// Once this entry granted the job, the state holds that grant,
+			// and a claim for a later instant would otherwise get a second
+			// grant under the same token.
+			return Outcome{Reason: ReasonDuplicate, Holder: holder, At: lastAt}
 		}
 	}
 	// The second test uses the highest leader time applied, not this
@@ -175,6 +199,9 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	// instant the collector may already have forgotten must stay refused.
 	if now > c.deadline || c.at < f.clock-int64(MaxStartDeadline) {
 		return Outcome{Reason: ReasonExpired, Holder: holder, At: lastAt}
+	}
+	if superseded {
+		return Outcome{Reason: ReasonSuperseded, Holder: holder, At: lastAt}
 	}
 	// The tolerated lead equals the claim's own window, so a claimer whose
 	// clock is ahead by less than one deadline window still gets its grant.
@@ -187,12 +214,15 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	if c.exclusive && st != nil && st.Running(now) {
 		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
 	}
+	rec := newJobRecord()
 	if st == nil {
 		// A new job: the one place the name is copied out of the entry.
 		st = new(JobState)
 		f.jobs[string(c.job)] = st
+	} else {
+		rec = st.record.pushed(st.LastAt)
 	}
-	*st = JobState{LastAt: c.at, LastTick: c.tick, Holder: node, Token: index, GrantedAt: now}
+	*st = JobState{LastAt: c.at, LastTick: c.tick, Holder: node, Token: index, GrantedAt: now, record: rec}
 	if c.exclusive && c.leaseTTL > 0 {
 		st.RunTTL = c.leaseTTL
 		st.RunExpires = now + c.leaseTTL

@@ -24,6 +24,11 @@ const (
 	snapshotVersion = 3
 )
 
+// Both formats 2 and 3 may end with a section of grant records (see
+// encodeGrantRecords). A build from before it stops reading at the end of
+// the sections it knows, so the section needs no version of its own: a
+// snapshot with it stays readable to every build that reads its version.
+
 // legacyLastAt gives a job restored from a version-1 snapshot, which kept
 // only the tick index, the instant its state must refuse up to. The exact
 // instant is lost, so it errs late: a claim was granted at most its own
@@ -137,6 +142,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if version == snapshotVersion {
 		f.encodeJobControlLocked(e)
 	}
+	encodeGrantRecords(e, names, f.jobs)
 	return &snapshot{data: e.buf}, nil
 }
 
@@ -172,8 +178,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	jobs := make(map[string]*JobState)
 	n := d.count(4)
+	jobNames := make([]string, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.string()
+		jobNames = append(jobNames, name)
 		var st JobState
 		if v >= snapshotVersionInstants {
 			st.LastAt = d.varint()
@@ -230,6 +238,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	ctl := newJobControl()
 	if v >= snapshotVersion {
 		ctl = decodeJobControl(d)
+	}
+	if d.err == nil && len(d.buf) > 0 { // snapshots from before grant records end here
+		decodeGrantRecords(d, jobNames, jobs)
 	}
 	if d.err != nil {
 		return fmt.Errorf("restore snapshot: %w", d.err)

@@ -20,7 +20,8 @@ func TestReasonString(t *testing.T) {
 		{fsm.ReasonInvalid, "invalid"},
 		{fsm.ReasonBusy, "busy"},
 		{fsm.ReasonPaused, "paused"},
-		{fsm.ReasonPaused + 1, "reason(9)"},
+		{fsm.ReasonSuperseded, "superseded"},
+		{fsm.ReasonSuperseded + 1, "reason(10)"},
 		{255, "reason(255)"},
 	}
 	for _, tt := range tests {

@@ -26,7 +26,7 @@ var (
 	descRetries = prometheus.NewDesc("interlock_job_retries_total",
 		"Attempts after the first that started here (Job.Retries).", []string{"job"}, nil)
 	descClaims = prometheus.NewDesc("interlock_job_claims_total",
-		"Claims this node made for the job's ticks, by outcome: granted (a run started here), refused (the tick expired, or the claim was early or invalid), failed (no committed answer before the tick's start deadline), or lost to another node: taken, busy (its previous run still holds its lease), duplicate, paused.",
+		"Claims this node made for the job's ticks, by outcome: granted (a run started here), refused (the tick expired, or was superseded by a later tick granted first, or the claim was early or invalid), failed (no committed answer before the tick's start deadline), or lost to another node: taken, busy (its previous run still holds its lease), duplicate, paused.",
 		[]string{"job", "outcome"}, nil)
 	descRunning = prometheus.NewDesc("interlock_job_running",
 		"Runs of the job going on this node now.", []string{"job"}, nil)

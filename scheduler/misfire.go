@@ -51,9 +51,13 @@ func (m Misfire) String() string {
 //   - With a cluster, also when this node's own claim for a tick is lost:
 //     it got no answer (recoverGrants found no grant of it), or the
 //     cluster refused it as expired (the entry committed after the tick's
-//     start deadline: a slow commit, an election, a failover). The tick
-//     counts as missed unless the state machine shows another node holding
-//     that very instant (lostClaims). A claim refused as busy
+//     start deadline: a slow commit, an election, a failover), or refused
+//     it as superseded (a later tick of the job was granted first, and
+//     this one never was: claims of consecutive ticks from different
+//     nodes committed out of order). The tick counts as missed unless the
+//     state machine shows another node holding that very instant
+//     (lostClaims); it keeps the job's latest grant and the few before
+//     it (fsm.JobState.Granted). A claim refused as busy
 //     because of this node's own lease for a run that already ended is
 //     judged at the tick's start deadline (staleLease), and so is a
 //     fallback this node's loop reached only after that deadline
@@ -198,7 +202,7 @@ func (s *Scheduler) lostClaims(lost []pendingClaim) []pendingClaim {
 		}
 		// LastGrant reads the node's state machine, under its own lock
 		// only, as the loop's handleLocked does.
-		if st, ok := s.coord.LastGrant(p.claim.Job); ok && st.LastAt == p.claim.At {
+		if s.grantedInstant(p.claim.Job, p.claim.At) {
 			continue // someone holds this instant: it ran, or runs, there
 		}
 		js, at := p.js, time.Unix(0, p.claim.At)
@@ -225,6 +229,28 @@ func (s *Scheduler) expiredClaims(expired []pendingClaim) {
 	s.lateClaims(expired, "claims refused as expired; ticks missed", "the claim committed after the tick's start deadline (a slow commit or a leader change)")
 }
 
+// supersededClaims handles claims the cluster refused because a later
+// tick of their job was granted first: a job's ticks are granted in order
+// only, so theirs ran nowhere. It happens when claims for consecutive
+// ticks, made by different nodes, commit out of order: one refused as busy
+// and retried at its start, say, or one held up in a slow forward.
+func (s *Scheduler) supersededClaims(superseded []pendingClaim) {
+	s.lateClaims(superseded, "claims refused after a later tick was granted; ticks missed", "a later tick of the job was granted before this claim was judged, and a job's ticks are granted in order only")
+}
+
+// grantedInstant reports whether the state machine shows the job's instant
+// at granted to some node. It knows the job's latest grant and the few
+// before it (fsm.JobState.Granted); an instant older than that counts as
+// not granted, as it did before the state machine kept any.
+func (s *Scheduler) grantedInstant(job string, at int64) bool {
+	st, ok := s.coord.LastGrant(job)
+	if !ok {
+		return false
+	}
+	granted, _ := st.Granted(at)
+	return granted
+}
+
 // lateFallbackLocked judges a tick whose fallback this node handled only
 // after the tick's start deadline, its loop having fallen behind (a
 // starved process): the tick ran nowhere unless the state machine shows
@@ -244,7 +270,7 @@ func (s *Scheduler) lateFallbackLocked(ctx context.Context, js *jobState, inst, 
 // Warn and reports cause to OnError, wrapped in ErrMissed. Under RunOnce
 // it returns the tick's catch-up claim. s.mu is held.
 func (s *Scheduler) unclaimedLocked(ctx context.Context, js *jobState, inst, now time.Time, warn, cause string) (pendingClaim, bool) {
-	if st, ok := s.coord.LastGrant(js.job.Name); ok && st.LastAt == inst.UnixNano() {
+	if s.grantedInstant(js.job.Name, inst.UnixNano()) {
 		return pendingClaim{}, false // a node holds it
 	}
 	if !s.countLostLocked(js, inst) {

@@ -95,9 +95,10 @@ type Stats struct {
 	// those ticks ran nowhere, unless another node claimed them.
 	ClaimFailures uint64
 	// Refused is how many claims the cluster refused for a reason on this
-	// node's side: the tick expired before it was granted, or the claim was
-	// early (this node's clock runs ahead of the leader's) or invalid. A
-	// tick that another node holds is not counted.
+	// node's side: the tick expired before it was granted, a later tick
+	// of the job was granted first (superseded), or the claim was early
+	// (this node's clock runs ahead of the leader's) or invalid. A tick
+	// that another node holds is not counted.
 	Refused uint64
 	// Missed is how many ticks this node saw pass with no run on any node:
 	// with a cluster, instants after the job's last grant whose start
@@ -106,8 +107,8 @@ type Stats struct {
 	// Each is also reported to Options.OnError, wrapped in ErrMissed. A
 	// claim that got no answer before its deadline counts here as well as
 	// in ClaimFailures, and one refused as expired (its entry committed
-	// after the deadline) as well as in Refused, unless another node
-	// holds its instant. Each instant counts once. Each count also goes to
+	// after the deadline) or superseded as well as in Refused, unless
+	// another node holds its instant. Each instant counts once. Each count also goes to
 	// Hooks.OnMissed.
 	Missed uint64
 	// LastRun is when the latest run here started; zero if none did.
@@ -876,7 +877,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 		return
 	}
 	s.noteClaimTime(s.clock.Now().Sub(asked))
-	var expired []pendingClaim
+	var expired, superseded []pendingClaim
 	granted := make([]grantedRun, 0, len(res.Outcomes))
 	for i, o := range res.Outcomes {
 		p := batch[i]
@@ -885,6 +886,11 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 			switch {
 			case o.Reason == fsm.ReasonExpired:
 				expired = append(expired, p)
+			case o.Reason == fsm.ReasonSuperseded && !p.runNow:
+				// A later tick of the job was granted first, so this one
+				// never will be. A run-now request is not a tick: the later
+				// grant stands in for it.
+				superseded = append(superseded, p)
 			case o.Reason == fsm.ReasonBusy && !p.catchUp && s.retryAtStart(p, asked):
 				// Sent ahead and refused by a run that may end before the
 				// tick's start: judged again at the start (lead.go).
@@ -911,6 +917,9 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	if len(expired) > 0 {
 		s.expiredClaims(expired)
 	}
+	if len(superseded) > 0 {
+		s.supersededClaims(superseded)
+	}
 	s.launchAt(ctx, granted, sent)
 }
 
@@ -929,6 +938,9 @@ func (s *Scheduler) refused(p pendingClaim, o fsm.Outcome) {
 	case fsm.ReasonExpired:
 		p.js.refused.Add(1)
 		s.logger.Debug("claim refused: tick expired before it was granted", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At))
+	case fsm.ReasonSuperseded:
+		p.js.refused.Add(1)
+		s.logger.Debug("claim refused: a later tick of the job was granted first", "job", c.Job, "tick", c.Tick, "at", time.Unix(0, c.At), "holder", o.Holder, "granted_at", time.Unix(0, o.At))
 	case fsm.ReasonEarly, fsm.ReasonInvalid:
 		p.js.refused.Add(1)
 		now := time.Now().UnixNano()

@@ -1,0 +1,128 @@
+package fsm
+
+import "math"
+
+// grantsKept is how many grants of a job before the latest one its state
+// remembers. A claim refused because a later instant of its job was
+// granted is told whether its own instant was granted too (ReasonTaken)
+// or never was (ReasonSuperseded), as long as the instant is no older
+// than the oldest grant kept. Four covers a claim judged up to four ticks
+// late, which a claim whose deadline is its interval, the default, never
+// is; a longer record would cost every job's state and snapshot more for
+// claims whose losses the scheduler already sees another way (expired).
+const grantsKept = 4
+
+// grantRecord is the recent history of a job's grants: the instants of
+// the grants before the latest, newest first, and how far back that list
+// is complete. When known, every grant in (floor, LastAt] is LastAt or in
+// prev, and an instant at or below floor may have been granted. The zero
+// record knows nothing below the latest grant, which is what a state
+// restored from a snapshot without records has. A record is a value:
+// JobState copies carry it without sharing.
+type grantRecord struct {
+	prev  [grantsKept]int64
+	n     uint8
+	known bool
+	floor int64
+}
+
+// newJobRecord is the record of a job's first grant: no grant came
+// before it, so every earlier instant is known never to have been granted.
+func newJobRecord() grantRecord { return grantRecord{known: true, floor: math.MinInt64} }
+
+// pushed returns the record after a new grant, lastAt being the instant
+// of the grant it replaces as the latest. The oldest kept grant falls out
+// when the list is full and becomes the floor. A record that knew nothing
+// starts knowing from lastAt on: grants are made in instant order, so
+// none came between lastAt and the new grant.
+func (r grantRecord) pushed(lastAt int64) grantRecord {
+	if !r.known {
+		r = grantRecord{known: true, floor: lastAt}
+	}
+	if r.n == grantsKept {
+		r.floor = r.prev[grantsKept-1]
+		r.n--
+	}
+	copy(r.prev[1:r.n+1], r.prev[:r.n])
+	r.prev[0] = lastAt
+	r.n++
+	return r
+}
+
+// Granted reports whether the job's instant at was granted, as far as the
+// state machine's record reaches: granted is true if at is the latest
+// grant or one of the few before it that the state keeps, and known is
+// false when at is too old for the record to say (it may have run). An
+// instant after the latest grant is known not granted yet. It reads only
+// the copy it is called on, so it is safe for concurrent use.
+func (s JobState) Granted(at int64) (granted, known bool) {
+	switch {
+	case at == s.LastAt:
+		return true, true
+	case at > s.LastAt:
+		return false, true
+	}
+	for _, p := range s.record.prev[:s.record.n] {
+		if p == at {
+			return true, true
+		}
+	}
+	return false, s.record.known && at > s.record.floor
+}
+
+// encodeGrantRecords writes the grant record of every job, in the order of
+// names, the jobs section's order, so a record needs no name of its own.
+// Instants are written as distances back from the job's latest grant,
+// which are small and never negative. A record's first number is 0 when
+// it knows nothing, else 1 plus its count of grants kept.
+func encodeGrantRecords(e *encoder, names []string, jobs map[string]*JobState) {
+	e.uvarint(uint64(len(names)))
+	for _, name := range names {
+		st := jobs[name]
+		r := st.record
+		if !r.known {
+			e.uvarint(0)
+			continue
+		}
+		e.uvarint(uint64(r.n) + 1)
+		for _, p := range r.prev[:r.n] {
+			e.uvarint(uint64(st.LastAt - p))
+		}
+		complete := r.floor == math.MinInt64
+		e.bool(complete)
+		if !complete {
+			e.uvarint(uint64(st.LastAt - r.floor))
+		}
+	}
+}
+
+// decodeGrantRecords reverses encodeGrantRecords into the jobs decoded in
+// the order of names. A record that does not fit its job fails the decoder.
+func decodeGrantRecords(d *decoder, names []string, jobs map[string]*JobState) {
+	if n := d.count(1); d.err == nil && n != len(names) {
+		d.fail("grant records")
+		return
+	}
+	for _, name := range names {
+		st := jobs[name]
+		n := d.uvarint()
+		if n == 0 || d.err != nil {
+			continue
+		}
+		if n > grantsKept+1 {
+			d.fail("grant record")
+			return
+		}
+		r := grantRecord{known: true, n: uint8(n - 1), floor: math.MinInt64}
+		for i := range r.prev[:r.n] {
+			r.prev[i] = st.LastAt - int64(d.uvarint())
+		}
+		if !d.bool() {
+			r.floor = st.LastAt - int64(d.uvarint())
+		}
+		if d.err != nil {
+			return
+		}
+		st.record = r
+	}
+}
