@@ -40,9 +40,11 @@ const (
 	// future, which happens when the claimer's clock runs ahead. Refusing it
 	// keeps a fast clock from blocking the ticks before it.
 	ReasonEarly
-	// ReasonDuplicate means the entry already granted the job to another
-	// node or for another instant; only the first grant counts, so one entry
-	// never yields two grants sharing one token for one job.
+	// ReasonDuplicate means the entry already granted the job for an
+	// earlier instant than the claim's; only the first grant counts, so one
+	// entry never yields two grants sharing one token for one job. (A claim
+	// for that instant or an earlier one is refused as after any grant:
+	// taken or superseded.)
 	ReasonDuplicate
 	// ReasonInvalid means the claim itself is malformed: an empty job name or
 	// node, a deadline before the instant, a negative lease, or a window
