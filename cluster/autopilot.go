@@ -193,7 +193,7 @@ func (d *autopilotDelegate) FetchServerStats(ctx context.Context, servers map[ra
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := n.fetchStats(ctx, string(s.Address))
+			st, err := n.fetchStats(ctx, string(s.Address), id)
 			if err != nil {
 				n.logger.Debug("fetch server stats", "server", s.Name, "error", err)
 				st = autopilot.ServerStats{LastContact: -1}

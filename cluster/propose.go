@@ -297,7 +297,7 @@ func (n *Node) handleRPC(ctx context.Context, m transport.Method, req []byte) ([
 	case methodLeave:
 		return nil, n.removeServer(raft.ServerID(req))
 	case methodStats:
-		return n.serveStats(), nil
+		return n.serveStats(req)
 	case methodKeyring:
 		return n.serveKeyring(req)
 	case methodTransfer:

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	autopilot "github.com/hashicorp/raft-autopilot"
+
+	"github.com/interlockraft/interlock/transport"
 )
 
 // The stats RPC (methodStats) gives the leader's autopilot each server's
@@ -33,19 +35,30 @@ func (n *Node) localStats() autopilot.ServerStats {
 	return st
 }
 
-// serveStats answers methodStats with this node's localStats.
-func (n *Node) serveStats() []byte {
+// serveStats answers methodStats with this node's localStats. A request
+// names the server it is meant for (its Raft server ID) and is refused if
+// that is not this node: the asker is looking for a server whose address
+// this node now holds, as after the server died and a node of another
+// cluster, or a new incarnation, took its port. Answering would make the
+// dead server look healthy to the leader's autopilot, which then never
+// removes it. An empty request, from a build that named no server, is
+// answered.
+func (n *Node) serveStats(req []byte) ([]byte, error) {
+	if len(req) > 0 && raft.ServerID(req) != n.raftID {
+		return nil, fmt.Errorf("%w: stats asked of server %q, but this address is server %q", transport.ErrWrongServer, req, n.raftID)
+	}
 	st := n.localStats()
 	b := make([]byte, statsSize)
 	binary.BigEndian.PutUint64(b[0:], uint64(int64(st.LastContact)))
 	binary.BigEndian.PutUint64(b[8:], st.LastTerm)
 	binary.BigEndian.PutUint64(b[16:], st.LastIndex)
-	return b
+	return b, nil
 }
 
-// fetchStats asks the node at addr for its Raft stats.
-func (n *Node) fetchStats(ctx context.Context, addr string) (autopilot.ServerStats, error) {
-	b, err := n.rpc.Call(ctx, addr, methodStats, nil)
+// fetchStats asks server id, at addr, for its Raft stats. It fails if
+// another server answers at addr (see serveStats).
+func (n *Node) fetchStats(ctx context.Context, addr string, id raft.ServerID) (autopilot.ServerStats, error) {
+	b, err := n.rpc.Call(ctx, addr, methodStats, []byte(id))
 	if err != nil {
 		return autopilot.ServerStats{}, fromRemote(err)
 	}

@@ -2,7 +2,9 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,10 @@ import (
 // leader must see the dead follower as out of contact. Before Raft streams
 // named the server they were meant for, the stranger answered the leader's
 // heartbeats: a CI run had a node of one test follow the leader of
-// another, and that leader never removed its dead voters.
+// another, and that leader never removed its dead voters. Before the
+// stats RPC named its server too, the stranger answered autopilot's stats
+// requests as a healthy leader, so the dead follower looked healthy again
+// and stayed so once gossip called it failed; a CI run failed this way.
 func TestStrangerAtADeadServersAddress(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true})
 	leader := c.Leader(10 * time.Second)
@@ -62,6 +67,22 @@ func TestStrangerAtADeadServersAddress(t *testing.T) {
 		}
 	}
 	clustertest.Eventually(t, 10*time.Second, func() bool { return stranger.Status().Leader == "stranger" }, "the stranger never led itself")
+	// What the leader last showed of the dead follower, printed if the
+	// wait fails: it failed once in CI, with nothing to tell why.
+	var seen []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("the leader's views of %s, oldest first (at most the last 20 distinct):\n%s", deadName, strings.Join(seen, "\n"))
+		}
+	}()
+	note := func(view string) {
+		if len(seen) == 0 || seen[len(seen)-1] != view {
+			seen = append(seen, view)
+			if len(seen) > 20 {
+				seen = seen[1:]
+			}
+		}
+	}
 	clustertest.Eventually(t, 30*time.Second, func() bool {
 		alone()
 		l := c.Nodes[leader]
@@ -69,11 +90,22 @@ func TestStrangerAtADeadServersAddress(t *testing.T) {
 			leader = c.Leader(10 * time.Second)
 			l = c.Nodes[leader]
 		}
-		for _, m := range l.Status().Members {
+		st := l.Status()
+		for _, m := range st.Members {
 			if m.Name == deadName {
-				return m.Health != nil && !m.Health.Healthy && m.Health.LastContact < 0
+				health := "no autopilot health"
+				if m.Health != nil {
+					health = fmt.Sprintf("healthy=%v last_contact=%s", m.Health.Healthy, m.Health.LastContact)
+				}
+				note(fmt.Sprintf("%s (%s, term %d): %s role=%s gossip=%v %s", st.Node, st.Role, st.Term, m.Name, m.Role, m.Gossip, health))
+				// Out of contact once gossip calls the follower failed:
+				// autopilot then stops asking it and keeps the stats of
+				// the last answer, so a stranger that answered in its
+				// place would leave it healthy for good.
+				return m.Gossip == cluster.StatusFailed && m.Health != nil && !m.Health.Healthy && m.Health.LastContact < 0
 			}
 		}
+		note(fmt.Sprintf("%s (%s, term %d): %s not among its members", st.Node, st.Role, st.Term, deadName))
 		return false
 	}, "the leader never saw %s out of contact", deadName)
 	alone()

@@ -60,7 +60,7 @@ func (n *Node) admitted(m Member) bool {
 	a.inflight[key] = true
 	n.goFunc(func() {
 		ctx, cancel := context.WithTimeout(n.stopped, admitTimeout)
-		_, err := n.fetchStats(ctx, m.RaftAddr)
+		_, err := n.fetchStats(ctx, m.RaftAddr, m.raftID())
 		cancel()
 		a.mu.Lock()
 		delete(a.inflight, key)
