@@ -1,6 +1,9 @@
 package fsm
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // WithoutRecord returns s without its record of earlier grants, so tests
 // can compare a job's latest grant with a literal.
@@ -15,12 +18,7 @@ func WithoutRecord(s JobState) JobState {
 func GrantRecordsLen(f *FSM) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	names := make([]string, 0, len(f.jobs))
-	for name := range f.jobs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	e := &encoder{}
-	encodeGrantRecords(e, names, f.jobs)
+	encodeGrantRecords(e, slices.Sorted(maps.Keys(f.jobs)), f.jobs)
 	return len(e.buf)
 }

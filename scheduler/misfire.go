@@ -291,11 +291,11 @@ func (s *Scheduler) unclaimedLocked(ctx context.Context, js *jobState, inst, now
 }
 
 // lateClaims handles claims the cluster refused too late for their tick to
-// run, as expired (their entry committed after the tick's start
-// deadline): the tick ran nowhere unless another node holds it
-// (lostClaims). It logs
-// one Warn for the batch, with warn as its message, and reports each
-// counted tick to OnError, wrapped in ErrMissed, with cause.
+// run: as expired (their entry committed after the tick's start deadline)
+// or as superseded (a later tick of the job was granted first). The tick
+// ran nowhere unless another node holds it (lostClaims). It logs one Warn
+// for the batch, with warn as its message, and reports each counted tick
+// to OnError, wrapped in ErrMissed, with cause.
 func (s *Scheduler) lateClaims(late []pendingClaim, warn, cause string) {
 	missed := s.lostClaims(late)
 	if len(missed) == 0 {

@@ -108,8 +108,8 @@ type Stats struct {
 	// claim that got no answer before its deadline counts here as well as
 	// in ClaimFailures, and one refused as expired (its entry committed
 	// after the deadline) or superseded as well as in Refused, unless
-	// another node holds its instant. Each instant counts once. Each count also goes to
-	// Hooks.OnMissed.
+	// another node holds its instant. Each instant counts once. Each count
+	// also goes to Hooks.OnMissed.
 	Missed uint64
 	// LastRun is when the latest run here started; zero if none did.
 	LastRun time.Time
