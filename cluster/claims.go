@@ -13,9 +13,12 @@ import (
 // Outcome per claim; a granted Outcome's Token is the run's fencing token.
 // It retries across leader changes until ctx ends; a retry that reaches the
 // state machine again, even in the entry that granted the original, gets
-// the same grant and token.
-func (n *Node) claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
-	resp, err := n.submit(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims}))
+// the same grant and token. anyOrder asks for claims that may be granted
+// after a later instant of their job; they go as plain claims until every
+// server speaks fsm.ProtocolAnyOrder (see also admit).
+func (n *Node) claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
+	anyOrder = anyOrder && n.speaks(fsm.ProtocolAnyOrder)
+	resp, err := n.submit(ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: n.cfg.NodeName, Claims: claims, AnyOrder: anyOrder}))
 	if err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func TestCleanupJudgesHealthByRaftNotGossipAlone(t *testing.T) {
 	l := c.Leader(10 * time.Second)
 	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer ccancel()
-	if r, err := cluster.Plumbing(c.Nodes[l]).Claim(cctx, []fsm.Claim{claimNow("after-cleanup", 1)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(c.Nodes[l]).Claim(cctx, []fsm.Claim{claimNow("after-cleanup", 1)}, true); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim after the cleanup: %v %+v", err, r)
 	}
 }

@@ -82,7 +82,7 @@ func TestSameNameAtNewAddressReplacesStalePeer(t *testing.T) {
 	}, "configuration never moved %s to its new address", name)
 	// One cluster, one leader, and it still commits.
 	l := c.Leader(10 * time.Second)
-	if _, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("after-move", 1)}); err != nil {
+	if _, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("after-move", 1)}, true); err != nil {
 		t.Fatalf("claim after the move: %v", err)
 	}
 }

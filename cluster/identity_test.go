@@ -40,7 +40,7 @@ func TestForgetfulMemoryOnlyNodeCannotElect(t *testing.T) {
 	l := c.Leader(15 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("once", 1)})
+	res, err := cluster.Plumbing(c.Nodes[l]).Claim(ctx, []fsm.Claim{claimNow("once", 1)}, true)
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim with node1 down: %v %+v", err, res)
 	}
@@ -113,7 +113,7 @@ func TestMemoryOnlyRestartRejoinsUnderNewIdentity(t *testing.T) {
 		}
 		return false
 	}, "%s never listed once as a voter again", name)
-	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("after-restart", 1)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("after-restart", 1)}, true); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim through the restarted node: %v %+v", err, r)
 	}
 }

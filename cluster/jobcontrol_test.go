@@ -44,14 +44,14 @@ func TestPauseSurvivesRestart(t *testing.T) {
 	if !cluster.State(n).Paused("nightly") {
 		t.Fatal("the restarted node does not know the job is paused")
 	}
-	res, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("nightly", 1)})
+	res, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("nightly", 1)}, true)
 	if err != nil || res.Outcomes[0].Reason != fsm.ReasonPaused {
 		t.Fatalf("claim of a paused job after restart = %+v, %v; want refused as paused", res, err)
 	}
 	if err := scheduler.New(scheduler.Options{Cluster: n}).Resume(ctx, "nightly"); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	res, err = cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("nightly", 2)})
+	res, err = cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("nightly", 2)}, true)
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim after Resume = %+v, %v; want granted", res, err)
 	}

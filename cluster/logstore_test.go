@@ -60,7 +60,7 @@ func TestLogStoreLayoutAndMismatch(t *testing.T) {
 			// cannot turn the bolt case into another wal case.
 			c := clustertest.MakeCluster(t, 1, clustertest.Options{DataDir: true, Configure: func(_ int, cfg *cluster.Config) { cfg.LogStore = tc.store }})
 			dir := c.Configs[0].DataDir
-			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("kept", 3)})
+			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("kept", 3)}, true)
 			if err != nil || !res.Outcomes[0].Granted() {
 				t.Fatalf("claim: %v %+v", err, res)
 			}

@@ -24,7 +24,7 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 	other := (leader + 2) % 3
 	ctx := context.Background()
 
-	res, err := cluster.Plumbing(c.Nodes[follower]).Claim(ctx, []fsm.Claim{claimNow("j", 1), claimNow("k", 1)})
+	res, err := cluster.Plumbing(c.Nodes[follower]).Claim(ctx, []fsm.Claim{claimNow("j", 1), claimNow("k", 1)}, true)
 	if err != nil {
 		t.Fatalf("claim through follower: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestClaimsFromAnyNodeAreGrantedOnce(t *testing.T) {
 	// At, not by the index.
 	again := claimNow("j", 1)
 	again.At, again.Deadline = res.Outcomes[0].At, res.Outcomes[0].At+int64(time.Minute)
-	res2, err := cluster.Plumbing(c.Nodes[other]).Claim(ctx, []fsm.Claim{again})
+	res2, err := cluster.Plumbing(c.Nodes[other]).Claim(ctx, []fsm.Claim{again}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestLeaderShutdownHandsOver(t *testing.T) {
 	if c.Nodes[next].Name() == old {
 		t.Fatalf("leader unchanged after its shutdown")
 	}
-	if _, err := cluster.Plumbing(c.Nodes[next]).Claim(context.Background(), []fsm.Claim{claimNow("after-handover", 1)}); err != nil {
+	if _, err := cluster.Plumbing(c.Nodes[next]).Claim(context.Background(), []fsm.Claim{claimNow("after-handover", 1)}, true); err != nil {
 		t.Fatalf("claim after handover: %v", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestRestartedNodeRejoinsFromDataDir(t *testing.T) {
 func restartFromDataDir(t *testing.T, store cluster.LogStore) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{DataDir: true, LogStore: store})
 	c.Leader(10 * time.Second)
-	res, err := cluster.Plumbing(c.Nodes[1]).Claim(context.Background(), []fsm.Claim{claimNow("persisted", 7)})
+	res, err := cluster.Plumbing(c.Nodes[1]).Claim(context.Background(), []fsm.Claim{claimNow("persisted", 7)}, true)
 	if err != nil || !res.Outcomes[0].Granted() {
 		t.Fatalf("claim: %v %+v", err, res)
 	}
@@ -149,7 +149,7 @@ func restartFromDataDir(t *testing.T, store cluster.LogStore) {
 		t.Fatalf("configuration after restart = %+v, want the original 3", servers)
 	}
 	// It works again: a claim through it is granted.
-	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("persisted", 8)}); err != nil || !r.Outcomes[0].Granted() {
+	if r, err := cluster.Plumbing(n).Claim(ctx, []fsm.Claim{claimNow("persisted", 8)}, true); err != nil || !r.Outcomes[0].Granted() {
 		t.Fatalf("claim after restart: %v %+v", err, r)
 	}
 }
@@ -247,7 +247,7 @@ func TestSingleNode(t *testing.T) {
 			if !c.Nodes[0].IsLeader() || c.Nodes[0].Leader() != c.Nodes[0].Name() {
 				t.Fatalf("single node is not its own leader")
 			}
-			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)})
+			res, err := cluster.Plumbing(c.Nodes[0]).Claim(context.Background(), []fsm.Claim{claimNow("solo", 1)}, true)
 			if err != nil || !res.Outcomes[0].Granted() {
 				t.Fatalf("claim: %v %+v", err, res)
 			}

@@ -138,7 +138,7 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 	t.Run("claim", func(t *testing.T) {
 		var res *fsm.ClaimResult
 		injected(t, func(ctx context.Context) (err error) {
-			res, err = cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-claim", false)})
+			res, err = cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-claim", false)}, true)
 			return err
 		})
 		st, ok := cluster.Plumbing(leader).LastGrant("retry-claim")
@@ -156,7 +156,7 @@ func TestForwardRetriesUnknownOutcome(t *testing.T) {
 	t.Run("run lease renewal", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		res, err := cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-run", true)})
+		res, err := cluster.Plumbing(f).Claim(ctx, []fsm.Claim{claim("retry-run", true)}, true)
 		if err != nil || !res.Outcomes[0].Granted() {
 			t.Fatalf("exclusive claim: %+v, %v", res, err)
 		}

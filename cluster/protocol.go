@@ -53,7 +53,8 @@ func (n *Node) advertisedProtocol() int {
 // admit decides whether cmd may enter the log through this node: a command
 // of a type this build does not know is refused as the state machine would,
 // without committing it; one of a newer protocol only once every server
-// speaks it; and nothing this node proposes itself while its DataDir
+// speaks it (a claim that may be granted out of order is turned into a
+// plain one instead, in place); and nothing this node proposes itself while its DataDir
 // fails or its state machine has halted, whose state is stale. Commands that every server applies alike (including malformed
 // ones, which every state machine rejects the same way) pass.
 func (n *Node) admit(cmd []byte, remote bool) error {
@@ -72,6 +73,13 @@ func (n *Node) admit(cmd []byte, remote bool) error {
 	switch v := h.Type.Protocol(); {
 	case v == 0:
 		return fmt.Errorf("%w: %s; this node speaks protocol %d", fsm.ErrUnknownCommand, h.Type, fsm.ProtocolVersion)
+	case h.Type == fsm.CommandClaimAnyOrder:
+		// A claim is due now, and the proposer's cached floor may be a
+		// second older than this one: rather than fail a tick, send it
+		// as a plain claim, which every server applies.
+		if n.requireProtocol(h.Type.String(), v) != nil {
+			return fsm.ClaimInOrder(cmd)
+		}
 	case v > fsm.ProtocolBase:
 		return n.requireProtocol(h.Type.String(), v)
 	}

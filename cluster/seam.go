@@ -33,8 +33,8 @@ var (
 func (p plumbing) Name() string         { return p.n.Name() }
 func (p plumbing) Logger() hclog.Logger { return p.n.Logger() }
 
-func (p plumbing) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
-	return p.n.claim(ctx, claims)
+func (p plumbing) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
+	return p.n.claim(ctx, claims, anyOrder)
 }
 
 func (p plumbing) Register(ctx context.Context, add, remove []string) error {

@@ -10,12 +10,20 @@ import (
 type CommandType uint8
 
 const (
-	// CommandClaim asks for grants of (job, instant) pairs to one node.
+	// CommandClaim asks for grants of (job, instant) pairs to one node. A
+	// job's instants are granted in order: once a later one is granted, an
+	// earlier one is refused.
 	CommandClaim CommandType = 1
 	// CommandRegister adds or removes a node's registered jobs.
 	CommandRegister CommandType = 2
 	// CommandRuns renews or ends run leases of one node's running jobs.
 	CommandRuns CommandType = 8
+	// CommandClaimAnyOrder is CommandClaim whose claims may also be granted
+	// for an instant before the job's latest grant, if the job's record
+	// shows that instant was never granted (ProtocolAnyOrder). Claims of
+	// consecutive ticks made by different nodes can commit out of order,
+	// and a tick whose claim came second would otherwise run nowhere.
+	CommandClaimAnyOrder CommandType = 12
 )
 
 // String returns the command type's name, for logs.
@@ -23,6 +31,8 @@ func (t CommandType) String() string {
 	switch t {
 	case CommandClaim:
 		return "claim"
+	case CommandClaimAnyOrder:
+		return "claim-any-order"
 	case CommandRegister:
 		return "register"
 	case CommandRuns:
@@ -134,6 +144,11 @@ type Claim struct {
 type ClaimBatch struct {
 	Node   string
 	Claims []Claim
+	// AnyOrder encodes the batch as CommandClaimAnyOrder, whose claims may
+	// be granted after a later instant of their job. Set it only once
+	// every server speaks ProtocolAnyOrder, and not for run-now requests,
+	// for which a later tick granted first stands in.
+	AnyOrder bool
 }
 
 // EncodeClaims encodes a claim batch as a log entry.
@@ -142,7 +157,11 @@ func EncodeClaims(b ClaimBatch) []byte {
 	for _, c := range b.Claims {
 		size += len(c.Job) + 24
 	}
-	e := newEncoder(CommandClaim, size)
+	t := CommandClaim
+	if b.AnyOrder {
+		t = CommandClaimAnyOrder
+	}
+	e := newEncoder(t, size)
 	e.string(b.Node)
 	e.uvarint(uint64(len(b.Claims)))
 	for _, c := range b.Claims {
@@ -154,6 +173,21 @@ func EncodeClaims(b ClaimBatch) []byte {
 		e.varint(c.LeaseTTL)
 	}
 	return e.buf
+}
+
+// ClaimInOrder turns an encoded CommandClaimAnyOrder entry into a
+// CommandClaim entry with the same claims, in place. Their bodies are the
+// same; only the rule the state machine grants them by differs.
+func ClaimInOrder(cmd []byte) error {
+	h, err := PeekHeader(cmd)
+	if err != nil {
+		return err
+	}
+	if h.Type != CommandClaimAnyOrder {
+		return fmt.Errorf("%w: entry is a %s, not a %s", ErrMalformed, h.Type, CommandClaimAnyOrder)
+	}
+	cmd[1] = byte(CommandClaim)
+	return nil
 }
 
 func decodeClaims(d *decoder) (ClaimBatch, error) {

@@ -104,6 +104,13 @@ func FuzzRestore(f *testing.F) {
 	src.Apply(rlog(2, stampedAt(EncodeClaims(ClaimBatch{Node: "n1", Claims: []Claim{{Job: "alpha", Tick: 1, At: 1e9}}}), 1e9)))
 	src.Apply(rlog(3, stampedAt(EncodeLockOp(CommandLockAcquire, LockOp{Name: "l", Owner: "o", TTL: 1e9}), 1e9)))
 	f.Add(persisted(f, src))
+	// Grant records and a late grant: format 4.
+	src.Apply(rlog(4, stampedAt(EncodeClaims(ClaimBatch{Node: "n1", AnyOrder: true, Claims: []Claim{{Job: "alpha", Tick: 3, At: 3e9, Deadline: 9e9}}}), 3e9)))
+	src.Apply(rlog(5, stampedAt(EncodeClaims(ClaimBatch{Node: "n2", AnyOrder: true, Claims: []Claim{{Job: "alpha", Tick: 2, At: 2e9, Deadline: 9e9, Exclusive: true, LeaseTTL: 1e9}}}), 3e9)))
+	if st := src.jobs["alpha"]; st.record.late.token != 5 {
+		f.Fatalf("seed state has no late grant: %+v", st)
+	}
+	f.Add(persisted(f, src))
 	f.Add(persisted(f, New(nil)))
 
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -170,8 +170,8 @@ func (f *FSM) beginEntry(now int64) {
 // applyCommand applies one command of an entry, alone or in a batch.
 func (f *FSM) applyCommand(index uint64, now int64, t CommandType, d *decoder) interface{} {
 	switch t {
-	case CommandClaim:
-		return f.applyClaimEntry(index, now, d)
+	case CommandClaim, CommandClaimAnyOrder:
+		return f.applyClaimEntry(index, now, d, t == CommandClaimAnyOrder)
 	case CommandRegister:
 		r, err := decodeRegistration(d)
 		if err != nil {
@@ -241,14 +241,25 @@ func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
 	res := &RunUpdateResult{Renewed: make([]bool, len(u.Renew))}
 	for i, r := range u.Renew {
 		st := f.jobs[r.Job]
-		if st != nil && st.Holder == u.Node && st.LastTick == r.Tick && st.Running(now) {
+		if st == nil {
+			continue
+		}
+		if l := &st.record.late; l.holder == u.Node && l.tick == r.Tick && l.running(now) {
+			l.expires = now + l.ttl
+			res.Renewed[i] = true
+		} else if st.Holder == u.Node && st.LastTick == r.Tick && st.latestRunning(now) {
 			st.RunExpires = now + st.RunTTL
 			res.Renewed[i] = true
 		}
 	}
 	for _, r := range u.Done {
 		st := f.jobs[r.Job]
-		if st != nil && st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
+		if st == nil {
+			continue
+		}
+		if l := &st.record.late; l.holder == u.Node && l.tick == r.Tick && l.expires != 0 {
+			l.expires = 0
+		} else if st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
 			st.RunExpires = 0
 		}
 	}

@@ -29,8 +29,11 @@ func FuzzApply(f *testing.F) {
 	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n2", Claims: []fsm.Claim{claim("alpha", 11)}})))
 	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "", Claims: []fsm.Claim{claim("", 1)}})))
 	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n1"})))
-	// An instant between two of alpha's grants that was never granted.
-	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n3", Claims: []fsm.Claim{{Job: "alpha", Tick: 10, At: at(10) + sec/2, Deadline: at(12) + sec}}})))
+	// Instants of delta before its latest grant (fuzzState), one never
+	// granted and one granted, claimed in any order and plain.
+	late := fsm.Claim{Job: "delta", Tick: 12, At: at(12), Deadline: at(12) + sec, Exclusive: true, LeaseTTL: sec}
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n3", AnyOrder: true, Claims: []fsm.Claim{late, claim("delta", 11), claim("alpha", 12)}})))
+	f.Add(stamped(fsm.EncodeClaims(fsm.ClaimBatch{Node: "n2", Claims: []fsm.Claim{late}})))
 	f.Add(stamped(fsm.EncodeRegistration(fsm.Registration{Node: "n1", Reset: true, Add: []string{"x", "alpha"}, Remove: []string{"gamma"}})))
 	f.Add(stamped(fsm.EncodeRegistration(fsm.Registration{})))
 	for _, c := range malformedEntries() {
@@ -40,13 +43,13 @@ func FuzzApply(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const index = 100
-		fm := populated(t)
+		fm := fuzzState(t)
 		// An entry whose header decodes carries the leader's time, and the
 		// state machine's clock advances to it whatever the body holds, so
 		// jobs that aged out by then are forgotten (jobgc.go). What a
 		// rejected entry must leave unchanged is the state of a twin that
 		// applied an empty registration at the same time.
-		twin := populated(t)
+		twin := fuzzState(t)
 		if h, err := fsm.PeekHeader(data); err == nil {
 			tick := fsm.EncodeRegistration(fsm.Registration{})
 			if err := fsm.Stamp(tick, time.Unix(0, h.Now)); err != nil {
@@ -110,7 +113,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("Apply returned %T", out)
 		}
 
-		other := populated(t)
+		other := fuzzState(t)
 		other.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: data})
 		snap := snapshotBytes(t, fm)
 		if !bytes.Equal(snap, snapshotBytes(t, other)) {
@@ -124,4 +127,14 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("snapshot round trip changed the state")
 		}
 	})
+}
+
+// fuzzState is populated with one grant made by an any-order claim, so
+// that the job delta keeps a record of its grants and a claim may be
+// granted out of order.
+func fuzzState(t *testing.T) *fsm.FSM {
+	t.Helper()
+	f := populated(t)
+	applyAnyOrder(t, f, 8, at(13), "n1", claim("delta", 13))
+	return f
 }

@@ -144,21 +144,28 @@ type JobState struct {
 	record grantRecord
 }
 
-// Running reports whether the latest grant's run lease is live at leader
-// time now.
-func (s JobState) Running(now int64) bool { return s.RunExpires != 0 && now < s.RunExpires }
+// Running reports whether a run lease of the job is live at leader time
+// now: the latest grant's, or that of a grant made out of order.
+func (s JobState) Running(now int64) bool {
+	return s.latestRunning(now) || s.record.late.running(now)
+}
+
+// latestRunning reports whether the latest grant's run lease is live at
+// leader time now.
+func (s JobState) latestRunning(now int64) bool { return s.RunExpires != 0 && now < s.RunExpires }
 
 // grant applies the grant rules to one claim. It must stay a pure function
-// of the state, the entry's index and time, and the claim. The caller holds
-// f.mu and has advanced f.clock to the entry's time.
+// of the state, the entry's index and time, the claim, and anyOrder, which
+// says whether the claim came in a CommandClaimAnyOrder entry. The caller
+// holds f.mu and has advanced f.clock to the entry's time.
 //
 // It looks the job up once: its state is changed in place through the
-// pointer. A job this entry already granted is known by its Token, which
-// is then the entry's index: Raft gives every entry its own index, and no
-// other command sets a Token, so it marks exactly the jobs that an earlier
-// claim of the same entry, in this command or an earlier one of its batch,
-// was granted.
-func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome {
+// pointer. A job this entry already granted is known by its Token or its
+// late grant's token, which is then the entry's index: Raft gives every
+// entry its own index, and no other command sets a token, so it marks
+// exactly the jobs that an earlier claim of the same entry, in this
+// command or an earlier one of its batch, was granted.
+func (f *FSM) grant(index uint64, now int64, node string, c *claimView, anyOrder bool) Outcome {
 	if len(c.job) == 0 || node == "" || c.deadline < c.at || c.leaseTTL < 0 || c.deadline-c.at > int64(MaxStartDeadline) {
 		return Outcome{Reason: ReasonInvalid}
 	}
@@ -166,7 +173,7 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	st := f.jobs[string(c.job)]
 	var holder string
 	var lastAt int64
-	var superseded bool
+	var late, superseded bool
 	if st != nil {
 		holder, lastAt = st.Holder, st.LastAt
 		// A repeat is answered first, even when this very entry made the
@@ -175,24 +182,25 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 		// in-flight batch a demoted leader forwards again), and both must
 		// learn the one grant. It is the same grant with the same token, so
 		// this never gives one job two grants in one entry.
-		if c.at == st.LastAt && st.Holder == node {
-			return Outcome{Reason: ReasonRepeat, Token: st.Token, Holder: st.Holder, At: st.LastAt}
+		if h, token, ok := st.GrantOf(c.at); ok && h == node {
+			return Outcome{Reason: ReasonRepeat, Token: token, Holder: holder, At: lastAt}
 		}
 		if c.at <= st.LastAt {
-			// An instant at or before the latest grant is never granted.
-			// Whether it was granted before is for the claimer to know: if
-			// not, its tick ran nowhere. That is judged below, after the
-			// expiry test, because a job's state recreated after the
+			// An instant at or before the latest grant is granted only if
+			// the record shows it never was, and then only to a claim that
+			// may be granted out of order. A plain claim for it is refused,
+			// as superseded: its tick ran nowhere. Either is judged after
+			// the expiry test, because a job's state recreated after the
 			// collector forgot it knows nothing of instants that old.
 			granted, known := st.Granted(c.at)
-			superseded = known && !granted
-			if !superseded {
+			if granted || !known {
 				return Outcome{Reason: ReasonTaken, Holder: holder, At: lastAt}
 			}
-		} else if st.Token == index {
-			// Once this entry granted the job, the state holds that grant,
-			// and a claim for a later instant would otherwise get a second
-			// grant under the same token.
+			late, superseded = anyOrder, !anyOrder
+		}
+		if !superseded && (st.Token == index || st.record.late.token == index) {
+			// Once this entry granted the job, another grant of it would
+			// share the entry's index as its token.
 			return Outcome{Reason: ReasonDuplicate, Holder: holder, At: lastAt}
 		}
 	}
@@ -216,13 +224,21 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	if c.exclusive && st != nil && st.Running(now) {
 		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
 	}
-	rec := newJobRecord()
-	if st == nil {
+	if late {
+		f.grantLate(index, now, node, c, st)
+		return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.at}
+	}
+	var rec grantRecord // unknown: see grantRecord for why a plain claim keeps it so
+	switch {
+	case st == nil:
 		// A new job: the one place the name is copied out of the entry.
 		st = new(JobState)
 		f.jobs[string(c.job)] = st
-	} else {
-		rec = st.record.pushed(st.LastAt)
+		if anyOrder {
+			rec = newJobRecord()
+		}
+	case st.record.known || anyOrder:
+		rec = st.record.pushed(st.LastAt).withoutStaleLate(now)
 	}
 	*st = JobState{LastAt: c.at, LastTick: c.tick, Holder: node, Token: index, GrantedAt: now, record: rec}
 	if c.exclusive && c.leaseTTL > 0 {
@@ -235,9 +251,29 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView) Outcome 
 	return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.at}
 }
 
+// grantLate grants claim c for an instant before the job's latest grant,
+// which the job's record shows was never granted. The latest grant stays
+// what the state describes; the record keeps the new grant's instant, and
+// the grant itself as the job's late grant, with its run lease for an
+// exclusive claim. A late grant made earlier is dropped from that place:
+// its lease, if the claim was exclusive, was over, or this one would have
+// been refused as busy. The caller holds f.mu.
+func (f *FSM) grantLate(index uint64, now int64, node string, c *claimView, st *JobState) {
+	rec := st.record.inserted(c.at)
+	rec.late = lateGrant{at: c.at, tick: c.tick, holder: node, token: index}
+	if c.exclusive && c.leaseTTL > 0 {
+		rec.late.ttl = c.leaseTTL
+		rec.late.expires = now + c.leaseTTL
+	}
+	st.record = rec
+	if len(f.runNow) > 0 {
+		f.settleRunNowLocked(string(c.job), c.at)
+	}
+}
+
 // applyClaimEntry decodes and applies a claim batch. A batch that does not
 // decode is refused whole, leaving the state unchanged.
-func (f *FSM) applyClaimEntry(index uint64, now int64, d *decoder) interface{} {
+func (f *FSM) applyClaimEntry(index uint64, now int64, d *decoder, anyOrder bool) interface{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	node, claims, err := decodeClaimViews(d, f.claims[:0])
@@ -249,7 +285,7 @@ func (f *FSM) applyClaimEntry(index uint64, now int64, d *decoder) interface{} {
 	}
 	res := &ClaimResult{Index: index, Outcomes: make([]Outcome, len(claims))}
 	for i := range claims {
-		res.Outcomes[i] = f.grant(index, now, node, &claims[i])
+		res.Outcomes[i] = f.grant(index, now, node, &claims[i], anyOrder)
 	}
 	return res
 }

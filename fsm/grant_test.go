@@ -51,27 +51,13 @@ func TestGrantRules(t *testing.T) {
 			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 2, GrantedAt: at(10)}},
 		},
 		{
-			name: "older tick never granted, after a later one was, is superseded",
+			// Plain claims keep no record of earlier grants (see
+			// TestAnyOrderGrantRules), so an instant before the latest
+			// grant may have been granted and is refused as taken.
+			name: "older tick never granted, after a later one was, is taken for plain claims",
 			steps: []grantStep{
 				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
-				{"n2", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonSuperseded, Holder: "n1", At: at(10)}}},
-			},
-			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
-		},
-		{
-			name: "older tick never granted, claimed by the holder itself, is superseded",
-			steps: []grantStep{
-				{"n1", at(8), []fsm.Claim{claim("a", 8)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(8)}}},
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 2, Holder: "n1", At: at(10)}}},
-				{"n1", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonSuperseded, Holder: "n1", At: at(10)}}},
-			},
-			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 2, GrantedAt: at(10)}},
-		},
-		{
-			name: "an older tick never granted but past its deadline is expired, not superseded",
-			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10)}, []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)}}},
-				{"n2", at(10) + ms, []fsm.Claim{claim("a", 8)}, []fsm.Outcome{{Reason: fsm.ReasonExpired, Holder: "n1", At: at(10)}}},
+				{"n2", at(10), []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonTaken, Holder: "n1", At: at(10)}}},
 			},
 			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
 		},
@@ -155,16 +141,6 @@ func TestGrantRules(t *testing.T) {
 				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 10)}, []fsm.Outcome{
 					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
 					{Reason: fsm.ReasonRepeat, Token: 1, Holder: "n1", At: at(10)},
-				}},
-			},
-			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},
-		},
-		{
-			name: "older tick after a grant in the same batch is superseded",
-			steps: []grantStep{
-				{"n1", at(10), []fsm.Claim{claim("a", 10), claim("a", 9)}, []fsm.Outcome{
-					{Reason: fsm.ReasonGranted, Token: 1, Holder: "n1", At: at(10)},
-					{Reason: fsm.ReasonSuperseded, Holder: "n1", At: at(10)},
 				}},
 			},
 			jobs: map[string]fsm.JobState{"a": {LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10)}},

@@ -40,7 +40,7 @@ func TestGrantedRecord(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := fsm.New(nil)
 			for i, k := range tt.granted {
-				res := applyClaims(t, f, uint64(i+1), at(k), "n1", claim("a", k))
+				res := applyAnyOrder(t, f, uint64(i+1), at(k), "n1", claim("a", k))
 				if !res.Outcomes[0].Granted() {
 					t.Fatalf("claim for tick %d refused: %v", k, res.Outcomes[0].Reason)
 				}
@@ -69,21 +69,24 @@ func TestGrantedRecord(t *testing.T) {
 }
 
 // TestRecordStartsAfterRestoreWithoutOne restores a snapshot without grant
-// records, as older builds wrote it: the job's earlier instants are
-// unknown, and refused as taken, until a new grant starts the record from
-// the grant it follows.
+// records, as older builds and states that saw only plain claims write it:
+// the job's earlier instants are unknown, and refused as taken, until an
+// any-order grant starts the record from the grant it follows.
 func TestRecordStartsAfterRestoreWithoutOne(t *testing.T) {
 	f := fsm.New(nil)
 	applyClaims(t, f, 1, at(10), "n1", claim("a", 10))
 	snap := snapshotBytes(t, f)
+	if snap[0] != 2 {
+		t.Fatalf("snapshot of plain claims only has format %d, want 2", snap[0])
+	}
 	restored := fsm.New(nil)
-	if err := restore(t, restored, snap[:len(snap)-fsm.GrantRecordsLen(f)]); err != nil {
+	if err := restore(t, restored, snap); err != nil {
 		t.Fatal(err)
 	}
-	if got := applyClaims(t, restored, 2, at(10), "n2", claim("a", 9)).Outcomes[0].Reason; got != fsm.ReasonTaken {
+	if got := applyAnyOrder(t, restored, 2, at(10), "n2", claim("a", 9)).Outcomes[0].Reason; got != fsm.ReasonTaken {
 		t.Errorf("claim for tick 9 with no record = %v, want taken", got)
 	}
-	applyClaims(t, restored, 3, at(12), "n1", claim("a", 12))
+	applyAnyOrder(t, restored, 3, at(12), "n1", claim("a", 12))
 	st, _ := restored.Job("a")
 	for _, a := range []struct {
 		k              int64
@@ -94,6 +97,9 @@ func TestRecordStartsAfterRestoreWithoutOne(t *testing.T) {
 		}
 	}
 	if got := applyClaims(t, restored, 4, at(12), "n2", claim("a", 11)).Outcomes[0].Reason; got != fsm.ReasonSuperseded {
-		t.Errorf("claim for tick 11, never granted, after 12 = %v, want superseded", got)
+		t.Errorf("plain claim for tick 11, never granted, after 12 = %v, want superseded", got)
+	}
+	if got := applyAnyOrder(t, restored, 5, at(12), "n2", claim("a", 11)).Outcomes[0]; got.Reason != fsm.ReasonGranted || got.Token != 5 {
+		t.Errorf("any-order claim for tick 11, never granted, after 12 = %+v, want granted with token 5", got)
 	}
 }

@@ -437,6 +437,9 @@ func (f *FSM) applyNodeRelease(index uint64, now int64, node string, keep map[st
 		if js.Holder == node && js.RunExpires != 0 {
 			js.RunExpires = 0
 		}
+		if l := &js.record.late; l.holder == node && l.expires != 0 {
+			l.expires = 0
+		}
 	}
 }
 

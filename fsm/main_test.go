@@ -30,6 +30,18 @@ func claim(job string, k int64) fsm.Claim {
 	return fsm.Claim{Job: job, Tick: k, At: at(k), Deadline: at(k) + sec}
 }
 
+// applyAnyOrder is applyClaims for a batch that may be granted out of
+// order (fsm.CommandClaimAnyOrder).
+func applyAnyOrder(t testing.TB, f *fsm.FSM, index uint64, now int64, node string, claims ...fsm.Claim) *fsm.ClaimResult {
+	t.Helper()
+	out := apply(t, f, index, now, fsm.EncodeClaims(fsm.ClaimBatch{Node: node, Claims: claims, AnyOrder: true}))
+	res, ok := out.(*fsm.ClaimResult)
+	if !ok || len(res.Outcomes) != len(claims) {
+		t.Fatalf("Apply(any-order claims) at %d returned %T (%v), want a *fsm.ClaimResult with %d outcomes", index, out, out, len(claims))
+	}
+	return res
+}
+
 // apply stamps cmd with now and applies it at index.
 func apply(t testing.TB, f *fsm.FSM, index uint64, now int64, cmd []byte) interface{} {
 	t.Helper()

@@ -38,7 +38,7 @@ func malformedEntries() []malformedCase {
 		{"version 2", append([]byte{2}, validClaims[1:]...), fsm.ErrUnsupportedVersion},
 		{"version 255 registration", append([]byte{255}, validReg[1:]...), fsm.ErrUnsupportedVersion},
 		{"command type 0", append(header(1, 0), validClaims[10:]...), fsm.ErrUnknownCommand},
-		{"command type 12", header(1, 12), fsm.ErrUnknownCommand},
+		{"command type 13", header(1, 13), fsm.ErrUnknownCommand},
 		{"pause without a body", header(1, byte(fsm.CommandPause)), fsm.ErrMalformed},
 		{"run-now without a body", header(1, byte(fsm.CommandRunNow)), fsm.ErrMalformed},
 		{"truncated lock acquire", header(1, byte(fsm.CommandLockAcquire)), fsm.ErrMalformed},

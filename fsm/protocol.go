@@ -18,8 +18,12 @@ const (
 	// ProtocolJobControl adds pause and resume, run-now requests, the
 	// finished runs of a run update (job history) and snapshot format 3.
 	ProtocolJobControl = 2
+	// ProtocolAnyOrder adds claims granted out of order
+	// (CommandClaimAnyOrder), the job records they keep and snapshot
+	// format 4.
+	ProtocolAnyOrder = 3
 	// ProtocolVersion is the highest protocol this build speaks.
-	ProtocolVersion = ProtocolJobControl
+	ProtocolVersion = ProtocolAnyOrder
 )
 
 // Protocol returns the protocol version that introduced the command type,
@@ -31,6 +35,8 @@ func (t CommandType) Protocol() int {
 		return ProtocolBase
 	case CommandPause, CommandRunNow:
 		return ProtocolJobControl
+	case CommandClaimAnyOrder:
+		return ProtocolAnyOrder
 	default:
 		return 0
 	}

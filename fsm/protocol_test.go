@@ -26,7 +26,8 @@ func TestCommandProtocol(t *testing.T) {
 		{fsm.CommandBatch, fsm.ProtocolBase},
 		{fsm.CommandPause, fsm.ProtocolJobControl},
 		{fsm.CommandRunNow, fsm.ProtocolJobControl},
-		{fsm.CommandType(12), 0},
+		{fsm.CommandClaimAnyOrder, fsm.ProtocolAnyOrder},
+		{fsm.CommandType(13), 0},
 		{fsm.CommandType(0), 0},
 	}
 	for _, tt := range tests {
@@ -47,11 +48,11 @@ func TestUnknownCommandHalts(t *testing.T) {
 	f := populated(t)
 	told := make(chan error, 2)
 	f.SetHaltNotifier(func(err error) { told <- err })
-	newer := header(1, 12)
+	newer := header(1, 13)
 	out := f.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: newer})
 	err, _ := out.(error)
 	if !errors.Is(err, fsm.ErrHalted) || !errors.Is(err, fsm.ErrUnknownCommand) {
-		t.Fatalf("Apply of command type 12 = %v, want ErrHalted wrapping ErrUnknownCommand", out)
+		t.Fatalf("Apply of command type 13 = %v, want ErrHalted wrapping ErrUnknownCommand", out)
 	}
 	select {
 	case got := <-told:

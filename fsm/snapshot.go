@@ -18,16 +18,18 @@ const (
 	// follows the applied index, and each job's record starts with the
 	// instant of its latest grant (LastAt).
 	snapshotVersionInstants = 2
-	// snapshotVersion is the current format: version 2 followed by the
+	// snapshotVersionJobControl is the third: version 2 followed by the
 	// job control section (paused jobs, run-now requests, histories; see
 	// encodeJobControl).
-	snapshotVersion = 3
+	snapshotVersionJobControl = 3
+	// snapshotVersion is the current format: version 3 followed by the
+	// grant records (encodeGrantRecords), which claims granted out of
+	// order depend on. A build from before it must not restore such a
+	// state, since it would apply plain claims without keeping the
+	// records, so the records get a version of their own rather than a
+	// section older builds would skip.
+	snapshotVersion = 4
 )
-
-// Both formats 2 and 3 may end with a section of grant records (see
-// encodeGrantRecords). A build from before it stops reading at the end of
-// the sections it knows, so the section needs no version of its own: a
-// snapshot with it stays readable to every build that reads its version.
 
 // legacyLastAt gives a job restored from a version-1 snapshot, which kept
 // only the tick index, the instant its state must refuse up to. The exact
@@ -52,6 +54,17 @@ type snapshot struct {
 	data []byte
 }
 
+// recordsKnownLocked reports whether any job's grant record is known. The
+// caller holds f.mu.
+func (f *FSM) recordsKnownLocked() bool {
+	for _, st := range f.jobs {
+		if st.record.known {
+			return true
+		}
+	}
+	return false
+}
+
 // Snapshot captures the state. Raft calls it on its FSM goroutine, so the
 // copy is consistent with exactly the entries applied so far.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
@@ -65,9 +78,14 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	// ProtocolBase can restore: a cluster that has not used the newer
 	// commands, as during a rolling upgrade, stays readable to its older
 	// members.
-	version := byte(snapshotVersion)
-	if len(f.paused) == 0 && len(f.runNow) == 0 && len(f.history) == 0 {
-		version = snapshotVersionInstants
+	// Likewise format 3 until a record is known, which takes an entry of
+	// ProtocolAnyOrder.
+	version := byte(snapshotVersionInstants)
+	switch {
+	case f.recordsKnownLocked():
+		version = snapshotVersion
+	case len(f.paused) > 0 || len(f.runNow) > 0 || len(f.history) > 0:
+		version = snapshotVersionJobControl
 	}
 	e.byte(version)
 	e.uvarint(f.applied)
@@ -139,10 +157,12 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		e.uvarint(fo.call)
 	}
 	encodeIncarnations(e, f.incarnations)
-	if version == snapshotVersion {
+	if version >= snapshotVersionJobControl {
 		f.encodeJobControlLocked(e)
 	}
-	encodeGrantRecords(e, names, f.jobs)
+	if version >= snapshotVersion {
+		encodeGrantRecords(e, names, f.jobs)
+	}
 	return &snapshot{data: e.buf}, nil
 }
 
@@ -236,10 +256,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		incarnations = decodeIncarnations(d)
 	}
 	ctl := newJobControl()
-	if v >= snapshotVersion {
+	if v >= snapshotVersionJobControl {
 		ctl = decodeJobControl(d)
 	}
-	if d.err == nil && len(d.buf) > 0 { // snapshots from before grant records end here
+	if v >= snapshotVersion {
 		decodeGrantRecords(d, jobNames, jobs)
 	}
 	if d.err != nil {

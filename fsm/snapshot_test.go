@@ -242,7 +242,14 @@ func TestPersistWriteErrorCancelsSink(t *testing.T) {
 func TestRestoreGarbageKeepsState(t *testing.T) {
 	withControl := populated(t)
 	withControl.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: fsm.EncodePause(fsm.Pause{Job: "alpha", Paused: true})})
+	// A late grant, so the snapshot has grant records and a late grant in
+	// them (format 4).
+	applyAnyOrder(t, withControl, 9, at(12), "n1", claim("beta", 12))
+	applyAnyOrder(t, withControl, 10, at(12), "n2", claim("beta", 11))
 	valid := snapshotBytes(t, withControl)
+	if valid[0] != 4 {
+		t.Fatalf("snapshot with grant records has version %d, want 4", valid[0])
+	}
 
 	type tc struct {
 		name string
@@ -252,7 +259,7 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 	tests := []tc{
 		{"empty", nil, fsm.ErrMalformed},
 		{"version 0", append([]byte{0}, valid[1:]...), fsm.ErrUnsupportedVersion},
-		{"version 4", append([]byte{4}, valid[1:]...), fsm.ErrUnsupportedVersion},
+		{"version 5", append([]byte{5}, valid[1:]...), fsm.ErrUnsupportedVersion},
 		{"all 0xff", bytes.Repeat([]byte{0xff}, 64), fsm.ErrUnsupportedVersion},
 		// version 1, applied 0, then a job count no buffer could hold.
 		{"huge job count", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, fsm.ErrMalformed},
@@ -261,15 +268,10 @@ func TestRestoreGarbageKeepsState(t *testing.T) {
 		// version 1, applied 0, no jobs, a node count no buffer could hold.
 		{"huge node count", []byte{1, 0, 0, 0xff, 0xff, 0x03}, fsm.ErrMalformed},
 	}
-	// Every strict prefix of a valid snapshot is truncated somewhere, but
-	// one: without its grant records, which are optional, a version-3
-	// snapshot ends with its job control section, as builds from before
-	// grant records wrote it (TestRestoreSnapshotOfOlderFormat).
-	older := len(valid) - fsm.GrantRecordsLen(withControl)
+	// Every strict prefix of a valid snapshot is truncated somewhere:
+	// format 4 needs its grant records.
 	for n := 1; n < len(valid); n++ {
-		if n != older {
-			tests = append(tests, tc{fmt.Sprintf("truncated to %d of %d bytes", n, len(valid)), valid[:n], fsm.ErrMalformed})
-		}
+		tests = append(tests, tc{fmt.Sprintf("truncated to %d of %d bytes", n, len(valid)), valid[:n], fsm.ErrMalformed})
 	}
 	for i, tt := range tests {
 		f := populated(t)
@@ -307,51 +309,41 @@ func TestRestoreReadErrorKeepsState(t *testing.T) {
 }
 
 // otherForms returns the encodings of the state in valid, a snapshot of
-// f, that older builds wrote, each without grant records (records bytes at
-// the end of valid): f has no incarnations, no paused job, no run-now
-// request and no history and so is written in format 2. They are format 2
-// as it was just before grant records, format 2 from before incarnations
-// existed, and format 3 with an empty job control section (three zero
-// counts), as builds before the rule that such a state is written in
-// format 2 wrote it.
-func otherForms(t *testing.T, valid []byte, records int) map[string][]byte {
+// f, that older builds wrote: f has no incarnations, no paused job, no
+// run-now request, no history and no grant record and so is written in
+// format 2. They are format 2 from before incarnations existed, and format
+// 3 with an empty job control section (three zero counts), as builds
+// before the rule that such a state is written in format 2 wrote it.
+func otherForms(t *testing.T, valid []byte) map[string][]byte {
 	t.Helper()
-	plain := valid[:len(valid)-records]
-	if valid[0] != 2 || plain[len(plain)-1] != 0 {
-		t.Fatalf("snapshot of populated starts with version %d and ends with %#x before its grant records, want version 2 ending in an empty incarnation section", valid[0], plain[len(plain)-1])
+	if valid[0] != 2 || valid[len(valid)-1] != 0 {
+		t.Fatalf("snapshot of populated starts with version %d and ends with %#x, want version 2 ending in an empty incarnation section", valid[0], valid[len(valid)-1])
 	}
-	v3 := append(slices.Clone(plain), 0, 0, 0)
+	v3 := append(slices.Clone(valid), 0, 0, 0)
 	v3[0] = 3
 	return map[string][]byte{
-		"version 2 before grant records": plain,
-		"version 2 before incarnations":  plain[:len(plain)-1],
-		"version 3 without job control":  v3,
+		"version 2 before incarnations": valid[:len(valid)-1],
+		"version 3 without job control": v3,
 	}
 }
 
 // TestRestoreSnapshotOfOlderFormat restores snapshots written by older
-// versions: each must give the same state as the current form, except for
-// the grant records they lack, which a restored state starts without.
+// versions: each must give the same state as the current form.
 func TestRestoreSnapshotOfOlderFormat(t *testing.T) {
 	orig := populated(t)
 	valid := snapshotBytes(t, orig)
-	records := fsm.GrantRecordsLen(orig)
-	for name, data := range otherForms(t, valid, records) {
+	for name, data := range otherForms(t, valid) {
 		f := fsm.New(nil)
 		if err := restore(t, f, data); err != nil {
 			t.Fatalf("Restore of a %s snapshot: %v", name, err)
 		}
-		got := snapshotBytes(t, f)
-		if len(got) != len(valid)-records+fsm.GrantRecordsLen(f) || !bytes.Equal(got[:len(valid)-records], valid[:len(valid)-records]) {
+		if got := snapshotBytes(t, f); !bytes.Equal(got, valid) {
 			t.Fatalf("state restored from the %s format differs from the original", name)
 		}
 		for job, st := range f.Jobs() {
 			want, _ := orig.Job(job)
-			if fsm.WithoutRecord(st) != fsm.WithoutRecord(want) {
+			if st != want {
 				t.Errorf("%s: job %s restored as %+v, want %+v", name, job, st, want)
-			}
-			if _, known := st.Granted(st.LastAt - 1); known {
-				t.Errorf("%s: job %s restored without grant records claims to know its earlier grants", name, job)
 			}
 		}
 	}

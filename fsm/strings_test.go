@@ -65,7 +65,8 @@ func TestCommandTypeString(t *testing.T) {
 		{fsm.CommandBatch, "batch"},
 		{fsm.CommandPause, "pause"},
 		{fsm.CommandRunNow, "run-now"},
-		{12, "command(12)"},
+		{fsm.CommandClaimAnyOrder, "claim-any-order"},
+		{13, "command(13)"},
 		{255, "command(255)"},
 	}
 	for _, tt := range tests {

@@ -182,7 +182,7 @@ func (f *fakeCoord) applyLocked(node string, claims []fsm.Claim) *fsm.ClaimResul
 	return res
 }
 
-func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	sent := time.Now()
 	f.mu.Lock()
 	delay := f.claimDelay

@@ -66,7 +66,7 @@ type busyAheadCoord struct {
 	refused []int64 // instants of the claims refused
 }
 
-func (c *busyAheadCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *busyAheadCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	if len(claims) > 0 && time.Now().Add(c.claimDelay).UnixNano() < claims[0].At {
 		t := time.NewTimer(c.claimDelay)
 		defer t.Stop()
@@ -84,7 +84,7 @@ func (c *busyAheadCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.Cl
 		c.mu.Unlock()
 		return res, nil
 	}
-	return c.fakeCoord.Claim(ctx, claims)
+	return c.fakeCoord.Claim(ctx, claims, anyOrder)
 }
 
 func (c *busyAheadCoord) refusedAts() []int64 {
@@ -237,7 +237,7 @@ type duplicateCoord struct {
 	attempts map[int64]int // claims seen per tick
 }
 
-func (c *duplicateCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *duplicateCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	c.mu.Lock()
 	refuse := len(claims) == 1 && (claims[0].Tick%2 != 0 || c.attempts[claims[0].Tick] == 0)
 	if len(claims) == 1 {
@@ -245,7 +245,7 @@ func (c *duplicateCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.Cl
 	}
 	c.mu.Unlock()
 	if !refuse {
-		return c.fakeCoord.Claim(ctx, claims)
+		return c.fakeCoord.Claim(ctx, claims, anyOrder)
 	}
 	return &fsm.ClaimResult{Outcomes: []fsm.Outcome{{Reason: fsm.ReasonDuplicate, Holder: "peer", At: claims[0].At - int64(c.interval)}}}, nil
 }

@@ -24,7 +24,7 @@ type expiringCoord struct {
 	ats []int64
 }
 
-func (c *expiringCoord) Claim(_ context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *expiringCoord) Claim(_ context.Context, claims []fsm.Claim, _ bool) (*fsm.ClaimResult, error) {
 	if c.peer != "" {
 		c.fakeCoord.mu.Lock()
 		for _, cl := range claims {
@@ -182,7 +182,7 @@ type failFirstCoord struct {
 	failed []fsm.Claim
 }
 
-func (c *failFirstCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *failFirstCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	c.mu.Lock()
 	first := c.failed == nil
 	if first {
@@ -192,7 +192,7 @@ func (c *failFirstCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.Cl
 	if first {
 		return nil, errors.New("fake: no quorum")
 	}
-	return c.fakeCoord.Claim(ctx, claims)
+	return c.fakeCoord.Claim(ctx, claims, anyOrder)
 }
 
 // TestRunOnceCatchUpAfterFailedClaim: under RunOnce, a tick whose claim got
@@ -260,8 +260,8 @@ type busyCoord struct {
 	holder string
 }
 
-func (c *busyCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
-	res, err := c.expiringCoord.Claim(ctx, claims)
+func (c *busyCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
+	res, err := c.expiringCoord.Claim(ctx, claims, anyOrder)
 	for i := range res.Outcomes {
 		res.Outcomes[i] = fsm.Outcome{Reason: fsm.ReasonBusy, Holder: c.holder}
 	}

@@ -21,7 +21,7 @@ type refusingCoord struct {
 	calls  chan int
 }
 
-func (c *refusingCoord) Claim(_ context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *refusingCoord) Claim(_ context.Context, claims []fsm.Claim, _ bool) (*fsm.ClaimResult, error) {
 	res := &fsm.ClaimResult{Index: 1, Outcomes: make([]fsm.Outcome, len(claims))}
 	for i := range res.Outcomes {
 		res.Outcomes[i] = fsm.Outcome{Reason: c.reason}

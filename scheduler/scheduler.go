@@ -725,9 +725,14 @@ func (s *Scheduler) handleLocked(ctx context.Context, ev event, now time.Time) (
 	// and when the nodes ranked before it are dead or refused as busy it
 	// is the last chance the tick has.
 	if ev.fallback {
-		// Compared by instant, the tick's identity.
-		if st, ok := s.coord.LastGrant(j.Name); ok && st.LastAt >= inst.UnixNano() {
-			return pendingClaim{}, false // someone holds it, or a later one
+		// Compared by instant, the tick's identity. A later grant does
+		// not stop the fallback: the cluster grants this instant after it
+		// when its record shows the instant never granted, as when the
+		// node ranked first stalled and the next tick's owner did not.
+		if st, ok := s.coord.LastGrant(j.Name); ok {
+			if granted, known := st.Granted(inst.UnixNano()); granted || !known {
+				return pendingClaim{}, false // someone holds it, or may have
+			}
 		}
 	} else if pos := positionOf(j.Name, inst.UnixNano(), s.coord.Candidates(j.Name), s.node); pos > 0 {
 		delay := time.Duration(pos) * j.FallbackDelay
@@ -844,9 +849,17 @@ func (p pendingClaim) start() time.Time {
 func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	var deadline int64
 	claims := make([]fsm.Claim, len(batch))
+	// A tick's claim may be granted after a later tick of its job: claims
+	// of consecutive ticks from different nodes can commit out of order,
+	// and the later one's grant does not run the earlier tick. A run-now
+	// request's may not: a tick granted at or after its instant stands in
+	// for it (settleRunNowLocked in package fsm), and granting it as well would run the job
+	// twice for one request.
+	anyOrder := true
 	for i, p := range batch {
 		claims[i] = p.claim
 		deadline = max(deadline, p.claim.Deadline)
+		anyOrder = anyOrder && !p.runNow
 	}
 	// Counted on the Scheduler's clock, which a test may have set apart
 	// from the machine's.
@@ -857,7 +870,7 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	// than the leader's.
 	sent := time.Now()
 	asked := s.clock.Now()
-	res, err := s.coord.Claim(cctx, claims)
+	res, err := s.coord.Claim(cctx, claims, anyOrder)
 	if err != nil {
 		lost := s.recoverGrants(ctx, batch, sent)
 		if ctx.Err() != nil || len(lost) == 0 {
@@ -896,8 +909,8 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 				// tick's start: judged again at the start (lead.go).
 			case o.Reason == fsm.ReasonBusy && o.Holder == s.node && p.js.active.Load() == 0 && !p.catchUp:
 				s.staleLease(p)
-			case o.Reason == fsm.ReasonDuplicate && o.At < p.claim.At && !p.again && !p.catchUp:
-				// The entry granted an earlier instant of the job, from a
+			case o.Reason == fsm.ReasonDuplicate && !p.again && !p.catchUp:
+				// The entry granted another instant of the job, from a
 				// claim merged into it before this one, and so never judged
 				// this instant: one entry grants a job once, since its index
 				// is the token. Nothing later will claim the instant, and no
@@ -986,24 +999,36 @@ func recoverPoll(n int) time.Duration {
 func (s *Scheduler) recoverGrants(ctx context.Context, batch []pendingClaim, sent time.Time) []pendingClaim {
 	pending := append([]pendingClaim(nil), batch...)
 	// hidden holds the claims whose instant a later grant passed before
-	// this node saw it granted: the state machine keeps only the latest
-	// grant, so whether anyone ran them is unknown here.
+	// this node saw it granted: the state machine names the holder of the
+	// latest grant and of the latest late one only, so whether anyone ran
+	// them is unknown here.
 	var hidden []pendingClaim
 	deadline := time.Now().Add(recoverWindow)
 	for {
 		next := pending[:0]
 		var found []grantedRun
 		for _, p := range pending {
-			// By instant, as the state machine grants: the latest grant is
-			// this claim's only if it is for the same instant and node.
+			// By instant, as the state machine grants: a grant the state
+			// holds is this claim's only if it is for the same instant and
+			// node. An instant before the latest grant that the record
+			// shows never granted may still be granted out of order.
 			st, ok := s.coord.LastGrant(p.claim.Job)
-			switch {
-			case !ok || st.LastAt < p.claim.At:
+			if !ok {
 				next = append(next, p)
-			case st.LastAt > p.claim.At:
+				continue
+			}
+			holder, token, held := st.GrantOf(p.claim.At)
+			granted, known := st.Granted(p.claim.At)
+			switch {
+			case held && holder == s.node:
+				found = append(found, grantedRun{js: p.js, start: p.start(), r: Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: token}})
+			case held:
+				// Another node's grant.
+			case granted || !known:
+				// Granted, or perhaps, to a node the state no longer names.
 				hidden = append(hidden, p)
-			case st.Holder == s.node:
-				found = append(found, grantedRun{js: p.js, start: p.start(), r: Run{Job: p.claim.Job, Tick: p.claim.Tick, At: time.Unix(0, p.claim.At), Node: s.node, Token: st.Token}})
+			default:
+				next = append(next, p)
 			}
 		}
 		// A claim sent ahead of its tick may be found granted before the

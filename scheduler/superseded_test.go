@@ -26,7 +26,7 @@ type overtakingCoord struct {
 	first int64 // the overtaken claim's instant; 0 until it is sent
 }
 
-func (c *overtakingCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *overtakingCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	c.mu.Lock()
 	if c.first == 0 {
 		cl := claims[0]
@@ -44,7 +44,7 @@ func (c *overtakingCoord) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.C
 		c.fakeCoord.mu.Unlock()
 	}
 	c.mu.Unlock()
-	return c.fakeCoord.Claim(ctx, claims)
+	return c.fakeCoord.Claim(ctx, claims, anyOrder)
 }
 
 func (c *overtakingCoord) overtaken() int64 {

@@ -61,11 +61,11 @@ type Registry struct {
 	unlisted map[string]struct{}
 	owners   map[*Owner]struct{}
 	runs     map[Key]*entry
-	// latest is the highest instant started per job. A run at or before it
+	// started is what each job started here: a run of an instant it holds
 	// is refused, so a grant seen again (a retried claim answered as a
 	// repeat, or the same tick claimed by a Scheduler that replaced another)
 	// never starts a second run. One entry per job name the node ever ran.
-	latest map[string]int64
+	started map[string]*startedRuns
 	// ended is closed, and replaced, whenever a run ends.
 	ended chan struct{}
 }
@@ -77,7 +77,7 @@ func New() *Registry {
 		unlisted: make(map[string]struct{}),
 		owners:   make(map[*Owner]struct{}),
 		runs:     make(map[Key]*entry),
-		latest:   make(map[string]int64),
+		started:  make(map[string]*startedRuns),
 		ended:    make(chan struct{}),
 	}
 }
@@ -186,18 +186,23 @@ func (r *Registry) HeldUnsorted() []string {
 
 // Begin records the start of run. It returns false, and records nothing,
 // if the registry is closed or if this node already started the job at
-// run.At or at a later instant. Otherwise the caller must call end once the
-// run returns; cancel ends the run's context and is called by Close.
+// run.At, or at enough later instants that run.At cannot be a new grant
+// (see startedRuns). Otherwise the caller must call end once the run
+// returns; cancel ends the run's context and is called by Close.
 func (r *Registry) Begin(run Run, cancel func()) (end func(), ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, false
 	}
-	if last, seen := r.latest[run.Job]; seen && run.At <= last {
+	st := r.started[run.Job]
+	if st == nil {
+		st = newStartedRuns()
+		r.started[run.Job] = st
+	}
+	if !st.add(run.At) {
 		return nil, false
 	}
-	r.latest[run.Job] = run.At
 	e := &entry{Run: run, cancel: cancel}
 	r.runs[run.Key] = e
 	var once sync.Once

@@ -14,7 +14,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func run(job string, at int64) Run { return Run{Key: Key{Job: job, At: at}} }
 
-func TestBeginRunsEachInstantOnceAndNeverGoesBack(t *testing.T) {
+func TestBeginRunsEachInstantOnce(t *testing.T) {
 	r := New()
 	end, ok := r.Begin(run("j", 10), nil)
 	if !ok {
@@ -25,16 +25,50 @@ func TestBeginRunsEachInstantOnceAndNeverGoesBack(t *testing.T) {
 	}
 	end()
 	end() // idempotent
-	for _, at := range []int64{10, 9} {
-		if _, ok := r.Begin(run("j", at), nil); ok {
-			t.Fatalf("instant %d started after instant 10 had run", at)
-		}
+	if _, ok := r.Begin(run("j", 10), nil); ok {
+		t.Fatal("instant 10 started again after it had run")
 	}
 	if _, ok := r.Begin(run("other", 10), nil); !ok {
 		t.Fatal("another job at the same instant refused")
 	}
 	if _, ok := r.Begin(run("j", 11), nil); !ok {
 		t.Fatal("a later instant refused")
+	}
+	// The cluster grants an instant after a later one when its claim
+	// committed second (fsm.CommandClaimAnyOrder).
+	if _, ok := r.Begin(run("j", 9), nil); !ok {
+		t.Fatal("an earlier instant that never ran here refused")
+	}
+	if _, ok := r.Begin(run("j", 9), nil); ok {
+		t.Fatal("instant 9 started twice")
+	}
+}
+
+// TestBeginForgetsOnlyWhatCannotBeGranted starts more instants than the
+// registry keeps, out of order, and checks that every one started stays
+// refused and that an instant older than all kept is refused too: the
+// state machine cannot grant it.
+func TestBeginForgetsOnlyWhatCannotBeGranted(t *testing.T) {
+	r := New()
+	order := []int64{10, 12, 11, 14, 13, 20, 16, 15, 18, 17, 19}
+	for _, at := range order {
+		if _, ok := r.Begin(run("j", at), nil); !ok {
+			t.Fatalf("instant %d refused before it ran", at)
+		}
+	}
+	for _, at := range order {
+		if _, ok := r.Begin(run("j", at), nil); ok {
+			t.Fatalf("instant %d started twice", at)
+		}
+	}
+	// Kept: 20 down to 15; 14 is the floor.
+	for _, tt := range []struct {
+		at int64
+		ok bool
+	}{{9, false}, {14, false}, {21, true}, {8, false}} {
+		if _, ok := r.Begin(run("j", tt.at), nil); ok != tt.ok {
+			t.Errorf("Begin(instant %d) = %v, want %v", tt.at, ok, tt.ok)
+		}
 	}
 }
 

@@ -31,7 +31,9 @@ type Coordinator interface {
 	// Claim asks the cluster to grant this node the given (job, instant)
 	// pairs in one entry and returns one Outcome per claim. An error means
 	// the outcome is unknown: the entry may still have been committed.
-	Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error)
+	// anyOrder lets a claim be granted after a later instant of its job
+	// (fsm.CommandClaimAnyOrder), once every server speaks that protocol.
+	Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error)
 	// Register records that this node runs the add jobs and no longer
 	// runs the remove jobs.
 	Register(ctx context.Context, add, remove []string) error

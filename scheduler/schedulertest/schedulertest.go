@@ -200,7 +200,7 @@ func (c *Cluster) applyLocked(cmd []byte) (any, error) {
 }
 
 // claim is seam.Coordinator's Claim.
-func (c *Cluster) claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
+func (c *Cluster) claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func (c *Cluster) claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResu
 			}
 		}
 	}
-	out, err := c.applyLocked(fsm.EncodeClaims(fsm.ClaimBatch{Node: c.name, Claims: claims}))
+	out, err := c.applyLocked(fsm.EncodeClaims(fsm.ClaimBatch{Node: c.name, Claims: claims, AnyOrder: anyOrder}))
 	if err != nil {
 		return nil, err
 	}
@@ -323,8 +323,8 @@ var (
 func (p plumbing) Name() string         { return p.c.name }
 func (p plumbing) Logger() hclog.Logger { return p.c.logger }
 
-func (p plumbing) Claim(ctx context.Context, claims []fsm.Claim) (*fsm.ClaimResult, error) {
-	return p.c.claim(ctx, claims)
+func (p plumbing) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool) (*fsm.ClaimResult, error) {
+	return p.c.claim(ctx, claims, anyOrder)
 }
 
 // Register records the node's jobs in the state machine, as a real node
