@@ -147,6 +147,9 @@ type fakeCoord struct {
 	// claimDelay, if set, is how long each Claim takes to commit, as a
 	// Raft commit under load would.
 	claimDelay time.Duration
+	// plainClaims sends this node's claims as plain claims, as a node does
+	// while some server does not speak fsm.ProtocolAnyOrder.
+	plainClaims bool
 
 	claims     []claimCall
 	stolen     map[string]uint64 // job/tick → token of the stolen grant
@@ -167,9 +170,16 @@ func (f *fakeCoord) Name() string { return f.name }
 func (f *fakeCoord) Logger() hclog.Logger { return hclog.NewNullLogger() }
 
 // applyLocked commits one claim batch to the FSM at the next index, stamped
-// with the current time, as the leader would.
+// with the current time, as the leader would. Its claims may be granted out
+// of order, as in a cluster whose servers all speak fsm.ProtocolAnyOrder.
 func (f *fakeCoord) applyLocked(node string, claims []fsm.Claim) *fsm.ClaimResult {
-	data := fsm.EncodeClaims(fsm.ClaimBatch{Node: node, Claims: claims})
+	return f.applyOrderedLocked(node, claims, true)
+}
+
+// applyOrderedLocked is applyLocked with the choice of rule: anyOrder false
+// sends the batch as plain claims.
+func (f *fakeCoord) applyOrderedLocked(node string, claims []fsm.Claim, anyOrder bool) *fsm.ClaimResult {
+	data := fsm.EncodeClaims(fsm.ClaimBatch{Node: node, Claims: claims, AnyOrder: anyOrder})
 	if err := fsm.Stamp(data, time.Now()); err != nil {
 		panic(err)
 	}
@@ -214,7 +224,7 @@ func (f *fakeCoord) Claim(ctx context.Context, claims []fsm.Claim, anyOrder bool
 				}
 			}
 		}
-		call.res = f.applyLocked(f.name, claims)
+		call.res = f.applyOrderedLocked(f.name, claims, anyOrder && !f.plainClaims)
 		if f.loseReply {
 			call.err = errors.New("fake: reply lost")
 		}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -53,31 +54,37 @@ func (c *overtakingCoord) overtaken() int64 {
 	return c.first
 }
 
-// TestSupersededClaimCountsMissed: a claim judged after a later tick of its
-// job was granted can never be granted. If its own instant never was, the
+// TestOvertakenClaim: a claim judged after a later tick of its job was
+// granted. If its own instant never was granted, the cluster grants it
+// then, and the tick runs late rather than nowhere. A plain claim, as a node
+// sends while some server is of an older build, cannot be granted then: the
 // tick ran nowhere and is counted in Stats.Missed, reported to OnMissed and
-// to OnError wrapped in ErrMissed, and logged at Warn; if another node was
-// granted it, it is only refused.
-func TestSupersededClaimCountsMissed(t *testing.T) {
+// to OnError wrapped in ErrMissed, and logged at Warn. If another node was
+// granted the instant, the claim is only refused.
+func TestOvertakenClaim(t *testing.T) {
 	const interval = 50 * time.Millisecond
 	for _, tt := range []struct {
 		name     string
 		ranFirst bool
+		plain    bool
 		reason   fsm.Reason
 	}{
-		{"no node ran it", false, fsm.ReasonSuperseded},
-		{"another node ran it", true, fsm.ReasonTaken},
+		{"no node ran it", false, false, fsm.ReasonGranted},
+		{"no node ran it, plain claim", false, true, fsm.ReasonSuperseded},
+		{"another node ran it", true, false, fsm.ReasonTaken},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var out syncBuffer
 			logger := hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn})
 			coord := &overtakingCoord{fakeCoord: newFakeCoord("me", "me"), interval: interval, ranFirst: tt.ranFirst}
+			coord.plainClaims = tt.plain
 			var errs errorLog
 			var hook missedLog
+			var runs runLog
 			s := newScheduler(coord, logger)
 			s.onError = errs.add
 			s.hooks.OnMissed = hook.add
-			if err := s.Add(Job{Name: "j", Interval: interval, Func: noop}); err != nil {
+			if err := s.Add(Job{Name: "j", Interval: interval, Func: runs.record()}); err != nil {
 				t.Fatal(err)
 			}
 			stop := startRun(t, s)
@@ -89,13 +96,17 @@ func TestSupersededClaimCountsMissed(t *testing.T) {
 			}
 			first := coord.claimCalls()[0]
 			if got := first.res.Outcomes[0].Reason; got != tt.reason {
-				t.Fatalf("overtaken claim refused as %v, want %v", got, tt.reason)
+				t.Fatalf("overtaken claim answered %v, want %v", got, tt.reason)
+			}
+			ranHere := slices.ContainsFunc(runs.snapshot(), func(r Run) bool { return r.At.UnixNano() == coord.overtaken() })
+			if ranHere != (tt.reason == fsm.ReasonGranted) {
+				t.Errorf("overtaken instant ran here: %v, want %v", ranHere, tt.reason == fsm.ReasonGranted)
 			}
 			st := s.Stats()["j"]
 			missed := hook.snapshot()
-			if tt.reason == fsm.ReasonTaken {
+			if tt.reason != fsm.ReasonSuperseded {
 				if st.Missed != 0 || len(missed) != 0 || countErrors(errs.get("j"), ErrMissed) != 0 || out.String() != "" {
-					t.Errorf("a tick another node ran counted as missed: Missed = %d, OnMissed %v, OnError %v, log %q", st.Missed, missed, errs.get("j"), out.String())
+					t.Errorf("a tick that ran counted as missed: Missed = %d, OnMissed %v, OnError %v, log %q", st.Missed, missed, errs.get("j"), out.String())
 				}
 				return
 			}
