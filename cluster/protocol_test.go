@@ -117,12 +117,12 @@ func TestForwardedUnknownCommandIsNotCommitted(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
 	leader := c.Leader(10 * time.Second)
 	follower := c.Nodes[(leader+1)%3]
-	cmd := append([]byte{1, 12}, make([]byte, 8)...)
+	cmd := append([]byte{1, 13}, make([]byte, 8)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := cluster.Propose(follower, ctx, cmd)
 	if !errors.Is(err, fsm.ErrUnknownCommand) {
-		t.Fatalf("forwarded command type 12: %v, want ErrUnknownCommand", err)
+		t.Fatalf("forwarded command type 13: %v, want ErrUnknownCommand", err)
 	}
 	for _, n := range c.Nodes {
 		if err := cluster.ProtocolHealth(n); err != nil {
@@ -138,7 +138,7 @@ func TestForwardedUnknownCommandIsNotCommitted(t *testing.T) {
 func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
 	c := clustertest.MakeCluster(t, 3, clustertest.Options{})
 	leader := c.Leader(10 * time.Second)
-	newer := append([]byte{1, 12}, make([]byte, 8)...)
+	newer := append([]byte{1, 13}, make([]byte, 8)...)
 	err := cluster.RaftApply(c.Nodes[leader], newer)
 	if err != nil {
 		t.Fatalf("commit the newer entry: %v", err)
@@ -151,4 +151,73 @@ func TestCommittedNewerEntryHaltsEveryReplica(t *testing.T) {
 	if l, err := c.Nodes[0].TryLock(ctx, "after-halt", time.Second); !errors.Is(err, fsm.ErrHalted) {
 		t.Errorf("TryLock on a halted node: lease %v, error %v; want ErrHalted", l, err)
 	}
+}
+
+// TestAnyOrderClaimsWaitForEveryServer runs three nodes of which node2
+// speaks fsm.ProtocolJobControl, as a node of the previous release does.
+// Claims asked for in any order must go as plain claims, which node2
+// applies, both from a node that knows node2's version and through a
+// leader that gets one as fsm.CommandClaimAnyOrder (it turns it into a
+// plain claim rather than fail the tick). Once node2 advertises the new
+// protocol, claims go in any order: the job's state keeps a record.
+func TestAnyOrderClaimsWaitForEveryServer(t *testing.T) {
+	c := clustertest.MakeCluster(t, 3, clustertest.Options{Configure: func(i int, cfg *cluster.Config) {
+		if i == 2 {
+			cluster.SetProtocol(cfg, fsm.ProtocolJobControl)
+		}
+	}})
+	leader := c.Leader(10 * time.Second)
+	follower := c.Nodes[(leader+1)%3]
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	clustertest.Eventually(t, 10*time.Second, func() bool {
+		for _, n := range c.Nodes {
+			if len(n.Members()) < 3 {
+				return false
+			}
+		}
+		return true
+	}, "gossip never saw three members")
+	// A job's record is known, once its grant came from an any-order
+	// claim, down to before its first grant.
+	recordKnown := func(n *cluster.Node, job string) bool {
+		st, ok := cluster.State(n).Job(job)
+		if !ok {
+			t.Fatalf("%s has no grant of %s", n.Name(), job)
+		}
+		_, known := st.Granted(st.LastAt - 1)
+		return known
+	}
+
+	res, err := cluster.Plumbing(follower).Claim(ctx, []fsm.Claim{claimNow("plain", 1)}, true)
+	if err != nil || !res.Outcomes[0].Granted() {
+		t.Fatalf("claim with node2 on protocol 2: %+v, %v", res, err)
+	}
+	out, err := cluster.Propose(follower, ctx, fsm.EncodeClaims(fsm.ClaimBatch{Node: follower.Name(), AnyOrder: true, Claims: []fsm.Claim{claimNow("forwarded", 1)}}))
+	if err != nil {
+		t.Fatalf("forwarded any-order claim with node2 on protocol 2: %v", err)
+	}
+	if r, err := fsm.DecodeClaimResult(out); err != nil || !r.Outcomes[0].Granted() {
+		t.Fatalf("forwarded any-order claim: %+v, %v", r, err)
+	}
+	for _, n := range c.Nodes {
+		clustertest.Eventually(t, 10*time.Second, func() bool { _, ok := cluster.State(n).Job("forwarded"); return ok }, "%s never applied the forwarded claim", n.Name())
+		if err := cluster.ProtocolHealth(n); err != nil {
+			t.Fatalf("%s halted: %v", n.Name(), err)
+		}
+		for _, job := range []string{"plain", "forwarded"} {
+			if recordKnown(n, job) {
+				t.Errorf("%s: job %s was granted by an any-order claim while node2 runs protocol 2", n.Name(), job)
+			}
+		}
+	}
+
+	cluster.Advertise(c.Nodes[2], fsm.ProtocolVersion)
+	const propagation = 40 * time.Second // see TestNewCommandsWaitForEveryServer
+	tick := int64(0)
+	clustertest.Eventually(t, propagation, func() bool {
+		tick++
+		res, err := cluster.Plumbing(follower).Claim(ctx, []fsm.Claim{claimNow("any-order", tick)}, true)
+		return err == nil && res.Outcomes[0].Granted() && recordKnown(c.Nodes[leader], "any-order")
+	}, "claims still go as plain claims after node2 advertised protocol %d", fsm.ProtocolVersion)
 }
