@@ -29,8 +29,8 @@ const (
 	// reached the leader twice.
 	ReasonRepeat
 	// ReasonTaken means the instant was already granted, or a later one
-	// was and the record of the job's recent grants does not reach back
-	// to this instant (see ReasonSuperseded).
+	// was and the record of the job's recent grants cannot vouch that this
+	// one never was (see ReasonSuperseded).
 	ReasonTaken
 	// ReasonExpired means the leader's clock had passed the claim's deadline,
 	// or the claim's instant is more than MaxStartDeadline older than the
@@ -58,10 +58,11 @@ const (
 	// no tick of it is granted until it is resumed.
 	ReasonPaused
 	// ReasonSuperseded means a later instant of the job was granted and
-	// this one never was. A job's instants are granted in order only, so
-	// this one never will be: its tick ran nowhere. The state machine
-	// tells it from ReasonTaken only for an instant its record of the
-	// job's recent grants covers (JobState.Granted); an older one is
+	// this one never was, and the claim was plain (CommandClaim), whose
+	// instants are granted in order only: this one never will be, and its
+	// tick ran nowhere. An any-order claim is granted instead. The state
+	// machine tells it from ReasonTaken only for an instant its record of
+	// the job's recent grants covers (JobState.Granted); an older one is
 	// refused as taken. A build from before this reason treats it as any
 	// refusal it does not know.
 	ReasonSuperseded

@@ -181,10 +181,10 @@ func (s *Scheduler) capLead(j Job, lead time.Duration) time.Duration {
 // inOrder bounds the lead of a job's tick by a quarter of gap, the
 // distance from the job's instant before it (zero: unknown, no bound), so
 // that one job's ticks are claimed in the order of their instants. The
-// state machine grants a job's instants in order only: once a later one
-// is granted, an earlier one is refused as taken, and a SkipIfRunning
-// tick claimed while the tick before it holds its run lease is refused as
-// busy. A lead longer than the gap, which the StartDeadline and RunLease
+// state machine grants an instant after a later one only for an any-order
+// claim whose instant the job's record vouches for, and a plain claim
+// never; and a SkipIfRunning tick claimed while the tick before it holds
+// its run lease is refused as busy. A lead longer than the gap, which the StartDeadline and RunLease
 // bounds allow once a job's StartDeadline is several intervals and its
 // claims are slow, sent a tick's claim before the previous tick's was
 // answered, and lost ticks that way: at 100 ms with a 2 s StartDeadline

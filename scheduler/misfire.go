@@ -54,7 +54,9 @@ func (m Misfire) String() string {
 //     start deadline: a slow commit, an election, a failover), or refused
 //     it as superseded (a later tick of the job was granted first, and
 //     this one never was: claims of consecutive ticks from different
-//     nodes committed out of order). The tick counts as missed unless the
+//     nodes committed out of order, and this claim was plain, as while
+//     some server is older; an any-order claim is granted late instead).
+//     The tick counts as missed unless the
 //     state machine shows another node holding that very instant
 //     (lostClaims); it keeps the job's latest grant and the few before
 //     it (fsm.JobState.Granted). A claim refused as busy
@@ -229,13 +231,15 @@ func (s *Scheduler) expiredClaims(expired []pendingClaim) {
 	s.lateClaims(expired, "claims refused as expired; ticks missed", "the claim committed after the tick's start deadline (a slow commit or a leader change)")
 }
 
-// supersededClaims handles claims the cluster refused because a later
-// tick of their job was granted first: a job's ticks are granted in order
-// only, so theirs ran nowhere. It happens when claims for consecutive
-// ticks, made by different nodes, commit out of order: one refused as busy
-// and retried at its start, say, or one held up in a slow forward.
+// supersededClaims handles plain claims the cluster refused because a
+// later tick of their job was granted first: plain claims are granted in
+// instant order only, so their ticks ran nowhere. It happens when claims
+// for consecutive ticks, made by different nodes, commit out of order
+// (one refused as busy and retried at its start, say, or one held up in a
+// slow forward) while some server does not speak fsm.ProtocolAnyOrder,
+// which would grant them late.
 func (s *Scheduler) supersededClaims(superseded []pendingClaim) {
-	s.lateClaims(superseded, "claims refused after a later tick was granted; ticks missed", "a later tick of the job was granted before this claim was judged, and a job's ticks are granted in order only")
+	s.lateClaims(superseded, "claims refused after a later tick was granted; ticks missed", "a later tick of the job was granted before this claim was judged, and some server does not speak the protocol that grants a tick after a later one")
 }
 
 // grantedInstant reports whether the state machine shows the job's instant
