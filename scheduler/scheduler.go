@@ -1057,9 +1057,9 @@ func (s *Scheduler) start(ctx context.Context, js *jobState, r Run) {
 }
 
 // startGrant runs a tick in its own goroutine, at most once per (job,
-// instant) on this node: the node's registry refuses an instant at or
-// before one it already started, whichever Scheduler started it, and
-// refuses every run once the node is shutting down. sent is when the claim
+// instant) on this node: the node's registry refuses an instant it already
+// started, whichever Scheduler started it (internal/runreg), and refuses
+// every run once the node is shutting down. sent is when the claim
 // that granted the run was sent; a leased run's context is cancelled when
 // its lease, counted from then, could not be renewed in time.
 func (s *Scheduler) startGrant(ctx context.Context, js *jobState, r Run, sent time.Time) {
@@ -1089,7 +1089,7 @@ func (s *Scheduler) prepareRun(ctx context.Context, js *jobState, r Run, sent ti
 	end, ok := s.reg.Begin(runreg.Run{Key: runreg.Key{Job: r.Job, At: r.At.UnixNano()}, Tick: r.Tick, Token: r.Token}, cancel)
 	if !ok {
 		cancel()
-		s.logger.Trace("run not started: this node already started the job at this instant or later, or is shutting down", "job", r.Job, "tick", r.Tick, "token", r.Token)
+		s.logger.Trace("run not started: this node already started the job at this instant, or is shutting down", "job", r.Job, "tick", r.Tick, "token", r.Token)
 		return nil, false
 	}
 	p := &preparedRun{js: js, r: r, ctx: runCtx, cancel: cancel, end: end}
