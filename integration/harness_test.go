@@ -25,12 +25,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/interlockraft/interlock/cluster/clustertest"
 )
 
 // nodeBin is the interlock-node binary TestMain built.
@@ -80,83 +81,9 @@ func (l lazy) String() string { return l() }
 // ---------------------------------------------------------------------
 // Ports
 
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-	portsNext int
-)
-
-// portRange returns the ports freePorts hands out: the 12000 ports just
-// below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by
-// default). The kernel never picks a port there for a connection's source
-// port or for a listener on port 0, so once a node has bound one, no other
-// process's outgoing connection takes it while the node is down between a
-// kill and a restart, and other tests on the host that listen on port 0
-// never collide with ours.
-func portRange() (lo, hi int) {
-	ephemeral := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				ephemeral = v
-			}
-		}
-	}
-	hi = ephemeral - 1
-	lo = max(1024, hi-12000)
-	return lo, hi
-}
-
-// freePorts returns n ports that were free on 127.0.0.1 for both TCP and
-// UDP when checked (gossip needs both on one port), never handing out a
-// port twice in one test binary, so clusters started in one test never
-// collide with each other. The ports come from portRange, starting at a
-// random point in it, so two test binaries running at once rarely probe
-// the same ports. Another process that binds a fixed port there can still
-// take one before a node binds it; the node then exits 2 naming the
-// address.
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	lo, hi := portRange()
-	if portsNext == 0 {
-		portsNext = lo + int(time.Now().UnixNano()%int64(hi-lo))
-	}
-	var ports []int
-	var held []io.Closer
-	defer func() {
-		for _, h := range held {
-			h.Close()
-		}
-	}()
-	for attempts := 0; len(ports) < n; attempts++ {
-		if attempts > hi-lo {
-			t.Fatalf("could not find %d free ports in %d-%d", n, lo, hi)
-		}
-		port := portsNext
-		portsNext++
-		if portsNext > hi {
-			portsNext = lo
-		}
-		if portsUsed[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", addr(port))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", addr(port))
-		if err != nil {
-			ln.Close()
-			continue
-		}
-		held = append(held, ln, pc)
-		portsUsed[port] = true
-		ports = append(ports, port)
-	}
-	return ports
-}
+// freePorts returns n ports for nodes of this test binary: see
+// clustertest.FreePorts.
+func freePorts(t testing.TB, n int) []int { return clustertest.FreePorts(t, n) }
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 

@@ -7,7 +7,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -64,34 +63,6 @@ func logStore(t testing.TB, asked cluster.LogStore) cluster.LogStore {
 		t.Fatalf("INTERLOCK_TEST_LOGSTORE: %v", err)
 	}
 	return s
-}
-
-// FreePorts returns n ports that were free on 127.0.0.1 for both TCP and
-// UDP when checked, as gossip needs both on one port.
-func FreePorts(t testing.TB, n int) []int {
-	t.Helper()
-	var ports []int
-	var holds []func()
-	defer func() {
-		for _, h := range holds {
-			h()
-		}
-	}()
-	for len(ports) < n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			ln.Close()
-			continue
-		}
-		holds = append(holds, func() { ln.Close(); pc.Close() })
-		ports = append(ports, port)
-	}
-	return ports
 }
 
 // Config returns the config of node i of an n-node cluster whose gossip
