@@ -9,9 +9,14 @@
 // that restarts from a snapshot plus the log tail reaches it again.
 //
 // The state is small on purpose: for every job, the last granted tick, its
-// holder and its fencing token (the Raft index of the granting entry); and for
-// every job, the set of nodes that registered it, which the scheduler uses to
-// spread ticks across replicas.
+// holder and its fencing token (the Raft index of the granting entry), a
+// record of the few grants before it and the latest grant made out of order
+// (grantrecord.go); and for every job, the set of nodes that registered it,
+// which the scheduler uses to spread ticks across replicas. Any-order
+// claims (CommandClaimAnyOrder) may be granted for an instant before the
+// job's last grant when the record shows it never was: claims of
+// consecutive ticks from different nodes can commit out of order, and the
+// later grant does not run the earlier tick.
 //
 // Commands are encoded in a compact, versioned binary form (see codec.go and
 // command.go) because a scheduler on one node packs thousands of claims for
