@@ -115,6 +115,15 @@ func TestAnyOrderGrantRules(t *testing.T) {
 			latest: fsm.JobState{LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10), RunExpires: at(20), RunTTL: 10 * sec},
 		},
 		{
+			name: "a late claim that is not exclusive waits for an earlier late grant's lease",
+			steps: []anyOrderStep{
+				{"n1", at(9), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},
+				{"n2", at(9), false, []fsm.Claim{exclusive("a", 8)}, granted(2, "n2", 8)},
+				{"n3", at(9), false, []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n1", At: at(10)}}},
+			},
+			latest: fsm.JobState{LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(9)},
+		},
+		{
 			name: "a late grant's run lease holds off the next exclusive claim",
 			steps: []anyOrderStep{
 				{"n1", at(10), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},

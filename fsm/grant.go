@@ -225,6 +225,14 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView, anyOrder
 	if c.exclusive && st != nil && st.Running(now) {
 		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
 	}
+	if late && st.record.late.running(now) {
+		// The state keeps one late grant, and this one would take the
+		// place of a late run that still holds its lease: dropping that
+		// lease would let the job's next exclusive claim start beside it.
+		// Only replicas configured apart meet this (a job's claims are
+		// all exclusive or all not).
+		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
+	}
 	if late {
 		f.grantLate(index, now, node, c, st)
 		return Outcome{Reason: ReasonGranted, Token: index, Holder: node, At: c.at}
@@ -257,8 +265,8 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView, anyOrder
 // what the state describes; the record keeps the new grant's instant, and
 // the grant itself as the job's late grant, with its run lease for an
 // exclusive claim. A late grant made earlier is dropped from that place:
-// its lease, if the claim was exclusive, was over, or this one would have
-// been refused as busy. The caller holds f.mu.
+// its lease was over, or this one would have been refused as busy. The
+// caller holds f.mu.
 func (f *FSM) grantLate(index uint64, now int64, node string, c *claimView, st *JobState) {
 	rec := st.record.inserted(c.at)
 	rec.late = lateGrant{at: c.at, tick: c.tick, holder: node, token: index}
