@@ -119,7 +119,7 @@ func TestAnyOrderGrantRules(t *testing.T) {
 			steps: []anyOrderStep{
 				{"n1", at(9), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},
 				{"n2", at(9), false, []fsm.Claim{exclusive("a", 8)}, granted(2, "n2", 8)},
-				{"n3", at(9), false, []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n1", At: at(10)}}},
+				{"n3", at(9), false, []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n2", At: at(8)}}},
 			},
 			latest: fsm.JobState{LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(9)},
 		},
@@ -128,7 +128,7 @@ func TestAnyOrderGrantRules(t *testing.T) {
 			steps: []anyOrderStep{
 				{"n1", at(10), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},
 				{"n2", at(10), false, []fsm.Claim{exclusive("a", 9)}, granted(2, "n2", 9)},
-				{"n1", at(11), false, []fsm.Claim{exclusive("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n1", At: at(10)}}},
+				{"n1", at(11), false, []fsm.Claim{exclusive("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n2", At: at(9)}}},
 				{"n1", at(11), false, []fsm.Claim{claim("a", 11)}, granted(4, "n1", 11)},
 			},
 			latest: fsm.JobState{LastAt: at(11), LastTick: 11, Holder: "n1", Token: 4, GrantedAt: at(11)},

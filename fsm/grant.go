@@ -104,7 +104,8 @@ type Outcome struct {
 	Token uint64
 	// Holder and At describe the job's latest grant after this entry (its
 	// holder and scheduled instant), so a refused claimer learns who holds
-	// what.
+	// what; for a busy refusal, the grant whose run lease refused it,
+	// which is a late grant's when only that one's lease is live.
 	Holder string
 	At     int64
 }
@@ -223,6 +224,9 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView, anyOrder
 		return Outcome{Reason: ReasonPaused, Holder: holder, At: lastAt}
 	}
 	if c.exclusive && st != nil && st.Running(now) {
+		if !st.latestRunning(now) {
+			return st.record.late.busy()
+		}
 		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
 	}
 	if late && st.record.late.running(now) {
@@ -231,7 +235,7 @@ func (f *FSM) grant(index uint64, now int64, node string, c *claimView, anyOrder
 		// lease would let the job's next exclusive claim start beside it.
 		// Only replicas configured apart meet this (a job's claims are
 		// all exclusive or all not).
-		return Outcome{Reason: ReasonBusy, Holder: holder, At: lastAt}
+		return st.record.late.busy()
 	}
 	if late {
 		f.grantLate(index, now, node, c, st)

@@ -52,6 +52,11 @@ type lateGrant struct {
 // time now.
 func (l *lateGrant) running(now int64) bool { return l.expires != 0 && now < l.expires }
 
+// busy is the refusal of a claim that this late grant's live run lease
+// holds off: it names the late grant, so its holder can tell its own
+// lease from another node's.
+func (l *lateGrant) busy() Outcome { return Outcome{Reason: ReasonBusy, Holder: l.holder, At: l.at} }
+
 // newJobRecord is the record of a job's first grant: no grant came
 // before it, so every earlier instant is known never to have been granted.
 func newJobRecord() grantRecord { return grantRecord{known: true, floor: math.MinInt64} }
