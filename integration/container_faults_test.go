@@ -37,7 +37,7 @@ func TestContainerFaults(t *testing.T) {
 			t.Errorf("%s: %d ticks ran more than once: %v", step, len(d), d)
 		}
 		for _, v := range tokenViolations(runs) {
-			t.Errorf("%s: fencing token not increasing in tick order: %s", step, v)
+			t.Errorf("%s: fencing tokens out of order: %s", step, v)
 		}
 	}
 

@@ -76,8 +76,8 @@ func (c *Cluster) pause(i int, job string) (int, string, error) {
 // must be refused on the new nodes with an error naming an old node, and
 // commit nothing the old nodes would reject; once the last old node is
 // gone it must work and stop the job. Throughout, no tick may run twice,
-// fencing tokens must increase, and at most one tick may be missed per
-// restart.
+// fencing tokens must keep the order grants allow, and at most one tick
+// may be missed per restart.
 func TestRollingUpgradeFromPreviousRelease(t *testing.T) {
 	old := buildPreviousRelease(t)
 	const interval = 200 * time.Millisecond

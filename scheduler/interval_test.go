@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +12,8 @@ import (
 )
 
 // checkInstants fails the test if any scheduled instant ran twice, or if
-// fencing tokens do not increase with the instant, and returns the runs by
-// instant. Ticks are compared by instant: under different intervals one
+// fencing tokens are out of the order grants allow
+// (clustertest.TokenOrderViolations), and returns the runs by instant. Ticks are compared by instant: under different intervals one
 // instant has different tick indexes.
 func checkInstants(t *testing.T, runs []scheduler.Run) map[int64]scheduler.Run {
 	t.Helper()
@@ -25,15 +26,19 @@ func checkInstants(t *testing.T, runs []scheduler.Run) map[int64]scheduler.Run {
 		}
 		byAt[at] = r
 	}
-	for _, a := range runs {
-		for _, b := range runs {
-			if a.At.Before(b.At) && a.Token >= b.Token {
-				t.Errorf("token not increasing: %s token %d, later %s token %d",
-					a.At.Format(time.StampMilli), a.Token, b.At.Format(time.StampMilli), b.Token)
-			}
-		}
+	for _, v := range clustertest.TokenOrderViolations(tokenRuns(runs)) {
+		t.Errorf("fencing tokens out of order: %s", v)
 	}
 	return byAt
+}
+
+// tokenRuns gives runs the form clustertest.TokenOrderViolations takes.
+func tokenRuns(runs []scheduler.Run) []clustertest.TokenRun {
+	out := make([]clustertest.TokenRun, len(runs))
+	for i, r := range runs {
+		out[i] = clustertest.TokenRun{Job: r.Job, At: r.At.UnixNano(), Token: r.Token, Name: fmt.Sprintf("%s@%s on %s token %d", r.Job, r.At.Format(time.StampMilli), r.Node, r.Token)}
+	}
+	return out
 }
 
 // TestIntervalChangeOnLiveCluster changes a job's Interval from 250ms to
