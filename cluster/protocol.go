@@ -54,8 +54,9 @@ func (n *Node) advertisedProtocol() int {
 // of a type this build does not know is refused as the state machine would,
 // without committing it; one of a newer protocol only once every server
 // speaks it (a claim that may be granted out of order is turned into a
-// plain one instead, in place); and nothing this node proposes itself while its DataDir
-// fails or its state machine has halted, whose state is stale. Commands that every server applies alike (including malformed
+// plain one instead, in place); and nothing this node proposes itself
+// while its DataDir fails or its state machine has halted, whose state is
+// stale. Commands that every server applies alike (including malformed
 // ones, which every state machine rejects the same way) pass.
 func (n *Node) admit(cmd []byte, remote bool) error {
 	if !remote {

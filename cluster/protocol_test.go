@@ -33,14 +33,7 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	finished := []fsm.Finished{{Job: "a"}}
-	clustertest.Eventually(t, 10*time.Second, func() bool {
-		for _, n := range c.Nodes {
-			if len(n.Members()) < 3 {
-				return false
-			}
-		}
-		return true
-	}, "gossip never saw three members")
+	waitGossipOfAll(t, c)
 	for _, n := range c.Nodes {
 		jc := cluster.Plumbing(n).(jobController)
 		err := jc.SetPaused(ctx, "a", true)
@@ -82,6 +75,20 @@ func TestNewCommandsWaitForEveryServer(t *testing.T) {
 	if _, err := jc.RunNow(ctx, "b"); err != nil {
 		t.Errorf("run-now once every server speaks protocol %d: %v", fsm.ProtocolVersion, err)
 	}
+}
+
+// waitGossipOfAll waits until every node of c sees every node in gossip,
+// which carries the protocol version each advertises.
+func waitGossipOfAll(t *testing.T, c *clustertest.Cluster) {
+	t.Helper()
+	clustertest.Eventually(t, 10*time.Second, func() bool {
+		for _, n := range c.Nodes {
+			if len(n.Members()) < len(c.Nodes) {
+				return false
+			}
+		}
+		return true
+	}, "gossip never saw all %d members", len(c.Nodes))
 }
 
 // TestDroppedMetaUpdateIsAnnouncedAgain leaves node2's new protocol
@@ -170,14 +177,7 @@ func TestAnyOrderClaimsWaitForEveryServer(t *testing.T) {
 	follower := c.Nodes[(leader+1)%3]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	clustertest.Eventually(t, 10*time.Second, func() bool {
-		for _, n := range c.Nodes {
-			if len(n.Members()) < 3 {
-				return false
-			}
-		}
-		return true
-	}, "gossip never saw three members")
+	waitGossipOfAll(t, c)
 	// A job's record is known, once its grant came from an any-order
 	// claim, down to before its first grant.
 	recordKnown := func(n *cluster.Node, job string) bool {

@@ -23,11 +23,7 @@ type anyOrderStep struct {
 
 func TestAnyOrderGrantRules(t *testing.T) {
 	const ms = sec / 1000
-	exclusive := func(job string, k int64) fsm.Claim {
-		c := claim(job, k)
-		c.Exclusive, c.LeaseTTL = true, 10*sec
-		return c
-	}
+	const ttl = 10 * sec
 	granted := func(token uint64, node string, k int64) []fsm.Outcome {
 		return []fsm.Outcome{{Reason: fsm.ReasonGranted, Token: token, Holder: node, At: at(k)}}
 	}
@@ -109,8 +105,8 @@ func TestAnyOrderGrantRules(t *testing.T) {
 		{
 			name: "an exclusive late claim waits for the latest run's lease",
 			steps: []anyOrderStep{
-				{"n1", at(10), false, []fsm.Claim{exclusive("a", 10)}, granted(1, "n1", 10)},
-				{"n2", at(10), false, []fsm.Claim{exclusive("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n1", At: at(10)}}},
+				{"n1", at(10), false, []fsm.Claim{exclusive("a", 10, ttl)}, granted(1, "n1", 10)},
+				{"n2", at(10), false, []fsm.Claim{exclusive("a", 9, ttl)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n1", At: at(10)}}},
 			},
 			latest: fsm.JobState{LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(10), RunExpires: at(20), RunTTL: 10 * sec},
 		},
@@ -118,7 +114,7 @@ func TestAnyOrderGrantRules(t *testing.T) {
 			name: "a late claim that is not exclusive waits for an earlier late grant's lease",
 			steps: []anyOrderStep{
 				{"n1", at(9), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},
-				{"n2", at(9), false, []fsm.Claim{exclusive("a", 8)}, granted(2, "n2", 8)},
+				{"n2", at(9), false, []fsm.Claim{exclusive("a", 8, ttl)}, granted(2, "n2", 8)},
 				{"n3", at(9), false, []fsm.Claim{claim("a", 9)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n2", At: at(8)}}},
 			},
 			latest: fsm.JobState{LastAt: at(10), LastTick: 10, Holder: "n1", Token: 1, GrantedAt: at(9)},
@@ -127,8 +123,8 @@ func TestAnyOrderGrantRules(t *testing.T) {
 			name: "a late grant's run lease holds off the next exclusive claim",
 			steps: []anyOrderStep{
 				{"n1", at(10), false, []fsm.Claim{claim("a", 10)}, granted(1, "n1", 10)},
-				{"n2", at(10), false, []fsm.Claim{exclusive("a", 9)}, granted(2, "n2", 9)},
-				{"n1", at(11), false, []fsm.Claim{exclusive("a", 11)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n2", At: at(9)}}},
+				{"n2", at(10), false, []fsm.Claim{exclusive("a", 9, ttl)}, granted(2, "n2", 9)},
+				{"n1", at(11), false, []fsm.Claim{exclusive("a", 11, ttl)}, []fsm.Outcome{{Reason: fsm.ReasonBusy, Holder: "n2", At: at(9)}}},
 				{"n1", at(11), false, []fsm.Claim{claim("a", 11)}, granted(4, "n1", 11)},
 			},
 			latest: fsm.JobState{LastAt: at(11), LastTick: 11, Holder: "n1", Token: 4, GrantedAt: at(11)},
@@ -161,47 +157,35 @@ func TestAnyOrderGrantRules(t *testing.T) {
 // holder and tick, as for the latest grant, and checks that a node release
 // ends it too.
 func TestLateGrantRunLease(t *testing.T) {
-	exclusive := func(k int64) fsm.Claim {
-		c := claim("a", k)
-		c.Exclusive, c.LeaseTTL = true, 2*sec
-		return c
-	}
+	const ttl = 2 * sec
 	st := fsm.New(nil)
 	applyAnyOrder(t, st, 1, at(10), "n1", claim("a", 10))
-	if o := applyAnyOrder(t, st, 2, at(10), "n2", exclusive(9)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
+	if o := applyAnyOrder(t, st, 2, at(10), "n2", exclusive("a", 9, ttl)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
 		t.Fatalf("late exclusive claim: %+v", o)
 	}
-	update := func(index uint64, now int64, u fsm.RunUpdate) *fsm.RunUpdateResult {
-		t.Helper()
-		res, ok := apply(t, st, index, now, fsm.EncodeRunUpdate(u)).(*fsm.RunUpdateResult)
-		if !ok {
-			t.Fatalf("run update at %d did not return a *fsm.RunUpdateResult", index)
-		}
-		return res
-	}
 	// Only the holder, for its own tick.
-	res := update(3, at(11), fsm.RunUpdate{Node: "n2", Renew: []fsm.RunRef{{Job: "a", Tick: 9}, {Job: "a", Tick: 10}}})
+	res := applyRuns(t, st, 3, at(11), fsm.RunUpdate{Node: "n2", Renew: []fsm.RunRef{{Job: "a", Tick: 9}, {Job: "a", Tick: 10}}})
 	if !slices.Equal(res.Renewed, []bool{true, false}) {
 		t.Fatalf("renewed = %v, want [true false]", res.Renewed)
 	}
-	if res := update(4, at(11), fsm.RunUpdate{Node: "n1", Renew: []fsm.RunRef{{Job: "a", Tick: 9}}}); res.Renewed[0] {
+	if res := applyRuns(t, st, 4, at(11), fsm.RunUpdate{Node: "n1", Renew: []fsm.RunRef{{Job: "a", Tick: 9}}}); res.Renewed[0] {
 		t.Fatalf("another node renewed the late grant's lease")
 	}
 	// Renewed at at(11), so it lives to at(13).
-	if got := applyAnyOrder(t, st, 5, at(12)+sec/2, "n1", exclusive(12)).Outcomes[0].Reason; got != fsm.ReasonBusy {
+	if got := applyAnyOrder(t, st, 5, at(12)+sec/2, "n1", exclusive("a", 12, ttl)).Outcomes[0].Reason; got != fsm.ReasonBusy {
 		t.Fatalf("exclusive claim while the renewed late lease is live: %v, want busy", got)
 	}
-	update(6, at(12)+sec/2, fsm.RunUpdate{Node: "n2", Done: []fsm.RunRef{{Job: "a", Tick: 9}}})
-	if o := applyAnyOrder(t, st, 7, at(12)+sec/2, "n1", exclusive(12)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
+	applyRuns(t, st, 6, at(12)+sec/2, fsm.RunUpdate{Node: "n2", Done: []fsm.RunRef{{Job: "a", Tick: 9}}})
+	if o := applyAnyOrder(t, st, 7, at(12)+sec/2, "n1", exclusive("a", 12, ttl)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
 		t.Fatalf("exclusive claim after the late run ended: %+v, want granted", o)
 	}
 
 	// A node release ends a late grant's lease too.
 	rel := fsm.New(nil)
 	applyAnyOrder(t, rel, 1, at(10), "n1", claim("a", 10))
-	applyAnyOrder(t, rel, 2, at(10), "n2", exclusive(9))
+	applyAnyOrder(t, rel, 2, at(10), "n2", exclusive("a", 9, ttl))
 	apply(t, rel, 3, at(10), fsm.EncodeNodeRelease("n2"))
-	if o := applyAnyOrder(t, rel, 4, at(11), "n1", exclusive(11)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
+	if o := applyAnyOrder(t, rel, 4, at(11), "n1", exclusive("a", 11, ttl)).Outcomes[0]; o.Reason != fsm.ReasonGranted {
 		t.Fatalf("exclusive claim after the late holder was released: %+v, want granted", o)
 	}
 }

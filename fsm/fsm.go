@@ -240,33 +240,37 @@ func (f *FSM) applyRunUpdate(now int64, u RunUpdate) *RunUpdateResult {
 	defer f.mu.Unlock()
 	res := &RunUpdateResult{Renewed: make([]bool, len(u.Renew))}
 	for i, r := range u.Renew {
-		st := f.jobs[r.Job]
-		if st == nil {
-			continue
-		}
-		if l := &st.record.late; l.holder == u.Node && l.tick == r.Tick && l.running(now) {
-			l.expires = now + l.ttl
-			res.Renewed[i] = true
-		} else if st.Holder == u.Node && st.LastTick == r.Tick && st.latestRunning(now) {
-			st.RunExpires = now + st.RunTTL
+		if expires, ttl := f.leaseLocked(r.Job, u.Node, r.Tick); expires != nil && *expires != 0 && now < *expires {
+			*expires = now + ttl
 			res.Renewed[i] = true
 		}
 	}
 	for _, r := range u.Done {
-		st := f.jobs[r.Job]
-		if st == nil {
-			continue
-		}
-		if l := &st.record.late; l.holder == u.Node && l.tick == r.Tick && l.expires != 0 {
-			l.expires = 0
-		} else if st.Holder == u.Node && st.LastTick == r.Tick && st.RunExpires != 0 {
-			st.RunExpires = 0
+		if expires, _ := f.leaseLocked(r.Job, u.Node, r.Tick); expires != nil {
+			*expires = 0
 		}
 	}
 	for _, fin := range u.Finished {
 		f.recordLocked(u.Node, fin)
 	}
 	return res
+}
+
+// leaseLocked returns the expiry, in place, and the length of the run
+// lease of job's run of tick that node was granted: the job's latest late
+// grant's or its latest grant's. expires is nil if neither is that run.
+// The caller holds f.mu.
+func (f *FSM) leaseLocked(job, node string, tick int64) (expires *int64, ttl int64) {
+	st := f.jobs[job]
+	switch {
+	case st == nil:
+		return nil, 0
+	case st.record.late.token != 0 && st.record.late.holder == node && st.record.late.tick == tick:
+		return &st.record.late.expires, st.record.late.ttl
+	case st.Holder == node && st.LastTick == tick:
+		return &st.RunExpires, st.RunTTL
+	}
+	return nil, 0
 }
 
 func (f *FSM) markApplied(index uint64) {

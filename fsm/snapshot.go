@@ -54,17 +54,6 @@ type snapshot struct {
 	data []byte
 }
 
-// recordsKnownLocked reports whether any job's grant record is known. The
-// caller holds f.mu.
-func (f *FSM) recordsKnownLocked() bool {
-	for _, st := range f.jobs {
-		if st.record.known {
-			return true
-		}
-	}
-	return false
-}
-
 // Snapshot captures the state. Raft calls it on its FSM goroutine, so the
 // copy is consistent with exactly the entries applied so far.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
@@ -79,10 +68,18 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	// commands, as during a rolling upgrade, stays readable to its older
 	// members.
 	// Likewise format 3 until a record is known, which takes an entry of
-	// ProtocolAnyOrder.
+	// ProtocolAnyOrder. Names are sorted so that equal states encode to
+	// equal bytes.
+	names := make([]string, 0, len(f.jobs))
+	recordsKnown := false
+	for name, st := range f.jobs {
+		names = append(names, name)
+		recordsKnown = recordsKnown || st.record.known
+	}
+	slices.Sort(names)
 	version := byte(snapshotVersionInstants)
 	switch {
-	case f.recordsKnownLocked():
+	case recordsKnown:
 		version = snapshotVersion
 	case len(f.paused) > 0 || len(f.runNow) > 0 || len(f.history) > 0:
 		version = snapshotVersionJobControl
@@ -91,12 +88,6 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	e.uvarint(f.applied)
 	e.varint(f.clock)
 
-	// Sorted so that equal states encode to equal bytes.
-	names := make([]string, 0, len(f.jobs))
-	for name := range f.jobs {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	e.uvarint(uint64(len(names)))
 	for _, name := range names {
 		st := f.jobs[name]

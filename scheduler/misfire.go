@@ -56,15 +56,14 @@ func (m Misfire) String() string {
 //     this one never was: claims of consecutive ticks from different
 //     nodes committed out of order, and this claim was plain, as while
 //     some server is older; an any-order claim is granted late instead).
-//     The tick counts as missed unless the
-//     state machine shows another node holding that very instant
-//     (lostClaims); it keeps the job's latest grant and the few before
-//     it (fsm.JobState.Granted). A claim refused as busy
-//     because of this node's own lease for a run that already ended is
-//     judged at the tick's start deadline (staleLease), and so is a
-//     fallback this node's loop reached only after that deadline
-//     (lateFallbackLocked): the node holding the lease is the only one
-//     that can tell a skip from a miss.
+//     The tick counts as missed unless the state machine shows another
+//     node holding that very instant (lostClaims); it keeps the job's
+//     latest grant and the few before it (fsm.JobState.Granted). A claim
+//     refused as busy because of this node's own lease for a run that
+//     already ended is judged at the tick's start deadline (staleLease),
+//     and so is a fallback this node's loop reached only after that
+//     deadline (lateFallbackLocked): the node holding the lease is the
+//     only one that can tell a skip from a miss.
 //   - Without a cluster, only when the loop fell behind: nothing is
 //     remembered across restarts.
 //

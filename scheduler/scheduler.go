@@ -853,8 +853,8 @@ func (s *Scheduler) claim(ctx context.Context, batch []pendingClaim) {
 	// of consecutive ticks from different nodes can commit out of order,
 	// and the later one's grant does not run the earlier tick. A run-now
 	// request's may not: a tick granted at or after its instant stands in
-	// for it (settleRunNowLocked in package fsm), and granting it as well would run the job
-	// twice for one request.
+	// for it (the state machine settles the request), and granting it as
+	// well would run the job twice for one request.
 	anyOrder := true
 	for i, p := range batch {
 		claims[i] = p.claim
