@@ -4,9 +4,13 @@
 demo:
 	go run ./examples/three-node -for 15s
 
-# Includes TestConsumerModule, which runs consumer-check's script.
+# Includes TestConsumerModule, which runs consumer-check's script. The
+# bench is a module of its own, which ./... leaves out; its unit tests (the
+# report's arithmetic and wording, the tick analysis) run here too, and
+# start no Redis or etcd.
 test:
 	go test -race -count=1 -timeout 15m ./...
+	cd integration/bench && go test -race -count=1 -timeout 5m ./...
 
 # Builds and runs a program in a throwaway module outside the checkout that
 # requires Interlock with no replace for its dependencies, as an
