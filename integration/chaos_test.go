@@ -43,11 +43,11 @@ var chaosJobs = map[string]time.Duration{"a": 100 * time.Millisecond, "b": 250 *
 // It asserts that no failover takes longer than 15 s and every restarted
 // node is ready within 60 s; afterwards every node is brought back and it
 // asserts that no (job, tick) ran twice across all runlogs, that fencing
-// tokens keep the order grants allow (tokenViolations), and that the cluster is
-// healthy: one agreed leader, all five nodes ready, voters in every node's
-// configuration and alive in every node's gossip, every job running again. It reports the ticks missed per job
-// and the longest failover, and ends with one summary line, also printed
-// to stdout:
+// tokens keep the order grants allow (tokenViolations), and that the
+// cluster is healthy: one agreed leader, all five nodes ready, voters in
+// every node's configuration and alive in every node's gossip, every job
+// running again. It reports the ticks missed per job and the longest
+// failover, and ends with one summary line, also printed to stdout:
 //
 //	chaos: duration=2m0s events=37 runs=2314 duplicates=0 missed=41 longest_failover=1.4s seed=123
 func TestChaos(t *testing.T) {

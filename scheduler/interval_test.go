@@ -13,8 +13,9 @@ import (
 
 // checkInstants fails the test if any scheduled instant ran twice, or if
 // fencing tokens are out of the order grants allow
-// (clustertest.TokenOrderViolations), and returns the runs by instant. Ticks are compared by instant: under different intervals one
-// instant has different tick indexes.
+// (clustertest.TokenOrderViolations), and returns the runs by instant.
+// Ticks are compared by instant: under different intervals one instant has
+// different tick indexes.
 func checkInstants(t *testing.T, runs []scheduler.Run) map[int64]scheduler.Run {
 	t.Helper()
 	byAt := make(map[int64]scheduler.Run)
