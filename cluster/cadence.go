@@ -58,8 +58,11 @@ func leaderHeartbeatTimeout(c Config) time.Duration {
 // leadership observation, so a node that loses leadership gets the
 // followers' timing back within one pass; until then only its own
 // election after a leader loss could start later. Only the maintain
-// goroutine calls it.
+// goroutine calls it; it holds reloadMu, which nudgeContactCheck
+// (contactcheck.go) takes too.
 func (n *Node) matchCadence() {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
 	hb, et := n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout
 	if n.raft.State() == raft.Leader {
 		hb = leaderHeartbeatTimeout(n.cfg)

@@ -24,10 +24,10 @@ const (
 	DefaultRaftPort    = 7947
 
 	// The Raft timings default to a fast LAN. A follower starts an election
-	// after a random wait in [HeartbeatTimeout, 2×HeartbeatTimeout), so a
-	// leader loss costs 0.4–0.8 s plus one election round; measured here
-	// with kill -9, the median is about 1 s and the worst case under 2 s
-	// (hashicorp/raft's own 1 s defaults take about 2 s).
+	// once the leader has been silent for a random [HeartbeatTimeout,
+	// 1.5×HeartbeatTimeout) (contactcheck.go), so a leader loss costs
+	// 0.4–0.6 s plus one election round (hashicorp/raft's own 1 s defaults
+	// take about 2 s).
 	//
 	// They also set most of an idle node's CPU, through the number of
 	// Raft RPCs sent with nothing to replicate; see cadence.go for how the
@@ -41,7 +41,7 @@ const (
 	// follower's timeout would ask, then keeps the same 2.5× margin between
 	// its heartbeats and the lease as raft's defaults do. A leader cut off
 	// from its quorum steps down after the lease, 0.4 s; the followers
-	// elect a new one after 0.4–0.8 s in any case, and grants need a
+	// elect a new one after 0.4–0.6 s in any case, and grants need a
 	// commit, so the longer lease never lets two nodes run one tick.
 	DefaultHeartbeatTimeout   = 400 * time.Millisecond
 	DefaultElectionTimeout    = 400 * time.Millisecond
@@ -149,8 +149,9 @@ type Config struct {
 
 	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune Raft.
 	// They must satisfy LeaderLeaseTimeout ≤ HeartbeatTimeout ≤
-	// ElectionTimeout. Failover takes between one and two HeartbeatTimeouts
-	// plus an election round.
+	// ElectionTimeout. Failover takes between one and one and a half
+	// HeartbeatTimeouts after the leader's last heartbeat, plus an
+	// election round.
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 )
 
 // RaftApply commits cmd through n's Raft directly, bypassing the batcher,
@@ -31,4 +32,21 @@ func SetTuneGossip(c *Config, f func(*memberlist.Config)) {
 // which differs from the configured one while n leads (cadence.go).
 func RaftHeartbeatTimeout(n *Node) time.Duration {
 	return n.raft.ReloadableConfig().HeartbeatTimeout
+}
+
+// RaftLastContact returns when n last heard from a Raft leader.
+func RaftLastContact(n *Node) time.Time { return n.raft.LastContact() }
+
+// OnRaftState calls f, in Raft's own goroutine and so at the moment it
+// happens, with each state n's Raft enters, until the returned stop is
+// called. f must be quick and safe for concurrent use.
+func OnRaftState(n *Node, f func(raft.RaftState)) (stop func()) {
+	obs := raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+		if s, ok := o.Data.(raft.RaftState); ok {
+			f(s)
+		}
+		return false
+	})
+	n.raft.RegisterObserver(obs)
+	return func() { n.raft.DeregisterObserver(obs) }
 }

@@ -80,6 +80,10 @@ type Node struct {
 	batches   batchCounts
 	// leaders fires on every leader change (leaderwatch.go).
 	leaders *leaderWatch
+	// reloadMu serializes changes to Raft's reloadable configuration:
+	// the cadence of a leader (cadence.go) and the follower's contact
+	// check (contactcheck.go) both read it and write it back.
+	reloadMu sync.Mutex
 	// metrics is nil without Config.Registerer (metrics.go).
 	metrics *nodeMetrics
 
@@ -259,6 +263,7 @@ func (n *Node) open() error {
 	n.refreshAlive(nil)
 	n.goFunc(n.maintain)
 	n.goFunc(n.watchLeader)
+	n.goFunc(n.watchContact)
 	n.goFunc(n.expireLeases)
 	n.goFunc(n.batcher)
 	n.goFunc(n.watchHealth)

@@ -135,9 +135,10 @@ func TestLockDuringLeaderSIGSTOP(t *testing.T) {
 		t.Fatalf("Lock+Unlock on %s with the leader stopped: %v", c.Name(f), err)
 	}
 	t.Logf("Lock+Unlock on %s took %s with the leader stopped (token %d)", c.Name(f), took.Round(time.Millisecond), token)
-	// An election takes one to two HeartbeatTimeouts (0.4-0.8 s) once the
-	// followers notice; 4 s leaves room for a loaded machine and is still
-	// short of the 5 s a forward waits before it times out.
+	// The followers stand for election after one to one and a half
+	// HeartbeatTimeouts (0.4-0.6 s) of silence; 4 s leaves room for a
+	// loaded machine and is still short of the 5 s a forward waits before
+	// it times out.
 	if took > 4*time.Second {
 		t.Fatalf("Lock+Unlock on %s took %s with the leader stopped: the forward to the stopped leader was not abandoned when a new leader was elected", c.Name(f), took)
 	}

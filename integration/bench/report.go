@@ -535,7 +535,7 @@ func (r *report) writeS3(w writer) {
 	}
 	hb := cluster.DefaultHeartbeatTimeout
 	w("- Every system's replicas are separate processes, failed from outside by PID: SIGKILL as a crash, SIGSTOP and SIGCONT as a pause (a long GC, a frozen VM). A paused process that wakes still believes what it believed before, which is where duplicate runs come from.\n")
-	w("- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower times out after %s–%s). A replaced leader leaves the tick ranking at the election, a failed follower when gossip suspects it (one to two seconds); until then ticks ranked to it wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, 2*hb)
+	w("- Interlock's gap is the Raft election (HeartbeatTimeout %s: a follower stands for election once the leader has been silent for a random %s–%s). A replaced leader leaves the tick ranking at the election, a failed follower when gossip suspects it (one to two seconds); until then ticks ranked to it wait one FallbackDelay (25 ms for a 100 ms job) for the next replica.\n", hb, hb, hb+hb/2)
 	for _, x := range r.s3 {
 		if x.kind != "sched" || x.sys != sysInterlock || len(x.gap) == 0 {
 			continue
@@ -846,7 +846,7 @@ func (r *report) writeLosses(w writer) {
 func failoverWhy(p failRow) string {
 	switch p.sys {
 	case sysEtcdElect:
-		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the failed process held the election, and a holder that is cut off or paused goes on running them, unfenced; Interlock needs a new Raft leader before any tick can be granted (one to two HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + ")."
+		return "The etcd recipe's ticks run on a local timer that an etcd leader change does not interrupt unless the failed process held the election, and a holder that is cut off or paused goes on running them, unfenced; Interlock needs a new Raft leader before any tick can be granted (one to one and a half HeartbeatTimeouts of " + cluster.DefaultHeartbeatTimeout.String() + " after the last heartbeat)."
 	case sysEtcdMutexEq:
 		return "Here etcd runs on Interlock's timing (" + etcdTimingText() + "), and its client retries on another endpoint."
 	case sysEtcdMutex:

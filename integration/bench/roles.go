@@ -289,16 +289,17 @@ func etcdMemberConfig(i int, peerPorts, clientPorts []int, dir string) *embed.Co
 }
 
 // etcdEqualTiming puts an etcd member on Interlock's default Raft timing,
-// so that the two are compared on equal timeouts. hashicorp/raft, under
-// Interlock, has a follower start an election after a random wait in
-// [HeartbeatTimeout, 2×HeartbeatTimeout), and its leader, which runs at
-// twice that HeartbeatTimeout (cluster/cadence.go), send heartbeats every
-// 2×HeartbeatTimeout/10 to /5; etcd has a follower wait a random
-// [ElectionMs, 2×ElectionMs) and its leader send one every TickMs. So
-// ElectionMs is Interlock's HeartbeatTimeout and TickMs the shortest gap
-// between Interlock's heartbeats, a fifth of it, which is also the longest
-// tick etcd accepts for that election timeout (etcd's defaults are 1000
-// and 100).
+// so that the two are compared on equal timeouts. Interlock has a
+// follower start an election once the leader has been silent for a random
+// [HeartbeatTimeout, 1.5×HeartbeatTimeout) (cluster/contactcheck.go), and
+// its leader, which runs at twice that HeartbeatTimeout
+// (cluster/cadence.go), send heartbeats every 2×HeartbeatTimeout/10 to /5;
+// etcd has a follower wait a random [ElectionMs, 2×ElectionMs) of silence
+// and its leader send one every TickMs. So ElectionMs is Interlock's
+// HeartbeatTimeout, the shortest silence either accepts, and TickMs the
+// shortest gap between Interlock's heartbeats, a fifth of it, which is
+// also the longest tick etcd accepts for that election timeout (etcd's
+// defaults are 1000 and 100).
 func etcdEqualTiming(cfg *embed.Config) {
 	cfg.ElectionMs = uint(cluster.DefaultHeartbeatTimeout / time.Millisecond)
 	cfg.TickMs = uint(2 * cluster.DefaultHeartbeatTimeout / 10 / time.Millisecond)
