@@ -19,8 +19,9 @@ import (
 // quorum of followers to have noticed: it waits for the slowest of them.
 //
 // watchContact narrows that to [HeartbeatTimeout, 1.5×HeartbeatTimeout)
-// after this follower's own last contact, the interval etcd's followers
-// keep too. It does not change when a follower may start an election:
+// after this follower's own last contact; etcd's followers, likewise,
+// count a random [1, 2) election timeouts from their last heartbeat, not
+// from a timer of their own. It does not change when a follower may start an election:
 // raft still requires a full HeartbeatTimeout of silence, checked by raft
 // itself, so a busy leader is not replaced any sooner than raft's own
 // timer could replace it. The random part, drawn once per last contact,
@@ -41,8 +42,9 @@ import (
 // and fires that timer. TestFollowerNoticesSilentLeader fails if a raft
 // upgrade drops that path.
 
-// contactSpread is the share of HeartbeatTimeout over which a follower's
-// deadline is spread beyond HeartbeatTimeout itself.
+// contactSpread divides HeartbeatTimeout into the range of the random
+// part of a follower's deadline beyond HeartbeatTimeout itself: up to
+// half of one.
 const contactSpread = 2
 
 // contactCheck decides when a follower looks at its last contact with the
