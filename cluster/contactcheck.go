@@ -58,7 +58,16 @@ type contactCheck struct {
 	// nudged is the last contact a nudge was made for: one per contact,
 	// after which raft's own timer and election timer take over.
 	nudged time.Time
-	draw   func(time.Duration) time.Duration
+	// follower is whether the last look found a follower, and since when
+	// looks have found one. A node that has just become a follower, a
+	// leader that stepped down or a candidate that met a higher term, may
+	// hold a last contact from long before; raft gives it a full timer
+	// from the change, and so does the check, from the first look after
+	// it, or it would stand at once and could disrupt a leadership
+	// transfer that is about to complete.
+	follower      bool
+	followerSince time.Time
+	draw          func(time.Duration) time.Duration
 }
 
 func newContactCheck() *contactCheck {
@@ -75,11 +84,21 @@ func newContactCheck() *contactCheck {
 // Raft follower, last its last contact with a leader (zero if none yet),
 // and hb the follower's HeartbeatTimeout.
 func (c *contactCheck) next(follower bool, last, now time.Time, hb time.Duration) (nudge bool, wait time.Duration) {
-	if !follower || last.IsZero() {
-		// A leader or candidate has its own timers; a node that never
-		// heard from a leader is starting, and raft's timer elects the
-		// first leader of a new cluster.
+	if !follower {
+		// A leader or candidate has its own timers.
+		c.follower = false
 		return false, hb
+	}
+	if !c.follower {
+		c.follower, c.followerSince = true, now
+	}
+	if last.IsZero() {
+		// A node that never heard from a leader is starting, and raft's
+		// timer elects the first leader of a new cluster.
+		return false, hb
+	}
+	if last.Before(c.followerSince) {
+		last = c.followerSince
 	}
 	if !last.Equal(c.last) {
 		c.last, c.extra = last, c.draw(hb/contactSpread)

@@ -42,6 +42,17 @@ func TestContactCheckNext(t *testing.T) {
 		{"no contact yet is left to raft", 0, []step{
 			{true, time.Time{}, t0, false, hb},
 		}},
+		{"a new follower counts from when it became one", 0, []step{
+			{false, t0, t0.Add(2 * time.Second), false, hb},
+			{true, t0, t0.Add(2100 * ms), false, hb},
+			{true, t0, t0.Add(2499 * ms), false, 1 * ms},
+			{true, t0, t0.Add(2500 * ms), true, hb},
+		}},
+		{"a contact after becoming a follower counts from the contact", 0, []step{
+			{true, t0, t0.Add(100 * ms), false, 300 * ms},
+			{true, t0.Add(200 * ms), t0.Add(300 * ms), false, 300 * ms},
+			{true, t0.Add(200 * ms), t0.Add(600 * ms), true, hb},
+		}},
 		{"the extra is drawn below half a timeout", 199 * ms, []step{
 			{true, t0, t0.Add(598 * ms), false, 1 * ms},
 			{true, t0, t0.Add(599 * ms), true, hb},
@@ -56,6 +67,9 @@ func TestContactCheckNext(t *testing.T) {
 				}
 				return tt.extra
 			}
+			// A follower since before every case's contacts; a case that
+			// starts as a leader or candidate resets it.
+			c.next(true, time.Time{}, t0.Add(-time.Hour), hb)
 			for i, s := range tt.steps {
 				nudge, wait := c.next(s.follower, s.last, s.now, hb)
 				if nudge != s.nudge || wait != s.wait {
